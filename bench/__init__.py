@@ -1,0 +1,1 @@
+"""Benchmarks behind bench/run; each returns a JSON-ready figure."""

@@ -1,0 +1,247 @@
+"""Assembles the robot for `ramudroid run`: parts, Arduino link, supervisor, dashboard, SMS, and the simulator
+when no hardware is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from robot.alerts import AlertOutbox
+from robot.commands import CommandQueue
+from robot.config import Settings, load
+from robot.core.types import ALL_BRAKED
+from robot.errors import RamudroidError
+from robot.hardware.interfaces import MotorLink
+from robot.navigation import Site, demo_site, load_site
+from robot.telemetry import TelemetryBus
+
+log = logging.getLogger(__name__)
+
+WORLD_PERIOD_S = 0.05
+
+
+class ScaledClock:
+    """Monotonic time, optionally running `speed` times faster (the simulator's fast-forward)."""
+
+    def __init__(self, speed: float = 1.0, base: Callable[[], float] = time.monotonic) -> None:
+        self.speed = speed
+        self._base = base
+        self._t0 = base()
+
+    def __call__(self) -> float:
+        return (self._base() - self._t0) * self.speed
+
+    def sleep_s(self, simulated: float) -> float:
+        """Real seconds to wait for `simulated` seconds to pass."""
+        return simulated / self.speed
+
+
+def load_robot_site(settings: Settings) -> Site:
+    """The configured site file, or the bundled demo alley."""
+    return load_site(settings.robot.site) if settings.robot.site else demo_site()
+
+
+def state_dir(settings: Settings) -> Path:
+    return Path(settings.robot.state_dir).expanduser()
+
+
+class Robot:
+    """Everything `ramudroid run` holds open; close() brakes first and releases every part (idempotent)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float]) -> None:
+        from robot.hardware.factory import build_parts
+        from robot.supervisor import Supervisor
+
+        self.settings = settings
+        self.clock = clock
+        self.site = load_robot_site(settings)
+        self.outbox = AlertOutbox()
+        self.commands = CommandQueue()
+        self.telemetry = TelemetryBus()
+        self.world: Any = None
+        self.sim_arduino: Any = None
+        self.sms: Any = None
+        self._fake_modem: Any = None
+        self._closers: list[Callable[[], None]] = []
+        try:
+            if settings.all_sim:
+                from sim.scenario import load as load_scenario
+                from sim.world import World
+
+                self.world = World(load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site)
+            self.parts = build_parts(settings, world=self.world)
+            self._closers.append(self.parts.close)
+            self.link = self._build_link()
+            self._closers.append(self.link.close)
+            self.supervisor = Supervisor(
+                settings,
+                self.parts,
+                self.link,
+                site=self.site,
+                outbox=self.outbox,
+                commands=self.commands,
+                telemetry=self.telemetry,
+                state_dir=state_dir(settings),
+            )
+            self._build_sms()
+        except BaseException:
+            self.close()
+            raise
+
+    def _build_link(self) -> MotorLink:
+        hw = self.settings.hardware
+        if hw.arduino == "sim":
+            from arduino_bridge.direct import DirectLink
+            from arduino_bridge.sim_arduino import SimArduino
+
+            self.sim_arduino = SimArduino()
+            return DirectLink(self.sim_arduino, self.clock)
+        from arduino_bridge.link import ArduinoLink
+
+        return ArduinoLink(hw.arduino_port, baud=hw.arduino_baud, watchdog_ms=hw.arduino_watchdog_ms)
+
+    def _build_sms(self) -> None:
+        hw, sms = self.settings.hardware, self.settings.sms
+        if hw.modem == "none":
+            return
+        from robot.gsm.modem import Sim800Modem
+        from robot.gsm.service import SmsService
+
+        port = hw.modem_port
+        if hw.modem == "sim":
+            from sim.devices.modem import FakeSim800
+
+            self._fake_modem = FakeSim800()
+            self._closers.append(self._fake_modem.close)
+            port = self._fake_modem.port
+        modem = Sim800Modem(port, baud=hw.modem_baud)
+        self._closers.append(modem.close)
+        self.sms = SmsService(
+            modem,
+            self.outbox,
+            self.commands,
+            self.telemetry,
+            alert_numbers=sms.alert_numbers,
+            trusted_numbers=sms.trusted_numbers,
+            pin=sms.pin,
+        )
+        self._closers.append(self.sms.close)
+
+    def camera_jpeg(self) -> bytes | None:
+        cam = getattr(self.parts, "camera", None)
+        if cam is None:
+            return None
+        try:
+            return cam.snapshot_jpeg()
+        except Exception as err:  # the dashboard shows no picture; the robot carries on
+            log.debug("camera: %s", err)
+            return None
+
+    async def world_task(self) -> None:
+        """Advance the simulated world in step with the clock, from the pins the simulated Arduino applied."""
+        last = self.clock()
+        while True:
+            await asyncio.sleep(WORLD_PERIOD_S)
+            now = self.clock()
+            relay = getattr(self.parts, "relay", None)
+            if relay is not None:
+                self.world.set_power_source(relay.source)
+            # Fast-forward in small steps so motion and physics stay as fine as at real time.
+            n = max(1, math.ceil((now - last) / WORLD_PERIOD_S))
+            dt = (now - last) / n
+            for i in range(n):
+                if self.sim_arduino is not None:
+                    self.sim_arduino.tick(last + (i + 1) * dt)
+                self.world.advance(dt, self.sim_arduino.pins if self.sim_arduino else ALL_BRAKED)
+            last = now
+
+    def close(self) -> None:
+        sup = getattr(self, "supervisor", None)
+        if sup is not None:
+            sup.close()
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception as err:
+                log.error("while closing: %s", err)
+
+    def __enter__(self) -> Robot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def run_async(
+    settings: Settings, *, web: bool = True, port: int | None = None, duration_s: float | None = None
+) -> int:
+    """Run the robot until SIGTERM/SIGINT (or `duration_s`); returns the exit code."""
+    from robot.runner import Runner
+
+    clock = ScaledClock(settings.sim.speed if settings.all_sim else 1.0)
+    with Robot(settings, clock=clock) as robot:
+        tasks: list[Callable[[], Awaitable[None]]] = []
+        if robot.world is not None:
+            tasks.append(robot.world_task)
+        web_ready = asyncio.Event()
+        if web and settings.web.enabled:
+            from web.app import create_app
+            from web.server import serve
+
+            app = create_app(
+                robot.telemetry,
+                robot.commands,
+                outbox=robot.outbox,
+                camera=robot.camera_jpeg if robot.parts.camera is not None else None,
+                token=settings.web.token,
+                clock=clock,
+                site_geojson=robot.site.to_geojson() if hasattr(robot.site, "to_geojson") else None,
+            )
+            the_port = port if port is not None else settings.web.port
+
+            async def web_task() -> None:
+                await serve(app, settings.web.host, the_port, ready=web_ready)
+
+            tasks.append(web_task)
+        else:
+            web_ready.set()
+        if robot.sms is not None:
+            robot.sms.start()
+        runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
+
+        async def announce() -> None:
+            await runner.ready.wait()
+            await web_ready.wait()
+            where = f" dashboard on http://{settings.web.host}:{port or settings.web.port}/" if web else ""
+            mode = "simulator" if settings.all_sim else "hardware"
+            log.info("ready (%s, %s).%s", mode, settings.robot.name, where)
+            print(f"ramudroid ready ({mode}){where}", flush=True)
+            if duration_s is not None:
+                await asyncio.sleep(duration_s)
+                runner.stop()
+
+        announcer = asyncio.create_task(announce())
+        try:
+            return await runner.run()
+        finally:
+            announcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcer
+
+
+def run_robot(config: str | None, *, web: bool = True, port: int | None = None, duration_s: float | None = None) -> int:
+    """`ramudroid run`: load the configuration and run; configuration and hardware errors are one clear line."""
+    settings = load(config)
+    try:
+        return asyncio.run(run_async(settings, web=web, port=port, duration_s=duration_s))
+    except RamudroidError:
+        raise
+    except OSError as err:
+        raise RamudroidError(f"could not start: {err}") from err

@@ -1,0 +1,324 @@
+"""Configuration: one TOML file loaded into frozen, typed, range-checked settings.
+
+Defaults come from the robot's real figures (design notes): tray 2.0 kg, panel 60 Wp, battery 11.1 V 2200 mAh.
+Every key is documented in deploy/ramudroid.example.toml; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robot.errors import ConfigError
+
+SECRET_KEYS = frozenset({"token", "pin", "password"})
+
+
+def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
+    meta = {"lo": lo, "hi": hi, "choices": choices}
+    if isinstance(default, list | tuple | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+PART = ("sim", "pi")
+
+
+@dataclass(frozen=True)
+class RobotSettings:
+    """Who the robot is and where it keeps its state."""
+
+    name: str = _f("ramudroid-1")
+    state_dir: str = _f("~/.local/state/ramudroid")
+    site: str = _f("")  # GeoJSON site file; empty = the bundled demo site
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """The supervisor loop and manual driving."""
+
+    rate_hz: float = _f(20.0, 5.0, 100.0)
+    deadman_s: float = _f(0.5, 0.1, 2.0)
+    cruise_duty: int = _f(180, 60, 255)
+    turn_duty: int = _f(140, 60, 255)
+    manual_max_duty: int = _f(200, 60, 255)
+    brush_duty: int = _f(255, 60, 255)
+    sensor_stale_s: float = _f(2.0, 0.2, 30.0)
+    fault_clear_s: float = _f(2.0, 0.0, 60.0)
+    gps_stale_s: float = _f(2.0, 0.2, 30.0)
+    gps_alert_s: float = _f(60.0, 1.0, 3600.0)
+    start_mode: str = _f("auto", choices=("auto", "manual", "paused"))
+
+
+@dataclass(frozen=True)
+class ObstacleSettings:
+    """Obstruction stop and the escape manoeuvre."""
+
+    stop_distance_m: float = _f(0.5, 0.1, 3.0)
+    clear_distance_m: float = _f(0.8, 0.15, 4.0)
+    stale_s: float = _f(0.3, 0.05, 2.0)
+    clear_wait_s: float = _f(3.0, 0.0, 60.0)
+    backoff_s: float = _f(1.5, 0.2, 10.0)
+    turn_s: float = _f(1.2, 0.2, 10.0)
+    max_tries: int = _f(3, 1, 10)
+
+
+@dataclass(frozen=True)
+class TraySettings:
+    """The litter tray on its load cell."""
+
+    capacity_kg: float = _f(2.0, 0.2, 10.0)
+    full_fraction: float = _f(0.95, 0.5, 1.0)
+    empty_kg: float = _f(0.2, 0.0, 5.0)
+    filter_s: float = _f(2.0, 0.0, 30.0)
+
+
+@dataclass(frozen=True)
+class RainSettings:
+    """Shelter in rain."""
+
+    dry_s: float = _f(600.0, 10.0, 7200.0)
+    min_shelter_s: float = _f(900.0, 0.0, 7200.0)
+    confirm_s: float = _f(3.0, 0.0, 120.0)
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    """Panel, battery, switchover and battery protection."""
+
+    panel_wp: float = _f(60.0, 1.0, 1000.0)
+    battery_nominal_v: float = _f(11.1, 3.0, 60.0)
+    battery_mah: float = _f(2200.0, 100.0, 100000.0)
+    sun_w: float = _f(25.0, 0.0, 1000.0)
+    shade_w: float = _f(15.0, 0.0, 1000.0)
+    night_w: float = _f(2.0, 0.0, 100.0)
+    switch_dwell_s: float = _f(30.0, 0.0, 3600.0)
+    night_dwell_s: float = _f(300.0, 0.0, 7200.0)
+    low_soc: float = _f(0.25, 0.05, 0.9)
+    resume_soc: float = _f(0.45, 0.1, 1.0)
+    critical_soc: float = _f(0.10, 0.0, 0.5)
+    critical_v: float = _f(9.6, 6.0, 14.0)
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """Which driver each part uses ("pi" = real, "sim" = simulated twin), and the wiring."""
+
+    arduino: str = _f("sim", choices=("sim", "serial"))
+    arduino_port: str = _f("/dev/ttyACM0")
+    arduino_baud: int = _f(115200, 9600, 2000000)
+    arduino_watchdog_ms: int = _f(300, 50, 1000)
+    gps: str = _f("sim", choices=PART)
+    gps_port: str = _f("/dev/ttyAMA0")
+    gps_baud: int = _f(9600, 4800, 921600)
+    gps_stale_s: float = _f(3.0, 0.5, 60.0)
+    scale: str = _f("sim", choices=PART)
+    scale_dout_pin: int = _f(5, 0, 27)
+    scale_sck_pin: int = _f(6, 0, 27)
+    rain: str = _f("sim", choices=PART)
+    rain_pin: int = _f(17, 0, 27)
+    rain_active_low: bool = _f(True)
+    distance: str = _f("sim", choices=PART)
+    distance_trigger_pin: int = _f(23, 0, 27)
+    distance_echo_pin: int = _f(24, 0, 27)
+    power: str = _f("sim", choices=PART)
+    power_i2c_bus: int = _f(1, 0, 10)
+    power_panel_addr: int = _f(0x40, 0x03, 0x77)
+    power_battery_addr: int = _f(0x41, 0x03, 0x77)
+    camera: str = _f("sim", choices=(*PART, "none"))
+    camera_width: int = _f(640, 160, 2592)
+    camera_height: int = _f(480, 120, 1944)
+    relay: str = _f("sim", choices=PART)
+    relay_pin: int = _f(27, 0, 27)
+    modem: str = _f("none", choices=("none", "sim", "serial"))
+    modem_port: str = _f("/dev/ttyS0")
+    modem_baud: int = _f(115200, 1200, 921600)
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """GSM alerts and commands."""
+
+    alert_numbers: list[str] = _f([])
+    trusted_numbers: list[str] = _f([])
+    pin: str = _f("")  # SMS commands must start with this PIN when set
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The dashboard."""
+
+    enabled: bool = _f(True)
+    host: str = _f("127.0.0.1")
+    port: int = _f(8080, 1, 65535)
+    token: str = _f("")  # required for control commands when set
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """The simulator used when no hardware is configured."""
+
+    scenario: str = _f("sunny_day")
+    speed: float = _f(1.0, 0.1, 10000.0)
+    seed: int = _f(1, 0, 2**31)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration."""
+
+    robot: RobotSettings = field(default_factory=RobotSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
+    obstacle: ObstacleSettings = field(default_factory=ObstacleSettings)
+    tray: TraySettings = field(default_factory=TraySettings)
+    rain: RainSettings = field(default_factory=RainSettings)
+    power: PowerSettings = field(default_factory=PowerSettings)
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    sim: SimSettings = field(default_factory=SimSettings)
+
+    @property
+    def all_sim(self) -> bool:
+        """True when no real hardware is configured."""
+        hw = self.hardware
+        return hw.arduino == "sim" and all(
+            getattr(hw, p) in ("sim", "none") for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay", "modem")
+        )
+
+
+def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (inner,) = typing.get_args(typ)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r}: expected a list of {inner.__name__}")
+        return [_check_value(f"{key}[{i}]", v, inner, {}) for i, v in enumerate(value)]
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: expected true or false")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: expected a whole number")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} = {value!r}: expected a number")
+        value = float(value)
+    elif typ is str and not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r}: expected a quoted string")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
+    if choices and value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ConfigError(f"{key} = {value!r}: must be one of {allowed}")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"{key} = {value!r}: must be between {lo} and {hi}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{dotted}: unknown key; known keys here: {known}")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted} = {value!r}: expected a [{dotted}] table")
+            kwargs[key] = _build(typ, value, f"{dotted}.")
+        else:
+            kwargs[key] = _check_value(dotted, value, typ, dict(fields[key].metadata))
+    return cls(**kwargs)
+
+
+def _cross_check(s: Settings) -> None:
+    if s.obstacle.clear_distance_m <= s.obstacle.stop_distance_m:
+        raise ConfigError(
+            f"obstacle.clear_distance_m = {s.obstacle.clear_distance_m}: must be greater than "
+            f"obstacle.stop_distance_m ({s.obstacle.stop_distance_m}) so the stop has hysteresis"
+        )
+    if s.tray.empty_kg >= s.tray.capacity_kg * s.tray.full_fraction:
+        raise ConfigError(
+            f"tray.empty_kg = {s.tray.empty_kg}: must be below the full threshold "
+            f"({s.tray.capacity_kg * s.tray.full_fraction:.2f} kg = capacity_kg x full_fraction)"
+        )
+    p = s.power
+    if p.shade_w >= p.sun_w:
+        raise ConfigError(f"power.shade_w = {p.shade_w}: must be below power.sun_w ({p.sun_w}) for hysteresis")
+    if p.night_w >= p.shade_w:
+        raise ConfigError(f"power.night_w = {p.night_w}: must be below power.shade_w ({p.shade_w})")
+    if not p.critical_soc < p.low_soc < p.resume_soc:
+        raise ConfigError(
+            f"power.low_soc = {p.low_soc}: need critical_soc ({p.critical_soc}) < low_soc < resume_soc ({p.resume_soc})"
+        )
+    for n in (*s.sms.alert_numbers, *s.sms.trusted_numbers):
+        digits = n[1:] if n.startswith("+") else n
+        if not digits.isdigit() or not 6 <= len(digits) <= 15:
+            raise ConfigError(f"sms number {n!r}: expected an international number like +919876543210")
+
+
+def from_dict(data: dict[str, Any]) -> Settings:
+    """Build settings from parsed TOML; raises ConfigError with one clear line."""
+    settings = _build(Settings, data, "")
+    _cross_check(settings)
+    return settings
+
+
+def load(path: str | Path | None) -> Settings:
+    """Load a TOML file (None: all defaults, i.e. the simulator)."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"config file {p}: cannot read it ({err.strerror}); check the path") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {p}: not valid TOML ({err})") from err
+    return from_dict(data)
+
+
+def as_dict(settings: Any, hide_secrets: bool = True) -> dict[str, Any]:
+    """The effective settings as nested dicts, secrets replaced by '***' when set."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        v = getattr(settings, f.name)
+        if dataclasses.is_dataclass(v):
+            out[f.name] = as_dict(v, hide_secrets)
+        elif hide_secrets and f.name in SECRET_KEYS and v:
+            out[f.name] = "***"
+        else:
+            out[f.name] = v
+    return out
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """Render nested settings as TOML (tables one level deep)."""
+    lines: list[str] = []
+    for section, values in d.items():
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+

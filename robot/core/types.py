@@ -1,0 +1,191 @@
+"""Value types of the decision core: what goes in (snapshot, commands) and what comes out (decision)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import NamedTuple
+
+
+class PinState(NamedTuple):
+    """One L298N channel: IN1, IN2 (0/1) and EN duty (0-255). 00 brake, 10 forward, 01 backward, 11 brake."""
+
+    in1: int
+    in2: int
+    en: int
+
+
+BRAKE = PinState(0, 0, 0)
+
+
+class Channel(IntEnum):
+    """The five motor channels the Arduino drives, in wire order."""
+
+    DRIVE_LEFT = 0
+    DRIVE_RIGHT = 1
+    BRUSH_LEFT = 2
+    BRUSH_RIGHT = 3
+    BRUSH_COMB = 4
+
+
+class MotorOutputs(NamedTuple):
+    """Pin states for all five channels, in wire order (see Channel)."""
+
+    drive_left: PinState
+    drive_right: PinState
+    brush_left: PinState
+    brush_right: PinState
+    brush_comb: PinState
+
+    @property
+    def moving(self) -> bool:
+        """True when either wheel motor is powered in a direction."""
+        return _powered(self.drive_left) or _powered(self.drive_right)
+
+    @property
+    def brushing(self) -> bool:
+        """True when any brush motor is powered."""
+        return _powered(self.brush_left) or _powered(self.brush_right) or _powered(self.brush_comb)
+
+
+def _powered(p: PinState) -> bool:
+    return p.en > 0 and p.in1 != p.in2
+
+
+ALL_BRAKED = MotorOutputs(BRAKE, BRAKE, BRAKE, BRAKE, BRAKE)
+
+
+class Mode(StrEnum):
+    """The operator's choice of what the robot should be doing."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
+    PAUSED = "paused"
+
+
+class State(StrEnum):
+    """What the robot is doing now, as decided by the core; shown on the dashboard and in alerts."""
+
+    ESTOP = "estop"
+    FAULT = "fault"
+    CRITICAL_BATTERY = "critical_battery"
+    OBSTACLE_STOP = "obstacle_stop"
+    ESCAPING = "escaping"
+    STUCK = "stuck"
+    MANUAL = "manual"
+    PAUSED = "paused"
+    SHELTERING = "sheltering"
+    SHELTERED = "sheltered"
+    LOW_BATTERY = "low_battery"
+    NIGHT = "night"
+    TRAY_FULL = "tray_full"
+    OUTSIDE_FENCE = "outside_fence"
+    GPS_WAIT = "gps_wait"
+    ROUTE_DONE = "route_done"
+    CLEANING = "cleaning"
+
+
+class Goal(StrEnum):
+    """Where navigation should take the robot; HOLD means stay put."""
+
+    HOLD = "hold"
+    ROUTE = "route"
+    SHELTER = "shelter"
+    PARK = "park"
+
+
+class PowerSource(StrEnum):
+    """Which source the power relay connects to the loads."""
+
+    PANEL = "panel"
+    BATTERY = "battery"
+
+
+class Severity(StrEnum):
+    """How urgent an alert is; CRITICAL alerts also go out by SMS."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something a person should hear about: raised once per event, delivered through the one outbox."""
+
+    kind: str
+    severity: Severity
+    message: str
+    at: float
+
+
+class CommandKind(StrEnum):
+    """Operator commands, from the dashboard, SMS or CLI, all through the one command queue."""
+
+    SET_MODE = "set_mode"
+    DRIVE = "drive"
+    ESTOP = "estop"
+    RESET = "reset"
+    TRAY_EMPTIED = "tray_emptied"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One operator command; `left`/`right` are wheel speeds in [-1, 1] for DRIVE."""
+
+    kind: CommandKind
+    at: float
+    mode: Mode | None = None
+    left: float = 0.0
+    right: float = 0.0
+    source: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Guidance:
+    """Navigation's answer for the current goal: wheel speeds in [-1, 1] and what it knows about position."""
+
+    left: float = 0.0
+    right: float = 0.0
+    gps_ok: bool = False
+    inside_fence: bool = True
+    arrived: bool = False
+    route_done: bool = False
+    reason: str = "no guidance"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the core may look at in one step. Times are the supervisor's monotonic seconds.
+
+    A `*_t` field is when that reading was taken (None: never); the core judges staleness itself.
+    """
+
+    distance_m: float | None = None
+    distance_t: float | None = None
+    camera_obstacle: bool = False
+    tray_kg: float | None = None
+    tray_t: float | None = None
+    raining: bool | None = None
+    rain_t: float | None = None
+    panel_w: float | None = None
+    battery_v: float | None = None
+    battery_soc: float | None = None
+    power_t: float | None = None
+    link_ok: bool = False
+    guidance: Guidance | None = None
+    guidance_t: float | None = None
+    commands: tuple[Command, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The core's output for one step: apply the motors and relay, send the alerts, show the reason."""
+
+    state: State
+    mode: Mode
+    motors: MotorOutputs
+    power: PowerSource
+    goal: Goal
+    reason: str
+    alerts: tuple[Alert, ...] = field(default=())

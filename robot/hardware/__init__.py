@@ -1,0 +1,1 @@
+"""Hardware interfaces shared by the Pi drivers and their simulated twins."""

@@ -1,0 +1,121 @@
+"""The small interfaces every part implements: a real Pi driver and a simulated twin each.
+
+Reads are blocking and may take milliseconds (HX711 bit-banging, I2C, ultrasonic echo); the supervisor calls
+them off its event loop. Every part has an idempotent close() and is a context manager.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from robot.core.types import MotorOutputs, PowerSource
+
+
+@dataclass(frozen=True, slots=True)
+class GpsFix:
+    """One fix epoch: position, quality and motion; `time` is None until the receiver knows the date."""
+
+    time: datetime | None
+    lat: float
+    lon: float
+    mode: int  # 2 = 2D, 3 = 3D
+    speed: float | None  # m/s over ground
+    track: float | None  # degrees true
+    hdop: float | None
+    sats: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PowerReading:
+    """Panel and battery electrical state from the power monitor(s)."""
+
+    panel_v: float
+    panel_a: float
+    battery_v: float
+    battery_a: float  # positive = charging
+    soc: float  # state of charge, 0..1
+
+    @property
+    def panel_w(self) -> float:
+        """Panel output power in watts."""
+        return self.panel_v * self.panel_a
+
+
+@runtime_checkable
+class Part(Protocol):
+    """Anything that holds a device open."""
+
+    def close(self) -> None:
+        """Release the device; safe to call twice."""
+
+
+class GpsReceiver(Part, Protocol):
+    """NMEA receiver: the newest fix, or None when there is no fix."""
+
+    def latest(self) -> GpsFix | None: ...
+
+
+class TrayScale(Part, Protocol):
+    """Load cell under the litter tray (HX711)."""
+
+    def read_kg(self) -> float:
+        """Filtered tray weight in kg; raises ScaleError when the amplifier is disconnected."""
+        ...
+
+
+class RainSensor(Part, Protocol):
+    """Digital rain sensor, debounced."""
+
+    def is_raining(self) -> bool: ...
+
+
+class ObstacleSensor(Part, Protocol):
+    """Forward distance sensor (HC-SR04); None means no echo: unknown, treated as unsafe."""
+
+    def distance_m(self) -> float | None: ...
+
+
+class PowerMonitor(Part, Protocol):
+    """Panel and battery voltage/current (INA219 over I2C)."""
+
+    def read(self) -> PowerReading: ...
+
+
+class Camera(Part, Protocol):
+    """Forward camera: JPEG snapshots for the dashboard and the obstacle cue."""
+
+    def snapshot_jpeg(self) -> bytes: ...
+
+
+class PowerRelay(Part, Protocol):
+    """Relay that connects the loads to the panel or the battery."""
+
+    def select(self, source: PowerSource) -> None: ...
+
+    @property
+    def source(self) -> PowerSource: ...
+
+
+class MotorLink(Part, Protocol):
+    """The Arduino behind the serial link. send() never blocks; the link keeps its own heartbeat."""
+
+    def send(self, outputs: MotorOutputs) -> None:
+        """Queue these pin states for the Arduino (the newest replaces any not yet written)."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """True while the handshake holds and an acknowledgement came within the dead-link limit (300 ms)."""
+        ...
+
+
+class SmsModem(Part, Protocol):
+    """GSM modem: send a text, fetch received texts."""
+
+    def send_sms(self, number: str, text: str) -> None: ...
+
+    def receive_sms(self) -> list[tuple[str, str]]:
+        """(sender, text) of new messages, deleting them from the SIM."""
+        ...

@@ -1,0 +1,197 @@
+"""The real-time runner: one asyncio loop where time and I/O meet the supervisor.
+
+Each part is polled in its own thread (reads block: HX711, I2C, echo timing); readings come back to the loop.
+The supervisor steps at a fixed rate and at once on a safety-relevant change (obstacle inside the stop distance,
+rain starting, link health flipping, an operator command). Any unexpected exception brakes and exits non-zero;
+SIGTERM/SIGINT brake and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from robot.supervisor import POLLED, Supervisor
+
+log = logging.getLogger(__name__)
+
+# Seconds between reads of each part. The distance sensor is fast because it stops the robot.
+POLL_PERIOD_S: dict[str, float] = {"distance": 0.03, "tray": 0.2, "rain": 0.1, "power": 0.25, "gps": 0.1}
+
+
+class Poller:
+    """Reads one part in a daemon thread and hands each reading (or failure) to the loop."""
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[], Any],
+        period_s: float,
+        deliver: Callable[[str, Any, BaseException | None], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._read = read
+        self._period = period_s
+        self._deliver = deliver
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = self._clock()
+            try:
+                value = self._read()
+            except Exception as err:  # delivered and counted; the reading goes stale and the core brakes
+                self._deliver(self.name, None, err)
+            else:
+                self._deliver(self.name, value, None)
+            self._stop.wait(max(0.0, self._period - (self._clock() - started)))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=1.0)
+
+
+class Runner:
+    """Drives a Supervisor in real time on the running asyncio loop."""
+
+    def __init__(
+        self,
+        sup: Supervisor,
+        *,
+        rate_hz: float,
+        clock: Callable[[], float] = time.monotonic,
+        extra_tasks: list[Callable[[], Awaitable[None]]] | None = None,
+        on_step: Callable[[float], None] | None = None,
+    ) -> None:
+        self.sup = sup
+        self.period = 1.0 / rate_hz
+        self.clock = clock
+        self.extra_tasks = extra_tasks or []
+        self.on_step = on_step
+        self.ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pollers: list[Poller] = []
+        self.wakeups = 0
+
+    # Called from poller threads.
+    def _deliver(self, name: str, value: Any, err: BaseException | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop closing
+            loop.call_soon_threadsafe(self._ingest, name, value, err, self.clock())
+
+    def _ingest(self, name: str, value: Any, err: BaseException | None, at: float) -> None:
+        if err is not None:
+            self.sup.ingest_error(name, err)
+            return
+        before = getattr(self.sup.readings, name).value
+        self.sup.ingest(name, value, at)
+        if self._safety_relevant(name, before, value):
+            self.wake()
+
+    def _safety_relevant(self, name: str, before: Any, value: Any) -> bool:
+        if name == "distance":
+            return value is None or value < self.sup.cfg.stop_distance_m
+        if name == "rain":
+            return bool(value) and not before
+        return False
+
+    def wake(self) -> None:
+        """Step now rather than at the next tick (thread-unsafe: use wake_threadsafe from threads)."""
+        self.wakeups += 1
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.wake)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def start_pollers(self) -> None:
+        for name, (attr, method) in POLLED.items():
+            part = getattr(self.sup.parts, attr, None)
+            if part is not None:
+                p = Poller(name, getattr(part, method), POLL_PERIOD_S[name], self._deliver, self.clock)
+                self._pollers.append(p)
+                p.start()
+
+    async def run(self, *, install_signals: bool = True, max_steps: int | None = None) -> int:
+        """Run until stopped; returns the exit code (0 clean stop, 1 after an unexpected error). Always brakes."""
+        self._loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self.stop)
+        self.sup.commands.on_put = self.wake_threadsafe
+        link_flip = getattr(self.sup.link, "on_change", "absent")
+        if link_flip != "absent":
+            self.sup.link.on_change = lambda _healthy: self.wake_threadsafe()  # type: ignore[attr-defined]
+        self.sup.brake()  # boot braked, whatever the Arduino was doing
+        tasks = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.extra_tasks]
+        code = 0
+        try:
+            self.start_pollers()
+            code = await self._loop_forever(tasks, max_steps)
+        except Exception:
+            log.exception("supervisor crashed: braking and exiting")
+            code = 1
+        finally:
+            self.sup.close()
+            for p in self._pollers:
+                p.close()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    self._loop.remove_signal_handler(sig)
+        return code
+
+    async def _loop_forever(self, tasks: list[asyncio.Task[None]], max_steps: int | None) -> int:
+        next_tick = self.clock()
+        steps = 0
+        while not self._stop.is_set():
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise RuntimeError(f"background task {t.get_name()} failed") from t.exception()
+            now = self.clock()
+            self.sup.step(now)
+            steps += 1
+            if self.on_step is not None:
+                self.on_step(now)
+            if not self.ready.is_set():
+                self.ready.set()
+            if max_steps is not None and steps >= max_steps:
+                return 0
+            if now >= next_tick:
+                next_tick = max(next_tick + self.period, now)
+            self._wake.clear()
+            timeout = next_tick - self.clock()
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            else:
+                await asyncio.sleep(0)
+        log.info("stopping: motors braked")
+        return 0
