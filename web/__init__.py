@@ -1,0 +1,1 @@
+"""The operator dashboard: a FastAPI app that reads the published telemetry and queues operator commands."""

@@ -1,0 +1,377 @@
+// Ramudroid dashboard: status over Server-Sent Events (polling as fallback), commands over POST /api/command.
+"use strict";
+(() => {
+  const cfg = JSON.parse(document.getElementById("config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const STATES = {
+    estop: ["Emergency stop", "bad"], fault: ["Fault", "bad"], critical_battery: ["Battery critical", "bad"],
+    obstacle_stop: ["Stopped: obstacle ahead", "warn"], escaping: ["Backing away from obstacle", "warn"],
+    stuck: ["Stuck: needs help", "bad"], manual: ["Manual control", "ok"], paused: ["Paused", "warn"],
+    sheltering: ["Going to shelter (rain)", "warn"], sheltered: ["Sheltering from rain", "warn"],
+    low_battery: ["Low battery: charging", "warn"], night: ["Night: resting", "warn"],
+    tray_full: ["Tray full: please empty", "warn"], outside_fence: ["Outside the fence", "bad"],
+    gps_wait: ["Waiting for GPS", "warn"], route_done: ["Route done", "ok"], cleaning: ["Cleaning", "ok"],
+  };
+  const RESETTABLE = new Set(["estop", "fault", "stuck"]);
+  const DIRS = {
+    f: [1, 1], b: [-1, -1], l: [-0.6, 0.6], r: [0.6, -0.6],
+    fl: [0.5, 1], fr: [1, 0.5], bl: [-0.5, -1], br: [-1, -0.5], stop: [0, 0],
+  };
+  const DRIVE_MS = 100; // the supervisor's deadman is 500 ms: several ticks fit in one deadman period
+
+  let token = localStorage.getItem("ramudroid-token") || "";
+  let last = null; // newest status
+  let lastRx = 0; // Date.now() of the newest message from the server
+  let waiting = false; // the server is up but the robot has not reported yet
+  let es = null;
+  let pollTimer = null;
+
+  const fmt = (v, digits, unit) => (v === null || v === undefined || !isFinite(v) ? "–" : v.toFixed(digits) + unit);
+  function setText(id, text, cls) {
+    const el = $(id);
+    if (el.textContent !== text) el.textContent = text;
+    el.className = cls || "";
+  }
+  function showMsg(text, isError) {
+    const m = $("msg");
+    m.textContent = text;
+    m.className = isError ? "msg err" : "msg";
+  }
+
+  // ---- commands -------------------------------------------------------------------------------------------
+  async function send(body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 4000);
+    try {
+      const res = await fetch("/api/command", {
+        method: "POST", headers, body: JSON.stringify(body), signal: ctl.signal, cache: "no-store",
+      });
+      if (res.status === 401) {
+        showMsg("Token needed: enter it under “Access token”.", true);
+        $("access").hidden = false;
+        $("access").open = true;
+      } else if (!res.ok) {
+        const j = await res.json().catch(() => ({}));
+        showMsg(j.error || "Refused (HTTP " + res.status + ")", true);
+      }
+      return res.ok;
+    } catch (e) {
+      showMsg("Not sent: no connection to the robot.", true);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function estop() {
+    stopDrive(false);
+    $("estop").classList.add("pressed");
+    setTimeout(() => $("estop").classList.remove("pressed"), 600);
+    for (let i = 0; i < 3; i++) {
+      if (await send({ kind: "estop" })) {
+        showMsg("STOP sent.");
+        return;
+      }
+    }
+    showMsg("STOP NOT CONFIRMED: press again, or switch the robot off.", true);
+  }
+  // pointerdown: stop on touch, not on release; keyboard activation arrives as a click with detail 0.
+  $("estop").addEventListener("pointerdown", (e) => { e.preventDefault(); estop(); });
+  $("estop").addEventListener("click", (e) => { if (e.detail === 0) estop(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") estop(); });
+
+  for (const b of document.querySelectorAll("[data-mode]")) {
+    b.addEventListener("click", async () => {
+      if (await send({ kind: "set_mode", mode: b.dataset.mode })) showMsg("Mode: " + b.textContent + " requested.");
+    });
+  }
+  $("reset").addEventListener("click", async () => { if (await send({ kind: "reset" })) showMsg("Reset requested."); });
+  $("tray").addEventListener("click", async () => {
+    if (await send({ kind: "tray_emptied" })) showMsg("Tray marked as emptied.");
+  });
+
+  // ---- hold-to-drive --------------------------------------------------------------------------------------
+  let driveTimer = null, driveVec = null, driveBtn = null, inFlight = false;
+  const speed = () => Number($("speed").value);
+  const round2 = (x) => Math.round(x * 100) / 100;
+  function driveTick() {
+    // One request at a time: on a slow link ticks are skipped instead of piling up behind each other.
+    if (inFlight || !driveVec) return;
+    inFlight = true;
+    const s = speed();
+    send({ kind: "drive", left: round2(driveVec[0] * s), right: round2(driveVec[1] * s) })
+      .finally(() => { inFlight = false; });
+  }
+  function startDrive(btn) {
+    stopDrive(false);
+    driveVec = DIRS[btn.dataset.dir];
+    driveBtn = btn;
+    btn.classList.add("active");
+    driveTick();
+    driveTimer = setInterval(driveTick, DRIVE_MS);
+  }
+  function stopDrive(sendZero = true) {
+    if (driveTimer === null) return;
+    clearInterval(driveTimer);
+    driveTimer = null;
+    driveVec = null;
+    driveBtn.classList.remove("active");
+    driveBtn = null;
+    // The deadman would stop the robot anyway; the explicit zero stops it at once.
+    if (sendZero) send({ kind: "drive", left: 0, right: 0 });
+  }
+  for (const b of document.querySelectorAll("[data-dir]")) {
+    b.addEventListener("pointerdown", (e) => {
+      e.preventDefault();
+      b.setPointerCapture(e.pointerId);
+      startDrive(b);
+    });
+    for (const ev of ["pointerup", "pointercancel", "lostpointercapture"]) b.addEventListener(ev, () => stopDrive());
+    b.addEventListener("keydown", (e) => {
+      if ((e.key === " " || e.key === "Enter") && !e.repeat) { e.preventDefault(); startDrive(b); }
+    });
+    b.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") stopDrive(); });
+    b.addEventListener("blur", () => stopDrive());
+    b.addEventListener("contextmenu", (e) => e.preventDefault()); // long press must not open a menu
+  }
+  window.addEventListener("blur", () => stopDrive());
+  $("speed").addEventListener("input", () => { $("speed-out").textContent = Math.round(speed() * 100) + "%"; });
+
+  function setPad(enabled, hint) {
+    for (const b of document.querySelectorAll("[data-dir]")) b.disabled = !enabled;
+    if (!enabled) stopDrive();
+    if (hint && $("drive-hint").textContent !== hint) $("drive-hint").textContent = hint;
+  }
+
+  // ---- status ---------------------------------------------------------------------------------------------
+  function render(s) {
+    const [label, cls] = STATES[s.state] || [s.state, "warn"];
+    setText("state", label);
+    setText("reason", s.reason || "");
+    $("state-box").className = "state " + cls;
+    for (const b of document.querySelectorAll("[data-mode]")) {
+      b.setAttribute("aria-pressed", String(b.dataset.mode === s.mode));
+    }
+    $("reset").disabled = !RESETTABLE.has(s.state);
+    // Driving blind is not allowed: the pad works only in manual mode, with fresh data, and not after a STOP.
+    let hint = "Hold a button to move; let go to stop.";
+    if (s.state === "estop") hint = "Stopped: press “Reset after stop” first.";
+    else if (s.mode !== "manual") hint = "Switch to Manual to drive. Hold a button to move; let go to stop.";
+    else if (s.stale) hint = "No fresh data from the robot: driving is disabled.";
+    setPad(s.mode === "manual" && s.state !== "estop" && !s.stale, hint);
+
+    const soc = s.battery_soc;
+    setText("r-battery", fmt(soc === null ? null : soc * 100, 0, " %") + " · " + fmt(s.battery_v, 1, " V"),
+      soc === null ? "" : soc < 0.15 ? "bad" : soc < 0.3 ? "warn" : "ok");
+    setText("r-panel", fmt(s.panel_w, 1, " W"));
+    setText("r-source", s.power_source === "panel" ? "Solar panel" : s.power_source === "battery" ? "Battery" : "–");
+    const cap = cfg.tray_capacity_kg;
+    setText("r-tray", fmt(s.tray_kg, 2, "") + " / " + cap.toFixed(1) + " kg",
+      s.tray_kg >= cap * 0.95 ? "bad" : s.tray_kg >= cap * 0.75 ? "warn" : "");
+    $("tray-meter").max = cap;
+    $("tray-meter").high = cap * 0.9;
+    $("tray-meter").low = cap * 0.5;
+    $("tray-meter").value = Math.max(0, Math.min(cap, s.tray_kg || 0));
+    setText("r-rain", s.raining === null ? "–" : s.raining ? "Raining" : "Dry", s.raining ? "warn" : "");
+    setText("r-obstacle", s.distance_m === null ? "No echo" : fmt(s.distance_m, 2, " m"),
+      s.distance_m === null || s.distance_m < 0.5 ? "warn" : "");
+    const fix = s.fix;
+    setText("r-gps", fix
+      ? fix.mode + "D fix · HDOP " + fmt(fix.hdop, 1, "") + " · " + (fix.sats ?? "?") + " sats"
+      : "No fix", fix ? "ok" : "warn");
+    const stats = s.link_stats || {};
+    const rttKey = Object.keys(stats).find((k) => k.includes("rtt"));
+    setText("r-link", (s.link_ok ? "OK" : "DOWN") + (rttKey ? " · RTT " + fmt(stats[rttKey], 0, rttKey.endsWith("_s") ? " s" : " ms") : ""),
+      s.link_ok ? "ok" : "bad");
+    setText("r-goal", s.goal || "–");
+    setText("r-route", fmt((s.route_progress || 0) * 100, 0, " %"));
+    renderAlerts(s);
+    renderRobot(fix);
+    const when = new Date((s.wall || s.server_time) * 1000);
+    setText("footer", "Robot time " + when.toLocaleTimeString() + " · data age " + fmt(s.age_s, 1, " s"), "hint");
+  }
+
+  let alertsKey = "";
+  function renderAlerts(s) {
+    const items = (s.recent_alerts || []).slice().reverse();
+    const key = items.map((a) => a.at + a.kind).join("|");
+    if (key === alertsKey) return;
+    alertsKey = key;
+    const ul = $("alerts");
+    ul.replaceChildren();
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "none";
+      li.textContent = "None";
+      ul.append(li);
+    }
+    for (const a of items.slice(0, 10)) {
+      const li = document.createElement("li");
+      li.className = a.severity;
+      const sev = document.createElement("span");
+      sev.className = "sev";
+      sev.textContent = a.severity;
+      const age = document.createElement("span");
+      age.className = "age";
+      age.textContent = " · " + ago(s.at - a.at);
+      li.append(sev, " ", a.message, age);
+      ul.append(li);
+    }
+  }
+  function ago(sec) {
+    if (!isFinite(sec) || sec < 0) return "";
+    if (sec < 90) return Math.round(sec) + " s ago";
+    if (sec < 5400) return Math.round(sec / 60) + " min ago";
+    return Math.round(sec / 3600) + " h ago";
+  }
+
+  function onStatus(s) {
+    last = s;
+    lastRx = Date.now();
+    waiting = false;
+    render(s);
+  }
+  function onWaiting() {
+    lastRx = Date.now();
+    waiting = true;
+  }
+
+  async function pollOnce() {
+    try {
+      const res = await fetch("/api/status", { cache: "no-store" });
+      if (res.ok) onStatus(await res.json());
+      else if (res.status === 503) onWaiting();
+    } catch (e) { /* the banner reports the silence */ }
+  }
+  function startPolling() {
+    if (pollTimer === null) pollTimer = setInterval(pollOnce, 1000);
+  }
+  function connect() {
+    if (!window.EventSource) { startPolling(); return; }
+    if (es) es.close();
+    es = new EventSource("/api/events");
+    es.onmessage = (e) => { try { onStatus(JSON.parse(e.data)); } catch (err) { /* ignore a torn message */ } };
+    es.addEventListener("waiting", onWaiting);
+    es.onerror = () => {
+      // CLOSED: the server refused the stream (e.g. too many tabs); otherwise the browser reconnects by itself.
+      if (es.readyState === EventSource.CLOSED) startPolling();
+    };
+    es.onopen = () => {
+      if (pollTimer !== null) { clearInterval(pollTimer); pollTimer = null; }
+    };
+  }
+  // A phone with its screen off should not spend data; reconnect when the page is shown again.
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) { stopDrive(); if (es) { es.close(); es = null; } } else connect();
+  });
+
+  function checkStale() {
+    const silent = (Date.now() - lastRx) / 1000;
+    let text = "";
+    if (!lastRx) text = "Connecting to the robot…";
+    else if (silent > cfg.stale_after_s) {
+      text = "Connection lost: no data for " + Math.round(silent) + " s. Shown values are old.";
+      setPad(false, "No connection to the robot: driving is disabled.");
+    } else if (waiting) text = "The robot has not reported yet.";
+    else if (last && last.stale) text = "Robot not reporting: data is " + Math.round(last.age_s) + " s old.";
+    const banner = $("banner");
+    if (banner.textContent !== text) banner.textContent = text;
+    banner.hidden = !text;
+    document.body.classList.toggle("stale", Boolean(text));
+  }
+  setInterval(checkStale, 500);
+
+  // ---- map ------------------------------------------------------------------------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  let project = null;
+  function svgEl(tag, attrs) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    return el;
+  }
+  function roleOf(p) {
+    const r = String(p.role || p.kind || p.type || p.name || "").toLowerCase();
+    for (const k of ["fence", "route", "shelter", "park"]) if (r.includes(k)) return k;
+    return "other";
+  }
+  function drawSite(gj) {
+    const feats = gj.type === "FeatureCollection" ? gj.features || [] : [gj];
+    const pts = [];
+    const walk = (c) => (typeof c[0] === "number" ? pts.push(c) : c.forEach(walk));
+    feats.forEach((f) => f.geometry && walk(f.geometry.coordinates));
+    if (!pts.length) return;
+    const lons = pts.map((p) => p[0]), lats = pts.map((p) => p[1]);
+    const lon0 = Math.min(...lons), lon1 = Math.max(...lons), lat0 = Math.min(...lats), lat1 = Math.max(...lats);
+    const k = Math.cos(((lat0 + lat1) / 2) * Math.PI / 180); // metres per degree of longitude shrink with latitude
+    const w = Math.max((lon1 - lon0) * k, 1e-9), h = Math.max(lat1 - lat0, 1e-9);
+    const scale = Math.min(900 / w, 600 / h);
+    const ox = (1000 - w * scale) / 2, oy = (700 - h * scale) / 2;
+    project = (lon, lat) => [ox + (lon - lon0) * k * scale, oy + (lat1 - lat) * scale];
+    const svg = $("map");
+    const ring = (c) => c.map((p) => project(p[0], p[1]).map((v) => v.toFixed(1)).join(",")).join(" ");
+    for (const f of feats) {
+      const g = f.geometry;
+      if (!g) continue;
+      const role = roleOf(f.properties || {});
+      const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      for (const poly of polys) svg.append(svgEl("polygon", { points: ring(poly[0]), class: role === "other" ? "fence" : role }));
+      const lines = g.type === "LineString" ? [g.coordinates] : g.type === "MultiLineString" ? g.coordinates : [];
+      for (const line of lines) svg.append(svgEl("polyline", { points: ring(line), class: role === "other" ? "route" : role }));
+      if (g.type === "Point") {
+        const [x, y] = project(g.coordinates[0], g.coordinates[1]);
+        svg.append(svgEl("circle", { cx: x, cy: y, r: 20, class: role }));
+        const label = svgEl("text", { x: x + 28, y: y + 14 });
+        label.textContent = (f.properties && (f.properties.name || f.properties.role)) || role;
+        svg.append(label);
+      }
+    }
+    const robot = svgEl("g", { id: "robot", visibility: "hidden" });
+    robot.append(svgEl("path", { d: "M0,-40 L26,26 L0,13 L-26,26 Z", class: "robot" }));
+    svg.append(robot);
+  }
+  function renderRobot(fix) {
+    const note = fix ? "Robot at " + fix.lat.toFixed(6) + ", " + fix.lon.toFixed(6) : "Robot position unknown (no GPS fix)";
+    if ($("map-note").textContent !== note) $("map-note").textContent = note;
+    const robot = $("robot");
+    if (!robot) return;
+    if (!fix || !project) { robot.setAttribute("visibility", "hidden"); return; }
+    const [x, y] = project(fix.lon, fix.lat);
+    robot.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ") rotate(" + (fix.track || 0) + ")");
+    robot.setAttribute("visibility", "visible");
+  }
+  if (cfg.site) {
+    fetch("/api/site").then((r) => (r.ok ? r.json() : null)).then((gj) => { if (gj) drawSite(gj); }).catch(() => {});
+  } else {
+    $("map").hidden = true;
+  }
+
+  // ---- camera: one picture at a time, the next only after the last arrived (self-pacing on slow links) ----
+  if (cfg.camera) {
+    const box = $("camera-box"), img = $("camera");
+    box.hidden = false;
+    let timer = null;
+    const next = (ms) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (box.open) img.src = "/api/camera.jpg?t=" + Date.now(); }, ms);
+    };
+    img.addEventListener("load", () => next(1000));
+    img.addEventListener("error", () => next(3000));
+    box.addEventListener("toggle", () => next(0));
+  }
+
+  // ---- token ----------------------------------------------------------------------------------------------
+  if (cfg.token_required) $("access").hidden = false;
+  $("token").value = token;
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    token = $("token").value.trim();
+    localStorage.setItem("ramudroid-token", token);
+    showMsg("Token saved on this phone.");
+    $("access").open = false;
+  });
+
+  connect();
+  checkStale();
+})();
