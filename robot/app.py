@@ -69,13 +69,14 @@ class Robot:
         self.sms: Any = None
         self._fake_modem: Any = None
         self._closers: list[Callable[[], None]] = []
+        self.wake_hook: Callable[[], None] | None = None  # set by the runner: drivers wake it on safety events
         try:
             if settings.all_sim:
                 from sim.scenario import load as load_scenario
                 from sim.world import World
 
                 self.world = World(load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site)
-            self.parts = build_parts(settings, world=self.world)
+            self.parts = build_parts(settings, world=self.world, wake=self._wake)
             self._closers.append(self.parts.close)
             self.link = self._build_link()
             self._closers.append(self.link.close)
@@ -132,6 +133,11 @@ class Robot:
             pin=sms.pin,
         )
         self._closers.append(self.sms.close)
+
+    def _wake(self) -> None:
+        hook = self.wake_hook
+        if hook is not None:
+            hook()
 
     def camera_jpeg(self) -> bytes | None:
         cam = getattr(self.parts, "camera", None)
@@ -201,6 +207,7 @@ async def run_async(
                 outbox=robot.outbox,
                 camera=robot.camera_jpeg if robot.parts.camera is not None else None,
                 token=settings.web.token,
+                tray_capacity_kg=settings.tray.capacity_kg,
                 clock=clock,
                 site_geojson=robot.site.to_geojson() if hasattr(robot.site, "to_geojson") else None,
             )
@@ -215,6 +222,7 @@ async def run_async(
         if robot.sms is not None:
             robot.sms.start()
         runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
+        robot.wake_hook = runner.wake_threadsafe
 
         async def announce() -> None:
             await runner.ready.wait()

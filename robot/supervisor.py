@@ -221,7 +221,7 @@ class Supervisor:
                 fix=fix,
                 link_ok=self.link.healthy,
                 link_stats=stats_fn() if stats_fn is not None else {},
-                route_progress=self.nav.progress_fraction(self.site),
+                route_progress=min(1.0, self.nav.progress_m / self.site.route_length) if self.site.route_length else 0.0,
                 recent_alerts=self._recent_alerts(bool(d.alerts)),
                 counters={f"{n}_errors": getattr(rd, n).errors for n in POLLED}
                 | {"commands_dropped": self.commands.dropped},

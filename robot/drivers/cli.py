@@ -1,0 +1,273 @@
+"""Hardware commands: `ramudroid gps replay|compare`, `ramudroid scale tare|calibrate`, `ramudroid doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from robot import config
+from robot.errors import HardwareError, RamudroidError
+
+# A robot can run without its camera; every other part is needed to clean safely.
+OPTIONAL_PARTS = frozenset({"camera"})
+
+
+def register(subparsers: Any) -> None:
+    """Add the hardware subcommands to the `ramudroid` CLI."""
+    gps = subparsers.add_parser("gps", help="GPS receiver tools")
+    gps_sub = gps.add_subparsers(dest="gps_command", required=True)
+    replay = gps_sub.add_parser("replay", help="decode a raw NMEA capture: one JSON fix per epoch on stdout")
+    replay.add_argument("file", type=Path, help="raw capture (NMEA, possibly with binary junk)")
+    replay.set_defaults(func=cmd_gps_replay)
+    cmp = gps_sub.add_parser(
+        "compare", help="measure the decoder against gpsd's .chk decodings in a directory"
+    )
+    cmp.add_argument("directory", type=Path, help="directory of NAME.log with NAME.log.chk (or .tpv)")
+    cmp.add_argument("--min-rate", type=float, default=0.99, help="fail below this match rate (default 0.99)")
+    cmp.set_defaults(func=cmd_gps_compare)
+
+    scale = subparsers.add_parser("scale", help="tray scale (HX711) tare and calibration")
+    scale_sub = scale.add_subparsers(dest="scale_command", required=True)
+    tare = scale_sub.add_parser("tare", help="with the tray empty: take the current reading as 0 kg")
+    tare.set_defaults(func=cmd_scale_tare)
+    cal = scale_sub.add_parser("calibrate", help="with a known weight on the tray, after a tare")
+    cal.add_argument("--known-kg", type=float, required=True, help="the weight on the tray, in kg")
+    cal.set_defaults(func=cmd_scale_calibrate)
+
+    doctor = subparsers.add_parser("doctor", help="check every configured part and print a table")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def _fail(msg: str) -> int:
+    print(f"ramudroid: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_gps_replay(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Print one JSON object per fix epoch of the capture; the rejected-line counts go to stderr."""
+    from robot.drivers.gps import NmeaDecoder, fix_to_json
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    path: Path = args.file
+    dec = NmeaDecoder()
+    fixes = 0
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        return _fail(f"gps replay: cannot read {path} ({e.strerror or e}); check the path")
+    try:
+        with f:
+            for line in f:
+                for fix in dec.feed_line(line):
+                    print(fix_to_json(fix), file=out)
+                    fixes += 1
+        for fix in dec.flush():
+            print(fix_to_json(fix), file=out)
+            fixes += 1
+    except BrokenPipeError:
+        # `ramudroid gps replay FILE | head`: the reader left, which is not an error.
+        return 0
+    rejected = dec.rejected
+    ignored = dec.ignored
+    print(
+        f"gps replay: {fixes} fixes from {dec.sentences} sentences; rejected {sum(rejected.values())} lines"
+        + (": " + ", ".join(f"{k} {v}" for k, v in rejected.items()) if rejected else "")
+        + f"; ignored {sum(ignored.values())} lines"
+        + (": " + ", ".join(f"{k} {v}" for k, v in ignored.items()) if ignored else ""),
+        file=err,
+    )
+    return 0
+
+
+def cmd_gps_compare(args: argparse.Namespace) -> int:
+    """Match rate of our fixes against gpsd's TPV fixes, per capture and overall."""
+    from robot.drivers.gpsd_compare import compare_dir, summary
+
+    if not args.directory.is_dir():
+        return _fail(f"gps compare: {args.directory} is not a directory")
+    results = compare_dir(args.directory)
+    if not results:
+        return _fail(f"gps compare: no NAME.log with NAME.log.chk in {args.directory}")
+    for r in results:
+        flag = "" if r.matched == r.gpsd_fixes else "  <-"
+        print(f"{r.name:40} {r.matched:5}/{r.gpsd_fixes:<5} ours {r.our_fixes:5}{flag}")
+    matched, total = summary(results)
+    rate = matched / total if total else 1.0
+    print(f"overall: {matched}/{total} of gpsd's fixes reproduced ({rate:.2%})")
+    return 0 if rate >= args.min_rate else 1
+
+
+def _real_scale(args: argparse.Namespace) -> Any:
+    settings = config.load(args.config)
+    if settings.hardware.scale != "pi":
+        raise HardwareError(
+            "tray scale: hardware.scale = 'sim' in this config, there is nothing to calibrate; "
+            "set hardware.scale = 'pi' on the robot"
+        )
+    from robot.hardware.factory import build_part
+
+    return build_part("scale", settings)
+
+
+def cmd_scale_tare(args: argparse.Namespace) -> int:
+    """Zero the empty tray and save it in the state directory."""
+    try:
+        with _real_scale(args) as scale:
+            cal = scale.tare()
+    except RamudroidError as e:
+        return _fail(str(e))
+    print(
+        f"tray scale: tared at raw {cal.offset:.0f}; now put a known weight on it and run "
+        "ramudroid scale calibrate --known-kg 1.0"
+    )
+    return 0
+
+
+def cmd_scale_calibrate(args: argparse.Namespace) -> int:
+    """Compute counts per kg from a known weight and save it."""
+    try:
+        with _real_scale(args) as scale:
+            cal = scale.calibrate(args.known_kg)
+            now_kg = scale.read_kg()
+    except RamudroidError as e:
+        return _fail(str(e))
+    print(f"tray scale: {cal.counts_per_kg:.1f} counts per kg saved; it now reads {now_kg:.3f} kg")
+    return 0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's table."""
+
+    part: str
+    driver: str
+    ok: bool
+    reading: str
+    hint: str = ""
+
+    @property
+    def status(self) -> str:
+        """OK, FAIL, or WARN (an optional part failing)."""
+        if self.ok:
+            return "OK"
+        return "WARN" if self.part in OPTIONAL_PARTS else "FAIL"
+
+
+def _wait_for(probe: Callable[[], Any], timeout_s: float) -> Any:
+    """Poll a real part until it has something to say (GPS sentences, distance pings)."""
+    deadline = time.monotonic() + timeout_s
+    value = probe()
+    while value is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = probe()
+    return value
+
+
+def _read_part(name: str, part: Any, driver: str, settings: config.Settings) -> tuple[str, str]:
+    """A reading to show, and a hint when it looks wrong; raises HardwareError subclasses."""
+    if name == "gps":
+        fix = part.latest() if driver == "sim" else _wait_for(part.latest, settings.hardware.gps_stale_s)
+        if fix is None:
+            if driver == "pi" and not part.stats()["sentences"]:
+                raise HardwareError(
+                    f"no NMEA on {settings.hardware.gps_port} at {settings.hardware.gps_baud} baud; "
+                    "check TX->RX wiring and hardware.gps_baud"
+                )
+            return (
+                "no fix yet",
+                "" if driver == "sim" else "outdoors with open sky, a cold start takes minutes",
+            )
+        return f"{fix.lat:.6f}, {fix.lon:.6f} mode {fix.mode}D sats {fix.sats}", ""
+    if name == "scale":
+        return f"{part.read_kg():.3f} kg", ""
+    if name == "rain":
+        return ("wet" if part.is_raining() else "dry"), ""
+    if name == "distance":
+        d = part.distance_m() if driver == "sim" else _wait_for(part.distance_m, 1.5)
+        if d is None:
+            raise HardwareError(
+                "no echo from the distance sensor (unknown = unsafe: the robot will not drive)"
+            )
+        return f"{d:.2f} m", ""
+    if name == "power":
+        r = part.read()
+        return (
+            f"panel {r.panel_v:.1f} V {r.panel_a:.2f} A ({r.panel_w:.0f} W), battery {r.battery_v:.2f} V "
+            f"{r.battery_a:+.2f} A, SoC {r.soc:.0%}",
+            "",
+        )
+    if name == "camera":
+        jpeg = part.snapshot_jpeg()
+        if not jpeg.startswith(b"\xff\xd8"):
+            raise HardwareError("camera frame is not a JPEG")
+        return f"JPEG {len(jpeg) / 1024:.0f} kB", ""
+    if name == "relay":
+        return f"loads on {part.source.value}", ""
+    return "", ""
+
+
+_HINTS = {
+    "gps": "check the UART (enable_uart=1, serial console off), hardware.gps_port and hardware.gps_baud",
+    "scale": "check HX711 DOUT/SCK wiring; then: ramudroid scale tare / calibrate --known-kg 1.0",
+    "rain": "check the rain board's DO wire and hardware.rain_pin",
+    "distance": "check TRIG/ECHO wiring and the 5 V -> 3.3 V divider on ECHO",
+    "power": "check I2C wiring and addresses: i2cdetect -y 1 should show 40 and 41",
+    "camera": 'check the ribbon cable: rpicam-hello --list-cameras; or set hardware.camera = "none"',
+    "relay": "check the relay board's IN wire and hardware.relay_pin",
+}
+
+
+def run_doctor(settings: config.Settings) -> list[Check]:
+    """Build, read and close every part; one Check per part."""
+    from robot.hardware.factory import PART_NAMES, build_part
+
+    checks = []
+    for name in PART_NAMES:
+        driver = getattr(settings.hardware, name)
+        if driver == "none":
+            checks.append(Check(name, driver, True, "not fitted"))
+            continue
+        try:
+            part = build_part(name, settings)
+        except (RamudroidError, ImportError) as e:
+            checks.append(Check(name, driver, False, str(e), _HINTS[name]))
+            continue
+        try:
+            reading, hint = _read_part(name, part, driver, settings)
+            checks.append(Check(name, driver, True, reading, hint))
+        except RamudroidError as e:
+            checks.append(Check(name, driver, False, str(e), _HINTS[name]))
+        finally:
+            part.close()
+    return checks
+
+
+def format_table(checks: list[Check]) -> str:
+    """The doctor's table, columns padded to fit."""
+    rows = [("PART", "DRIVER", "STATUS", "READING / ERROR", "HINT")]
+    rows += [(c.part, c.driver, c.status, c.reading, c.hint) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip() for r in rows
+    )
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the table; exit 1 when a required part fails."""
+    try:
+        settings = config.load(args.config)
+    except RamudroidError as e:
+        return _fail(str(e))
+    checks = run_doctor(settings)
+    print(format_table(checks))
+    failed = [c.part for c in checks if c.status == "FAIL"]
+    if failed:
+        print(f"doctor: {len(failed)} required part(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

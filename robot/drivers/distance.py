@@ -1,0 +1,141 @@
+"""Forward distance: HC-SR04 through gpiozero's DistanceSensor; no echo means "unknown", never "clear".
+
+gpiozero drops failed pings from its median queue and keeps reporting the last good median, so a sensor that
+stopped answering would look like a clear road. Every ping result is recorded here instead, and distance_m()
+answers None when the last pings all failed or no good ping is recent.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from robot.drivers._gpio import pin_factory_for
+
+
+class EchoWindow:
+    """Pure: the recent ping results (metres or None) and the distance they add up to."""
+
+    def __init__(
+        self,
+        *,
+        stale_s: float = 0.5,
+        window: int = 5,
+        miss_limit: int = 3,
+        stop_distance_m: float = 0.5,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._pings: deque[tuple[float, float | None]] = deque(maxlen=max(window, miss_limit))
+        self._window = window
+        self._stale_s = stale_s
+        self._miss_limit = miss_limit
+        self._stop = stop_distance_m
+        self._on_change = on_change
+        self._unsafe = True  # unknown until the first pings come back
+        self.no_echo = 0
+        self.pings = 0
+
+    def add(self, metres: float | None, now: float) -> None:
+        """Record one ping; calls on_change when the road ahead turns unsafe (too near, or unknown)."""
+        self.pings += 1
+        if metres is None:
+            self.no_echo += 1
+        self._pings.append((now, metres))
+        d = self.distance(now)
+        unsafe = d is None or d < self._stop
+        if unsafe and not self._unsafe and self._on_change:
+            self._on_change()
+        self._unsafe = unsafe
+
+    def distance(self, now: float) -> float | None:
+        """Median of the recent good pings; None (unknown) if the last miss_limit failed or all are stale."""
+        recent = list(self._pings)
+        tail = recent[-self._miss_limit :]
+        if len(tail) == self._miss_limit and all(m is None for _, m in tail):
+            return None
+        good = [m for t, m in recent[-self._window :] if m is not None and now - t <= self._stale_s]
+        return statistics.median(good) if good else None
+
+
+class GpioDistance:
+    """ObstacleSensor: HC-SR04 on a trigger and an echo pin (echo through a 5 V -> 3.3 V divider)."""
+
+    def __init__(
+        self,
+        trigger_pin: int,
+        echo_pin: int,
+        *,
+        max_distance_m: float = 4.0,
+        stop_distance_m: float = 0.5,
+        stale_s: float = 0.5,
+        on_change: Callable[[], None] | None = None,
+        pin_factory: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        factory = pin_factory_for("distance", pin_factory)
+        from gpiozero import DistanceSensor
+        from gpiozero.exc import DistanceSensorNoEcho, PWMSoftwareFallback
+
+        # We count failed pings ourselves; gpiozero's warnings would only flood the journal.
+        warnings.filterwarnings("ignore", category=DistanceSensorNoEcho)
+        warnings.filterwarnings("ignore", category=PWMSoftwareFallback)
+        self.where = f"distance sensor on GPIO {trigger_pin}/{echo_pin}"
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._window = EchoWindow(stale_s=stale_s, stop_distance_m=stop_distance_m, on_change=on_change)
+        self._max = max_distance_m
+        record = self._record
+
+        class RecordingSensor(DistanceSensor):  # type: ignore[misc, valid-type]
+            """gpiozero's DistanceSensor, also handing every ping result to the driver."""
+
+            def _read(self) -> float | None:
+                try:
+                    value = super()._read()
+                except AttributeError:
+                    # gpiozero's close() releases the trigger before stopping this thread: a last ping dies.
+                    return None
+                record(value)
+                return value
+
+        self._dev = RecordingSensor(
+            echo=echo_pin, trigger=trigger_pin, max_distance=max_distance_m, partial=True, pin_factory=factory
+        )
+        self._closed = False
+
+    def _record(self, fraction: float | None) -> None:
+        # gpiozero's queue thread: a fraction of max_distance (1.0 = nothing within range), or None.
+        metres = None if fraction is None else fraction * self._max
+        with self._lock:
+            self._window.add(metres, self._clock())
+
+    def distance_m(self) -> float | None:
+        """Metres to the nearest obstacle ahead (max_distance_m when nothing in range), None when unknown."""
+        with self._lock:
+            return self._window.distance(self._clock())
+
+    def stats(self) -> dict[str, int]:
+        """Pings sent and pings without an echo."""
+        with self._lock:
+            return {"pings": self._window.pings, "no_echo": self._window.no_echo}
+
+    def close(self) -> None:
+        """Stop pinging and release the pins; safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            queue = getattr(self._dev, "_queue", None)
+            if queue is not None:
+                # Stop the ping thread before gpiozero releases the pins under it.
+                queue.stop()
+            self._dev.close()
+
+    def __enter__(self) -> GpioDistance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

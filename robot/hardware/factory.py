@@ -1,0 +1,155 @@
+"""Builds every part from the settings: the real Pi driver ("pi") or its simulated twin ("sim")."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from robot.config import Settings
+from robot.hardware.interfaces import (
+    Camera,
+    GpsReceiver,
+    ObstacleSensor,
+    PowerMonitor,
+    PowerRelay,
+    RainSensor,
+    TrayScale,
+)
+
+PART_NAMES = ("gps", "scale", "rain", "distance", "power", "camera", "relay")
+
+
+@dataclass
+class Parts:
+    """Every sensor and the relay, opened; close() closes them all."""
+
+    gps: GpsReceiver
+    scale: TrayScale
+    rain: RainSensor
+    distance: ObstacleSensor
+    power: PowerMonitor
+    camera: Camera | None
+    relay: PowerRelay
+
+    def close(self) -> None:
+        """Close every part (each close is idempotent), even when one of them fails to close."""
+        for f in fields(self):
+            part = getattr(self, f.name)
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+
+    def __enter__(self) -> Parts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _source(world: Any, name: str) -> dict[str, Any]:
+    fn = getattr(world, name, None) if world is not None else None
+    return {"source": fn} if callable(fn) else {}
+
+
+def build_part(
+    name: str, settings: Settings, *, world: Any = None, wake: Callable[[], None] | None = None
+) -> Any:
+    """One part by name (see PART_NAMES); the camera may be None ("none"). Raises HardwareError subclasses."""
+    hw = settings.hardware
+    kind = getattr(hw, name)
+    if name == "gps":
+        if kind == "pi":
+            from robot.drivers.gps import SerialGps
+
+            return SerialGps(hw.gps_port, hw.gps_baud, stale_s=hw.gps_stale_s)
+        from robot.drivers.sim import SimGps
+
+        return SimGps(**_source(world, "gps_fix"))
+    if name == "scale":
+        if kind == "pi":
+            from robot.drivers.scale import Hx711Scale
+
+            return Hx711Scale(hw.scale_dout_pin, hw.scale_sck_pin, settings.robot.state_dir)
+        from robot.drivers.sim import SimScale
+
+        return SimScale(**_source(world, "tray_kg"))
+    if name == "rain":
+        if kind == "pi":
+            from robot.drivers.rain import GpioRain
+
+            return GpioRain(hw.rain_pin, active_low=hw.rain_active_low, debounce_s=hw.rain_debounce_s, on_change=wake)
+        from robot.drivers.sim import SimRain
+
+        return SimRain(**_source(world, "raining"), on_change=wake)
+    if name == "distance":
+        stop = settings.obstacle.stop_distance_m
+        if kind == "pi":
+            from robot.drivers.distance import GpioDistance
+
+            return GpioDistance(
+                hw.distance_trigger_pin,
+                hw.distance_echo_pin,
+                max_distance_m=hw.distance_max_m,
+                stop_distance_m=stop,
+                stale_s=max(settings.obstacle.stale_s, 0.3),
+                on_change=wake,
+            )
+        from robot.drivers.sim import SimDistance
+
+        return SimDistance(**_source(world, "distance_m"), stop_distance_m=stop, on_change=wake)
+    if name == "power":
+        if kind == "pi":
+            from robot.drivers.power import Ina219Power
+
+            return Ina219Power(
+                bus_number=hw.power_i2c_bus,
+                panel_addr=hw.power_panel_addr,
+                battery_addr=hw.power_battery_addr,
+                battery_mah=settings.power.battery_mah,
+                battery_nominal_v=settings.power.battery_nominal_v,
+                panel_shunt_ohms=hw.power_panel_shunt_ohms,
+                battery_shunt_ohms=hw.power_battery_shunt_ohms,
+                battery_charge_positive=hw.power_battery_charge_positive,
+            )
+        from robot.drivers.sim import SimPower
+
+        return SimPower(**_source(world, "power_reading"))
+    if name == "camera":
+        if kind == "none":
+            return None
+        if kind == "pi":
+            from robot.drivers.camera import PiCamera
+
+            return PiCamera(hw.camera_width, hw.camera_height)
+        from robot.drivers.sim import SimCamera
+
+        return SimCamera(**_source(world, "camera_jpeg"), width=hw.camera_width, height=hw.camera_height)
+    if name == "relay":
+        if kind == "pi":
+            from robot.drivers.relay import GpioRelay
+
+            return GpioRelay(hw.relay_pin, active_high=hw.relay_active_high)
+        from robot.drivers.sim import SimRelay
+
+        return SimRelay()
+    raise ValueError(f"unknown part {name!r}; parts are {', '.join(PART_NAMES)}")
+
+
+def build_parts(settings: Settings, *, world: Any = None, wake: Callable[[], None] | None = None) -> Parts:
+    """Open every configured part. `world` (the simulator's) may offer gps_fix(), tray_kg(), raining(),
+    distance_m(), power_reading(), camera_jpeg() to feed the twins; `wake` is called from a driver's thread
+    when rain starts or an obstacle comes inside the stop distance. On any failure the parts opened so far
+    are closed and the error (a HardwareError) is raised."""
+    built: dict[str, Any] = {}
+    try:
+        for name in PART_NAMES:
+            built[name] = build_part(name, settings, world=world, wake=wake)
+    except BaseException:
+        for part in built.values():
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+        raise
+    return Parts(**built)
