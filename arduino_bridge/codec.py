@@ -1,0 +1,444 @@
+"""The Arduino wire protocol (docs/protocol.md): COBS frames with version, type, seq, length, payload, CRC-16.
+
+Pure: standard library only. The firmware's protocol.cpp implements the same rules; both are tested against
+tests/vectors/protocol.json so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
+from robot.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+FIRMWARE_VERSION = (1, 0, 0)
+MAX_WATCHDOG_MS = 1000
+CHANNELS = 5
+HEADER_LEN = 5  # version, type, seq (u16 LE), payload length
+CRC_LEN = 2
+MAX_PAYLOAD = 48
+MAX_FRAME = HEADER_LEN + MAX_PAYLOAD + CRC_LEN  # decoded bytes
+MAX_ENCODED = MAX_FRAME + 1  # COBS adds one byte to blocks shorter than 254 bytes
+NO_SEQ = 0xFFFF  # ref_seq of a report that answers no readable request
+
+
+class MsgType(IntEnum):
+    """Message types; host -> device below 0x80, device -> host from 0x80."""
+
+    HELLO = 0x01
+    SET_MOTORS = 0x02
+    HEARTBEAT = 0x03
+    GET_STATUS = 0x04
+    ACK = 0x80
+    HELLO_REPLY = 0x81
+    STATUS = 0x82
+    ERROR = 0x83
+
+
+class ErrorCode(IntEnum):
+    """Why the device rejected a frame (ERROR report `code`)."""
+
+    CRC = 1
+    FRAME = 2  # bad COBS, shorter than header + CRC, or length field disagrees with the frame
+    OVERFLOW = 3
+    VERSION = 4
+    TYPE = 5
+    LENGTH = 6
+    VALUE = 7
+    NOT_READY = 8  # no HELLO since boot or since the watchdog tripped
+
+
+class FrameError(ProtocolError):
+    """A frame failed to decode; `code` says why (an ErrorCode)."""
+
+    def __init__(self, code: ErrorCode, message: str, detail: int = 0xFF) -> None:
+        super().__init__(f"arduino link: {message}")
+        self.code = code
+        self.detail = detail
+
+
+# --- CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor; check("123456789") = 0x29B1.
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of `data` (binascii.crc_hqx is this CRC when started at 0xFFFF)."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+# --- COBS (Cheshire & Baker 1999): removes every 0x00 so 0x00 can delimit frames.
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """COBS-encode `data` (no delimiter appended); a full 254-byte run at the end gets no empty block."""
+    out = bytearray()
+    chunks = data.split(b"\x00")
+    last = len(chunks) - 1
+    for i, chunk in enumerate(chunks):
+        while len(chunk) >= 254:
+            out.append(0xFF)
+            out += chunk[:254]
+            chunk = chunk[254:]
+            if i == last and not chunk:
+                return bytes(out)
+        out.append(len(chunk) + 1)
+        out += chunk
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Decode one COBS block (without its delimiter); raises FrameError on a malformed block."""
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        if code == 0:
+            raise FrameError(ErrorCode.FRAME, "COBS block holds a zero byte")
+        end = i + code
+        if end > n:
+            raise FrameError(ErrorCode.FRAME, "COBS block is truncated")
+        chunk = data[i + 1 : end]
+        if 0 in chunk:
+            raise FrameError(ErrorCode.FRAME, "COBS block holds a zero byte")
+        out += chunk
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# --- Frames
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame; `version` is not checked here so a mismatch can be reported by the caller."""
+
+    version: int
+    type: int
+    seq: int
+    payload: bytes
+
+
+def pack_frame(msg_type: int, seq: int, payload: bytes, version: int = PROTOCOL_VERSION) -> bytes:
+    """Frame bytes before COBS: header, payload, CRC (little-endian)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise FrameError(ErrorCode.LENGTH, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = struct.pack("<BBHB", version, msg_type, seq & 0xFFFF, len(payload)) + payload
+    return body + struct.pack("<H", crc16(body))
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"", version: int = PROTOCOL_VERSION) -> bytes:
+    """Wire bytes of one frame: COBS(header + payload + CRC) followed by the 0x00 delimiter."""
+    return cobs_encode(pack_frame(msg_type, seq, payload, version)) + b"\x00"
+
+
+def unpack_frame(raw: bytes) -> Frame:
+    """Check length and CRC of a COBS-decoded frame and split it; raises FrameError."""
+    if len(raw) < HEADER_LEN + CRC_LEN:
+        raise FrameError(ErrorCode.FRAME, f"frame of {len(raw)} bytes is shorter than {HEADER_LEN + CRC_LEN}")
+    if len(raw) > MAX_FRAME:
+        raise FrameError(ErrorCode.OVERFLOW, f"frame of {len(raw)} bytes exceeds {MAX_FRAME}")
+    (crc,) = struct.unpack_from("<H", raw, len(raw) - CRC_LEN)
+    if crc16(raw[:-CRC_LEN]) != crc:
+        raise FrameError(ErrorCode.CRC, "CRC mismatch")
+    version, msg_type, seq, length = struct.unpack_from("<BBHB", raw)
+    if length != len(raw) - HEADER_LEN - CRC_LEN:
+        raise FrameError(ErrorCode.FRAME, f"length field {length} disagrees with the frame")
+    return Frame(version, msg_type, seq, bytes(raw[HEADER_LEN:-CRC_LEN]))
+
+
+def decode_frame(block: bytes) -> Frame:
+    """Decode one COBS block (without the 0x00 delimiter) into a Frame; raises FrameError."""
+    if len(block) > MAX_ENCODED:
+        raise FrameError(ErrorCode.OVERFLOW, f"frame of {len(block)} encoded bytes exceeds {MAX_ENCODED}")
+    return unpack_frame(cobs_decode(block))
+
+
+class FrameReader:
+    """Splits a byte stream on 0x00 and decodes each frame; an overlong frame is dropped, never truncated."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._overflowed = False
+
+    def feed(self, data: bytes) -> list[Frame | FrameError]:
+        """Bytes in; decoded frames and errors out, in order. Empty blocks (0x00 0x00) are skipped."""
+        out: list[Frame | FrameError] = []
+        start = 0
+        while True:
+            end = data.find(0, start)
+            part = data[start:] if end < 0 else data[start:end]
+            if not self._overflowed:
+                self._buf += part
+                if len(self._buf) > MAX_ENCODED:
+                    self._overflowed = True
+                    self._buf.clear()
+            if end < 0:
+                return out
+            if self._overflowed:
+                out.append(FrameError(ErrorCode.OVERFLOW, f"frame longer than {MAX_ENCODED} bytes dropped"))
+            elif self._buf:
+                try:
+                    out.append(decode_frame(bytes(self._buf)))
+                except FrameError as err:
+                    out.append(err)
+            self._buf.clear()
+            self._overflowed = False
+            start = end + 1
+
+
+# --- Messages
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Host -> device: start a session; the device brakes when no valid frame came for `watchdog_ms`."""
+
+    watchdog_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetMotors:
+    """Host -> device: all five channels, applied together or not at all."""
+
+    outputs: MotorOutputs
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Host -> device: keep the watchdog fed without changing the motors."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Host -> device: ask for a STATUS report."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Device -> host: the request with sequence number `ref_seq` was applied."""
+
+    ref_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReply:
+    """Device -> host: session started; the firmware's versions and the watchdog it applied."""
+
+    ref_seq: int
+    protocol: int
+    firmware: tuple[int, int, int]
+    watchdog_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Device -> host: applied pins, watchdog state, uptime, error counters and versions."""
+
+    ref_seq: int
+    pins: MotorOutputs
+    watchdog_tripped: bool
+    session: bool
+    uptime_ms: int
+    watchdog_ms: int
+    crc_errors: int
+    bad_frames: int
+    overflows: int
+    firmware: tuple[int, int, int]
+    protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """Device -> host: a frame was rejected whole; `detail` is the offending payload byte index (0xFF:
+    none)."""
+
+    code: ErrorCode | int
+    ref_seq: int
+    detail: int
+
+
+Message = Hello | SetMotors | Heartbeat | GetStatus | Ack | HelloReply | Status | ErrorReport
+
+_STATUS_FMT = "<H15sBIHHHHBBBB"
+STATUS_LEN = struct.calcsize(_STATUS_FMT)
+_HELLO_REPLY_FMT = "<HBBBBH"
+FLAG_TRIPPED = 0x01
+FLAG_SESSION = 0x02
+
+
+def _pins_bytes(outputs: MotorOutputs) -> bytes:
+    return bytes(v for p in outputs for v in p)
+
+
+def _pins_from(raw: bytes) -> MotorOutputs:
+    return MotorOutputs(*(PinState(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, 15, 3)))
+
+
+def check_outputs(outputs: MotorOutputs) -> None:
+    """Raise FrameError(VALUE) unless every IN is 0/1 and every EN 0..255 (what the device would reject)."""
+    for ch, p in enumerate(outputs):
+        for k, v in enumerate(p):
+            hi = 255 if k == 2 else 1
+            if not isinstance(v, int) or not 0 <= v <= hi:
+                raise FrameError(ErrorCode.VALUE, f"channel {ch} pin {k} value {v!r} outside 0..{hi}")
+
+
+def message_payload(msg: Message) -> tuple[MsgType, bytes]:
+    """The type and little-endian payload of a message."""
+    match msg:
+        case Hello(watchdog_ms=ms):
+            return MsgType.HELLO, struct.pack("<H", ms)
+        case SetMotors(outputs=outputs):
+            return MsgType.SET_MOTORS, b"".join(bytes((ch, *p)) for ch, p in enumerate(outputs))
+        case Heartbeat():
+            return MsgType.HEARTBEAT, b""
+        case GetStatus():
+            return MsgType.GET_STATUS, b""
+        case Ack(ref_seq=ref):
+            return MsgType.ACK, struct.pack("<H", ref)
+        case HelloReply():
+            return MsgType.HELLO_REPLY, struct.pack(
+                _HELLO_REPLY_FMT, msg.ref_seq, msg.protocol, *msg.firmware, msg.watchdog_ms
+            )
+        case Status():
+            flags = (FLAG_TRIPPED if msg.watchdog_tripped else 0) | (FLAG_SESSION if msg.session else 0)
+            return MsgType.STATUS, struct.pack(
+                _STATUS_FMT,
+                msg.ref_seq,
+                _pins_bytes(msg.pins),
+                flags,
+                msg.uptime_ms & 0xFFFFFFFF,
+                msg.watchdog_ms,
+                min(msg.crc_errors, 0xFFFF),
+                min(msg.bad_frames, 0xFFFF),
+                min(msg.overflows, 0xFFFF),
+                *msg.firmware,
+                msg.protocol,
+            )
+        case ErrorReport():
+            return MsgType.ERROR, struct.pack("<BHB", int(msg.code), msg.ref_seq, msg.detail)
+    raise TypeError(f"not a protocol message: {msg!r}")
+
+
+def encode_message(msg: Message, seq: int, version: int = PROTOCOL_VERSION) -> bytes:
+    """Wire bytes (COBS + delimiter) of one message."""
+    msg_type, payload = message_payload(msg)
+    return encode_frame(msg_type, seq, payload, version)
+
+
+_FIXED_LEN = {
+    MsgType.HELLO: 2,
+    MsgType.SET_MOTORS: 4 * CHANNELS,
+    MsgType.HEARTBEAT: 0,
+    MsgType.GET_STATUS: 0,
+    MsgType.ACK: 2,
+    MsgType.HELLO_REPLY: struct.calcsize(_HELLO_REPLY_FMT),
+    MsgType.STATUS: STATUS_LEN,
+    MsgType.ERROR: 4,
+}
+
+
+def _check_set_motors(p: bytes) -> MotorOutputs:
+    """Validate every byte before building anything, so a bad command is rejected whole."""
+    pins: list[PinState | None] = [None] * CHANNELS
+    for i in range(CHANNELS):
+        ch, in1, in2, en = p[4 * i : 4 * i + 4]
+        if ch >= CHANNELS or pins[ch] is not None:
+            raise FrameError(ErrorCode.VALUE, f"unknown or repeated channel {ch}", 4 * i)
+        if in1 > 1:
+            raise FrameError(ErrorCode.VALUE, f"channel {ch} IN1 = {in1}, must be 0 or 1", 4 * i + 1)
+        if in2 > 1:
+            raise FrameError(ErrorCode.VALUE, f"channel {ch} IN2 = {in2}, must be 0 or 1", 4 * i + 2)
+        pins[ch] = PinState(in1, in2, en)
+    return MotorOutputs(*pins)  # type: ignore[arg-type]
+
+
+def decode_message(frame: Frame) -> Message:
+    """Parse a frame's payload; raises FrameError (TYPE, LENGTH or VALUE). The version is the caller's
+    check."""
+    try:
+        msg_type = MsgType(frame.type)
+    except ValueError:
+        raise FrameError(ErrorCode.TYPE, f"unknown message type 0x{frame.type:02x}") from None
+    p = frame.payload
+    if len(p) != _FIXED_LEN[msg_type]:
+        raise FrameError(
+            ErrorCode.LENGTH, f"{msg_type.name} payload is {len(p)} bytes, expected {_FIXED_LEN[msg_type]}"
+        )
+    match msg_type:
+        case MsgType.HELLO:
+            (ms,) = struct.unpack("<H", p)
+            if not 1 <= ms <= MAX_WATCHDOG_MS:
+                raise FrameError(ErrorCode.VALUE, f"watchdog {ms} ms outside 1..{MAX_WATCHDOG_MS}", 0)
+            return Hello(ms)
+        case MsgType.SET_MOTORS:
+            return SetMotors(_check_set_motors(p))
+        case MsgType.HEARTBEAT:
+            return Heartbeat()
+        case MsgType.GET_STATUS:
+            return GetStatus()
+        case MsgType.ACK:
+            return Ack(struct.unpack("<H", p)[0])
+        case MsgType.HELLO_REPLY:
+            ref, proto, major, minor, patch, ms = struct.unpack(_HELLO_REPLY_FMT, p)
+            return HelloReply(ref, proto, (major, minor, patch), ms)
+        case MsgType.STATUS:
+            ref, pins, flags, up, wd, crc, bad, ovf, major, minor, patch, proto = struct.unpack(
+                _STATUS_FMT, p
+            )
+            return Status(
+                ref,
+                _pins_from(pins),
+                bool(flags & FLAG_TRIPPED),
+                bool(flags & FLAG_SESSION),
+                up,
+                wd,
+                crc,
+                bad,
+                ovf,
+                (major, minor, patch),
+                proto,
+            )
+        case MsgType.ERROR:
+            code, ref, detail = struct.unpack("<BHB", p)
+            try:
+                return ErrorReport(ErrorCode(code), ref, detail)
+            except ValueError:
+                return ErrorReport(code, ref, detail)
+    raise AssertionError(msg_type)  # pragma: no cover - every MsgType is matched above
+
+
+__all__ = [
+    "ALL_BRAKED",
+    "MAX_ENCODED",
+    "MAX_FRAME",
+    "MAX_WATCHDOG_MS",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "ErrorCode",
+    "ErrorReport",
+    "Frame",
+    "FrameError",
+    "FrameReader",
+    "GetStatus",
+    "Heartbeat",
+    "Hello",
+    "HelloReply",
+    "Message",
+    "MsgType",
+    "SetMotors",
+    "Status",
+    "cobs_decode",
+    "cobs_encode",
+    "crc16",
+    "decode_frame",
+    "decode_message",
+    "encode_frame",
+    "encode_message",
+]

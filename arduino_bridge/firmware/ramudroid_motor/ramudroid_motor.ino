@@ -1,0 +1,69 @@
+// Ramudroid motor controller: five L298N channels driven from the Pi over a CRC-checked serial protocol.
+// Safety: every pin low at boot, all motors braked when no valid frame arrives within the watchdog timeout
+// (set by the host's HELLO, at most 1000 ms, 300 ms by default), and the AVR hardware watchdog resets a hung
+// sketch into that same safe state. The protocol itself lives in protocol.cpp (plain C++, host-tested).
+#include <avr/wdt.h>
+
+#include "pins.h"
+#include "protocol.h"
+
+static const uint8_t MOTOR_PINS[RD_CHANNELS][3] = RD_MOTOR_PINS;
+static rd::MotorProtocol proto;
+static rd::PinState written[RD_CHANNELS];
+
+// A watchdog reset leaves the watchdog running with its shortest timeout: stop it before the core's init code.
+uint8_t resetCause __attribute__((section(".noinit")));
+void earlyWatchdogOff(void) __attribute__((naked, used, section(".init3")));
+void earlyWatchdogOff(void) {
+  resetCause = MCUSR;
+  MCUSR = 0;
+  wdt_disable();
+}
+
+// Declared before use: this file is compiled as plain C++ by firmware_build.py (no generated prototypes).
+void setup();
+void loop();
+static void applyPins(bool force);
+
+void setup() {
+  for (uint8_t c = 0; c < RD_CHANNELS; ++c) {
+    for (uint8_t k = 0; k < 3; ++k) {
+      digitalWrite(MOTOR_PINS[c][k], LOW);  // PORT low before DDR output: no glitch high
+      pinMode(MOTOR_PINS[c][k], OUTPUT);
+    }
+  }
+  Serial.begin(RD_BAUD);
+  proto.begin(millis());
+  applyPins(true);
+  wdt_enable(WDTO_250MS);
+}
+
+static void applyPins(bool force) {
+  const rd::PinState* want = proto.pins();
+  for (uint8_t c = 0; c < RD_CHANNELS; ++c) {
+    const rd::PinState& w = want[c];
+    rd::PinState& h = written[c];
+    if (!force && w.in1 == h.in1 && w.in2 == h.in2 && w.en == h.en) continue;
+    if (force || w.in1 != h.in1 || w.in2 != h.in2) {
+      analogWrite(MOTOR_PINS[c][2], 0);  // never switch direction with the bridge enabled
+      digitalWrite(MOTOR_PINS[c][0], w.in1 ? HIGH : LOW);
+      digitalWrite(MOTOR_PINS[c][1], w.in2 ? HIGH : LOW);
+    }
+    analogWrite(MOTOR_PINS[c][2], w.en);
+    h = w;
+  }
+}
+
+void loop() {
+  wdt_reset();
+  proto.tick(millis());
+  // Never block: read only what has arrived, write only what the transmit buffer takes now.
+  for (int n = Serial.available(); n > 0; --n) {
+    int c = Serial.read();
+    if (c < 0) break;
+    proto.rxByte((uint8_t)c);
+    if (proto.takePinsChanged()) applyPins(false);  // apply each command as soon as it is accepted
+  }
+  if (proto.takePinsChanged()) applyPins(false);
+  while (proto.txAvailable() > 0 && Serial.availableForWrite() > 0) Serial.write(proto.txPop());
+}

@@ -1,0 +1,170 @@
+"""The simulated Arduino: the firmware's protocol and watchdog in Python, on the same codec, driven by
+explicit time.
+
+It must behave byte for byte like arduino_bridge/firmware/ramudroid_motor/protocol.cpp; both are tested
+against
+tests/vectors/protocol.json.
+"""
+
+from __future__ import annotations
+
+import math
+
+from arduino_bridge.codec import (
+    FIRMWARE_VERSION,
+    NO_SEQ,
+    PROTOCOL_VERSION,
+    Ack,
+    ErrorCode,
+    ErrorReport,
+    Frame,
+    FrameError,
+    FrameReader,
+    GetStatus,
+    Heartbeat,
+    Hello,
+    HelloReply,
+    Message,
+    MsgType,
+    SetMotors,
+    Status,
+    decode_message,
+    encode_message,
+)
+from robot.core.types import ALL_BRAKED, MotorOutputs
+
+DEFAULT_WATCHDOG_MS = 300
+
+
+def to_ms(now: float) -> int:
+    """Seconds to the firmware's integer millisecond clock (floor, like millis())."""
+    return math.floor(now * 1000.0 + 1e-9)
+
+
+class SimArduino:
+    """The motor Arduino as a pure state machine: bytes in at a time, reply bytes out; no threads, no
+    clock."""
+
+    def __init__(
+        self,
+        *,
+        boot_at: float = 0.0,
+        protocol_version: int = PROTOCOL_VERSION,
+        firmware_version: tuple[int, int, int] = FIRMWARE_VERSION,
+    ) -> None:
+        self.protocol_version = protocol_version
+        self.firmware_version = firmware_version
+        self._boot_ms = to_ms(boot_at)
+        self._reader = FrameReader()
+        self._tx_seq = 0
+        self.pins: MotorOutputs = ALL_BRAKED
+        self.session = False
+        self.watchdog_tripped = False
+        self.watchdog_ms = DEFAULT_WATCHDOG_MS
+        self._last_valid_ms = self._boot_ms
+        self._now_ms = self._boot_ms
+        self.crc_errors = 0
+        self.bad_frames = 0
+        self.overflows = 0
+        self.frames_ok = 0
+
+    # --- time
+
+    def tick(self, now: float) -> None:
+        """Advance the clock to `now` and brake everything if the watchdog expired."""
+        self._now_ms = max(self._now_ms, to_ms(now))
+        if self.session and self._now_ms - self._last_valid_ms >= self.watchdog_ms:
+            self.pins = ALL_BRAKED
+            self.session = False
+            self.watchdog_tripped = True
+
+    @property
+    def uptime_ms(self) -> int:
+        """Milliseconds since boot, as the firmware's millis() would say."""
+        return (self._now_ms - self._boot_ms) & 0xFFFFFFFF
+
+    # --- bytes
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        """Receive `data` at time `now` (watchdog checked first, like the firmware loop); returns the reply
+        bytes."""
+        self.tick(now)
+        out = bytearray()
+        for item in self._reader.feed(data):
+            out += self._handle(item)
+        return bytes(out)
+
+    def _reply(self, msg: Message) -> bytes:
+        data = encode_message(msg, self._tx_seq, self.protocol_version)
+        self._tx_seq = (self._tx_seq + 1) & 0xFFFF
+        return data
+
+    def _reject(self, code: ErrorCode, ref_seq: int = NO_SEQ, detail: int = 0xFF) -> bytes:
+        if code == ErrorCode.CRC:
+            self.crc_errors += 1
+        elif code == ErrorCode.OVERFLOW:
+            self.overflows += 1
+        elif code != ErrorCode.NOT_READY:
+            self.bad_frames += 1
+        return self._reply(ErrorReport(code, ref_seq, detail))
+
+    def _handle(self, item: Frame | FrameError) -> bytes:
+        if isinstance(item, FrameError):
+            return self._reject(item.code)
+        frame = item
+        if frame.version != self.protocol_version:
+            return self._reject(ErrorCode.VERSION, frame.seq, self.protocol_version)
+        if frame.type >= 0x80:  # a device -> host type is not a command
+            return self._reject(ErrorCode.TYPE, frame.seq)
+        try:
+            msg = decode_message(frame)
+        except FrameError as err:
+            return self._reject(err.code, frame.seq, err.detail)
+        self.frames_ok += 1
+        match msg:
+            case Hello(watchdog_ms=ms):
+                self.pins = ALL_BRAKED  # a new session starts from rest
+                self.session = True
+                self.watchdog_tripped = False
+                self.watchdog_ms = ms
+                self._last_valid_ms = self._now_ms
+                return self._reply(HelloReply(frame.seq, self.protocol_version, self.firmware_version, ms))
+            case GetStatus():
+                if self.session:
+                    self._last_valid_ms = self._now_ms
+                return self._reply(self.status(frame.seq))
+            case SetMotors(outputs=outputs):
+                if not self.session:
+                    return self._reject(ErrorCode.NOT_READY, frame.seq)
+                self.pins = outputs
+                self._last_valid_ms = self._now_ms
+                return self._reply(Ack(frame.seq))
+            case Heartbeat():
+                if not self.session:
+                    return self._reject(ErrorCode.NOT_READY, frame.seq)
+                self._last_valid_ms = self._now_ms
+                return self._reply(Ack(frame.seq))
+        raise AssertionError(msg)  # pragma: no cover - decode_message returns only the types above for < 0x80
+
+    def status(self, ref_seq: int = NO_SEQ) -> Status:
+        """The STATUS report the device would send now."""
+        return Status(
+            ref_seq=ref_seq,
+            pins=self.pins,
+            watchdog_tripped=self.watchdog_tripped,
+            session=self.session,
+            uptime_ms=self.uptime_ms,
+            watchdog_ms=self.watchdog_ms,
+            crc_errors=self.crc_errors,
+            bad_frames=self.bad_frames,
+            overflows=self.overflows,
+            firmware=self.firmware_version,
+            protocol=self.protocol_version,
+        )
+
+    def counters(self) -> dict[str, int]:
+        """The error counters, as in a STATUS report."""
+        return {"crc_errors": self.crc_errors, "bad_frames": self.bad_frames, "overflows": self.overflows}
+
+
+__all__ = ["DEFAULT_WATCHDOG_MS", "MsgType", "SimArduino", "to_ms"]

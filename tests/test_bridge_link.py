@@ -1,0 +1,161 @@
+"""ArduinoLink over a pseudo-terminal against FakeArduino (the SimArduino in a thread): handshake, commands,
+heartbeats, dead-link detection, re-plug under a new device name, version refusal and braking on close.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from arduino_bridge.fake_device import FakeArduino
+from arduino_bridge.link import ArduinoLink
+from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
+from robot.errors import ConfigError, ProtocolError
+from robot.hardware.interfaces import MotorLink
+
+FWD = MotorOutputs(*(PinState(1, 0, 200),) * 5)
+BACK = MotorOutputs(*(PinState(0, 1, 90),) * 5)
+pytestmark = pytest.mark.timeout(30)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> float:
+    """Poll until cond() holds; returns the seconds it took (the pty link runs on the wall clock)."""
+    start = time.monotonic()
+    while not cond():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[FakeArduino]:
+    with FakeArduino(link_dir=tmp_path) as dev:
+        yield dev
+
+
+@pytest.fixture
+def link(device: FakeArduino, tmp_path: Path) -> Iterator[ArduinoLink]:
+    with ArduinoLink(str(tmp_path / "ttyACM*")) as lk:
+        wait_for(lambda: lk.healthy)
+        yield lk
+
+
+def test_link_handshakes_and_every_command_reaches_the_pins(device: FakeArduino, link: ArduinoLink) -> None:
+    assert isinstance(link, MotorLink)
+    for outputs in (FWD, BACK, ALL_BRAKED):
+        link.send(outputs)
+        wait_for(lambda o=outputs: device.pins == o, 1.0)  # type: ignore[misc]
+    wait_for(lambda: link.stats()["acked"] >= 4, 1.0)  # HELLO + three commands
+    stats = link.stats()
+    assert stats["lost"] == 0 and 0 < stats["rtt_ms"] < 50
+
+
+def test_send_never_blocks_and_the_newest_command_wins(device: FakeArduino, link: ArduinoLink) -> None:
+    start = time.perf_counter()
+    for i in range(2000):
+        link.send(MotorOutputs(*(PinState(1, 0, i % 256),) * 5))
+    link.send(FWD)
+    assert time.perf_counter() - start < 0.5
+    wait_for(lambda: device.pins == FWD, 1.0)
+    assert link.healthy
+
+
+def test_heartbeats_keep_the_device_watchdog_fed(device: FakeArduino, link: ArduinoLink) -> None:
+    link.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+    before = link.stats()["heartbeats"]
+    time.sleep(0.6)  # real time on purpose: the heartbeat rate itself is under test
+    assert link.stats()["heartbeats"] - before >= 6  # >= 10 Hz
+    assert device.pins == FWD and not device.sim.watchdog_tripped and link.healthy
+
+
+def test_unplug_is_detected_within_300_ms_and_replug_under_a_new_name_reconnects(
+    device: FakeArduino, link: ArduinoLink
+) -> None:
+    changes: list[bool] = []
+    link.on_change = changes.append
+    link.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+    device.cut()
+    assert wait_for(lambda: not link.healthy, 1.0) <= 0.3
+    assert link.last_error and "reconnecting" in link.last_error
+    device.replug("ttyACM1")
+    wait_for(lambda: link.healthy, 3.0)
+    assert link.port_name and link.port_name.endswith("ttyACM1")
+    assert device.pins == ALL_BRAKED  # a fresh board waits for the next command
+    link.send(BACK)
+    wait_for(lambda: device.pins == BACK, 1.0)
+    assert link.stats()["reconnects"] == 1
+    assert changes[:2] == [False, True]
+
+
+def test_silent_board_is_detected_its_watchdog_brakes_and_the_session_resumes(
+    device: FakeArduino, link: ArduinoLink
+) -> None:
+    link.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+    device.hang()
+    t_unhealthy = wait_for(lambda: not link.healthy, 1.0)
+    assert t_unhealthy <= 0.3
+    wait_for(lambda: device.pins == ALL_BRAKED, 1.0)
+    braked_at = next(t for t, p in reversed(device.history) if p == ALL_BRAKED)
+    moving_since = next(t for t, p in reversed(device.history) if p == FWD)
+    assert braked_at - moving_since < 0.3 + 0.3  # last valid frame was at most one heartbeat after FWD
+    device.resume()
+    wait_for(lambda: link.healthy, 2.0)
+    assert link.stats()["resyncs"] >= 1
+    link.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+
+
+def test_line_noise_is_counted_and_tolerated(device: FakeArduino, link: ArduinoLink) -> None:
+    device.inject(b"\x07\x13\x99\x00\x02\x01\x00")
+    wait_for(lambda: link.stats()["crc_errors"] >= 2, 1.0)
+    link.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+    assert link.healthy
+
+
+def test_version_mismatch_refuses_to_drive(tmp_path: Path) -> None:
+    with (
+        FakeArduino(link_dir=tmp_path, protocol_version=2) as dev,
+        ArduinoLink(str(tmp_path / "ttyACM0")) as lk,
+    ):
+        wait_for(lambda: lk.last_error is not None and "protocol version" in lk.last_error, 2.0)
+        lk.send(FWD)
+        time.sleep(0.1)
+        assert not lk.healthy and dev.pins == ALL_BRAKED
+        assert all(p == ALL_BRAKED for _, p in dev.history)
+        assert "version 2" in (lk.last_error or "") and "refusing to drive" in (lk.last_error or "")
+
+
+def test_close_brakes_first_and_is_idempotent(device: FakeArduino, tmp_path: Path) -> None:
+    lk = ArduinoLink(str(tmp_path / "ttyACM0"))
+    wait_for(lambda: lk.healthy)
+    lk.send(FWD)
+    wait_for(lambda: device.pins == FWD, 1.0)
+    lk.close()
+    assert device.pins == ALL_BRAKED and not device.sim.watchdog_tripped  # braked by command, not by timeout
+    lk.close()
+    lk.send(FWD)
+    time.sleep(0.05)
+    assert device.pins == ALL_BRAKED and not lk.healthy
+
+
+def test_no_device_stays_unhealthy_and_says_why(tmp_path: Path) -> None:
+    with ArduinoLink(str(tmp_path / "ttyACM9")) as lk:
+        wait_for(lambda: lk.last_error is not None, 1.0)
+        assert not lk.healthy and "cannot open" in (lk.last_error or "")
+
+
+def test_bad_values_and_settings_are_rejected_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        ArduinoLink(str(tmp_path / "x"), watchdog_ms=1500)
+    with pytest.raises(ConfigError):
+        ArduinoLink(str(tmp_path / "x"), heartbeat_hz=5.0)
+    with ArduinoLink(str(tmp_path / "x")) as lk, pytest.raises(ProtocolError):
+        lk.send(MotorOutputs(PinState(2, 0, 0), *FWD[1:]))
