@@ -83,3 +83,79 @@ def rss_mb(settle_s: float = 10.0) -> float:
             return round(int(hwm.split()[1]) / 1024, 1)
         finally:
             _stop(proc)
+
+
+def obstacle_to_brake_ms(trials: int = 100) -> dict[str, float]:
+    """From the distance driver returning an obstacle inside the stop distance to the brake being applied by the
+    Arduino at the far end of the real serial link (ArduinoLink over a pty to the simulated Arduino).
+
+    The robot is driven forward in manual mode, so the forward-blocking safety filter is what brakes it.
+    The sensor's own latency (an HC-SR04 ping takes up to ~25 ms) comes on top of this figure.
+    """
+    import asyncio
+    import threading
+
+    from arduino_bridge.fake_device import FakeArduino
+    from arduino_bridge.link import ArduinoLink
+    from robot.alerts import AlertOutbox
+    from robot.commands import CommandQueue
+    from robot.config import Settings, from_dict
+    from robot.core.types import Command, CommandKind, Mode
+    from robot.hardware.factory import build_parts
+    from robot.navigation import demo_site
+    from robot.runner import Runner
+    from robot.supervisor import Supervisor
+    from robot.telemetry import TelemetryBus
+
+    settings: Settings = from_dict({"control": {"start_mode": "manual"}})
+    distance = [3.0]
+    seen_at: list[float] = []
+
+    class World:
+        def distance_m(self) -> float:
+            d = distance[0]
+            if d < 0.5 and len(seen_at) < len(results) + 1:
+                seen_at.append(time.monotonic())
+            return d
+
+    results: list[float] = []
+    with FakeArduino() as arduino, ArduinoLink(arduino.path) as link:
+        wake: list = [None]
+        parts = build_parts(settings, world=World(), wake=lambda: wake[0] and wake[0]())
+        commands = CommandQueue()
+        sup = Supervisor(settings, parts, link, site=demo_site(), outbox=AlertOutbox(), commands=commands,
+                         telemetry=TelemetryBus())  # fmt: skip
+        runner = Runner(sup, rate_hz=settings.control.rate_hz)
+        wake[0] = runner.wake_threadsafe
+        done = threading.Event()
+
+        def operator() -> None:
+            deadline = time.monotonic() + 30
+            while not link.healthy or sup.last is None or sup.last.state.value != "manual":
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            for _ in range(trials):
+                distance[0] = 3.0
+                t_end = time.monotonic() + 2.0
+                while not arduino.pins.drive_left.en and time.monotonic() < t_end:
+                    commands.put(Command(CommandKind.DRIVE, time.monotonic(), left=0.6, right=0.6))
+                    time.sleep(0.02)
+                time.sleep(0.01)
+                distance[0] = 0.3
+                while arduino.pins.drive_left.en and time.monotonic() < t_end:
+                    time.sleep(0.0005)
+                braked = next((t for t, p in reversed(arduino.history) if not p.drive_left.en), None)
+                if seen_at and braked is not None and len(seen_at) > len(results):
+                    results.append((braked - seen_at[len(results)]) * 1000)
+            done.set()
+            runner.stop()
+
+        commands.put(Command(CommandKind.SET_MODE, time.monotonic(), mode=Mode.MANUAL))
+        threading.Thread(target=operator, daemon=True).start()
+        asyncio.run(runner.run(install_signals=False))
+        parts.close()
+    if len(results) < trials // 2:
+        raise RuntimeError(f"only {len(results)} of {trials} trials completed")
+    results.sort()
+    return {"p50": round(statistics.median(results), 3), "p99": round(results[int(len(results) * 0.99) - 1], 3)}

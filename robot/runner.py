@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between reads of each part. The distance sensor is fast because it stops the robot.
 POLL_PERIOD_S: dict[str, float] = {"distance": 0.03, "tray": 0.2, "rain": 0.1, "power": 0.25, "gps": 0.1}
+# Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
+SAFETY_PARTS = frozenset({"distance", "rain"})
 
 
 class Poller:
@@ -42,6 +44,7 @@ class Poller:
         self._deliver = deliver
         self._clock = clock
         self._stop = threading.Event()
+        self._kick = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
 
     def start(self) -> None:
@@ -56,10 +59,16 @@ class Poller:
                 self._deliver(self.name, None, err)
             else:
                 self._deliver(self.name, value, None)
-            self._stop.wait(max(0.0, self._period - (self._clock() - started)))
+            self._kick.wait(max(0.0, self._period - (self._clock() - started)))
+            self._kick.clear()
+
+    def kick(self) -> None:
+        """Read again now rather than at the next period (a driver saw something safety-relevant)."""
+        self._kick.set()
 
     def close(self) -> None:
         self._stop.set()
+        self._kick.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=1.0)
 
@@ -118,6 +127,10 @@ class Runner:
         self._wake.set()
 
     def wake_threadsafe(self) -> None:
+        """Step at once; from any thread. Also makes the safety pollers read now, so the new value is seen."""
+        for p in self._pollers:
+            if p.name in SAFETY_PARTS:
+                p.kick()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
