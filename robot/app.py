@@ -131,6 +131,10 @@ class Robot:
             alert_numbers=sms.alert_numbers,
             trusted_numbers=sms.trusted_numbers,
             pin=sms.pin,
+            name=self.settings.robot.name,
+            country_code=sms.country_code,
+            coalesce_s=sms.coalesce_s,
+            poll_s=sms.poll_s,
         )
         self._closers.append(self.sms.close)
 

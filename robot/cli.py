@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "arduino_bridge.cli",
     "robot.drivers.cli",
     "robot.navigation.cli",
+    "robot.gsm.cli",
     "sim.cli",
 )
 

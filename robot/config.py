@@ -152,6 +152,9 @@ class SmsSettings:
     alert_numbers: list[str] = _f([])
     trusted_numbers: list[str] = _f([])
     pin: str = _f("")  # SMS commands must start with this PIN when set
+    country_code: str = _f("91")  # added to national numbers (India by default)
+    coalesce_s: float = _f(600.0, 0.0, 86400.0)
+    poll_s: float = _f(5.0, 1.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,8 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError(
             f"power.low_soc = {p.low_soc}: need critical_soc ({p.critical_soc}) < low_soc < resume_soc ({p.resume_soc})"
         )
+    if not (s.sms.country_code.isdigit() and 1 <= len(s.sms.country_code) <= 3):
+        raise ConfigError(f"sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like \"91\"")
     for n in (*s.sms.alert_numbers, *s.sms.trusted_numbers):
         digits = n[1:] if n.startswith("+") else n
         if not digits.isdigit() or not 6 <= len(digits) <= 15:

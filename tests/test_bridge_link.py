@@ -82,7 +82,8 @@ def test_unplug_is_detected_within_300_ms_and_replug_under_a_new_name_reconnects
     wait_for(lambda: device.pins == FWD, 1.0)
     device.cut()
     assert wait_for(lambda: not link.healthy, 1.0) <= 0.3
-    assert link.last_error and "reconnecting" in link.last_error
+    # Either the loss itself or the first failed re-open is reported, depending on who wins the race.
+    assert link.last_error and ("reconnecting" in link.last_error or "cannot open" in link.last_error)
     device.replug("ttyACM1")
     wait_for(lambda: link.healthy, 3.0)
     assert link.port_name and link.port_name.endswith("ttyACM1")
