@@ -158,4 +158,7 @@ def obstacle_to_brake_ms(trials: int = 100) -> dict[str, float]:
     if len(results) < trials // 2:
         raise RuntimeError(f"only {len(results)} of {trials} trials completed")
     results.sort()
-    return {"p50": round(statistics.median(results), 3), "p99": round(results[int(len(results) * 0.99) - 1], 3)}
+    return {
+        "p50": round(statistics.median(results), 3),
+        "p99": round(results[int(len(results) * 0.99) - 1], 3),
+    }

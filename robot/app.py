@@ -69,13 +69,17 @@ class Robot:
         self.sms: Any = None
         self._fake_modem: Any = None
         self._closers: list[Callable[[], None]] = []
-        self.wake_hook: Callable[[], None] | None = None  # set by the runner: drivers wake it on safety events
+        self.wake_hook: Callable[[], None] | None = (
+            None  # set by the runner: drivers wake it on safety events
+        )
         try:
             if settings.all_sim:
                 from sim.scenario import load as load_scenario
                 from sim.world import World
 
-                self.world = World(load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site)
+                self.world = World(
+                    load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site
+                )
             self.parts = build_parts(settings, world=self.world, wake=self._wake)
             self._closers.append(self.parts.close)
             self.link = self._build_link()
@@ -248,7 +252,9 @@ async def run_async(
                 await announcer
 
 
-def run_robot(config: str | None, *, web: bool = True, port: int | None = None, duration_s: float | None = None) -> int:
+def run_robot(
+    config: str | None, *, web: bool = True, port: int | None = None, duration_s: float | None = None
+) -> int:
     """`ramudroid run`: load the configuration and run; configuration and hardware errors are one clear line."""
     settings = load(config)
     try:

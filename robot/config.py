@@ -19,10 +19,7 @@ SECRET_KEYS = frozenset({"token", "pin", "password"})
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
-    meta = {"lo": lo, "hi": hi, "choices": choices}
-    if isinstance(default, list | tuple | dict):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
 
 
 PART = ("sim", "pi")
@@ -149,8 +146,8 @@ class HardwareSettings:
 class SmsSettings:
     """GSM alerts and commands."""
 
-    alert_numbers: list[str] = _f([])
-    trusted_numbers: list[str] = _f([])
+    alert_numbers: tuple[str, ...] = ()
+    trusted_numbers: tuple[str, ...] = ()
     pin: str = _f("")  # SMS commands must start with this PIN when set
     country_code: str = _f("91")  # added to national numbers (India by default)
     coalesce_s: float = _f(600.0, 0.0, 86400.0)
@@ -196,17 +193,18 @@ class Settings:
         """True when no real hardware is configured."""
         hw = self.hardware
         return hw.arduino == "sim" and all(
-            getattr(hw, p) in ("sim", "none") for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay", "modem")
+            getattr(hw, p) in ("sim", "none")
+            for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay", "modem")
         )
 
 
 def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
     origin = typing.get_origin(typ)
-    if origin is list:
-        (inner,) = typing.get_args(typ)
-        if not isinstance(value, list):
+    if origin is tuple:
+        inner = typing.get_args(typ)[0]
+        if not isinstance(value, list | tuple):
             raise ConfigError(f"{key} = {value!r}: expected a list of {inner.__name__}")
-        return [_check_value(f"{key}[{i}]", v, inner, {}) for i, v in enumerate(value)]
+        return tuple(_check_value(f"{key}[{i}]", v, inner, {}) for i, v in enumerate(value))
     if typ is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} = {value!r}: expected true or false")
@@ -224,7 +222,7 @@ def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
     if choices and value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ConfigError(f"{key} = {value!r}: must be one of {allowed}")
-    if lo is not None and value < lo or hi is not None and value > hi:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ConfigError(f"{key} = {value!r}: must be between {lo} and {hi}")
     return value
 
@@ -261,7 +259,9 @@ def _cross_check(s: Settings) -> None:
         )
     p = s.power
     if p.shade_w >= p.sun_w:
-        raise ConfigError(f"power.shade_w = {p.shade_w}: must be below power.sun_w ({p.sun_w}) for hysteresis")
+        raise ConfigError(
+            f"power.shade_w = {p.shade_w}: must be below power.sun_w ({p.sun_w}) for hysteresis"
+        )
     if p.night_w >= p.shade_w:
         raise ConfigError(f"power.night_w = {p.night_w}: must be below power.shade_w ({p.shade_w})")
     if not p.critical_soc < p.low_soc < p.resume_soc:
@@ -269,7 +269,7 @@ def _cross_check(s: Settings) -> None:
             f"power.low_soc = {p.low_soc}: need critical_soc ({p.critical_soc}) < low_soc < resume_soc ({p.resume_soc})"
         )
     if not (s.sms.country_code.isdigit() and 1 <= len(s.sms.country_code) <= 3):
-        raise ConfigError(f"sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like \"91\"")
+        raise ConfigError(f'sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like "91"')
     for n in (*s.sms.alert_numbers, *s.sms.trusted_numbers):
         digits = n[1:] if n.startswith("+") else n
         if not digits.isdigit() or not 6 <= len(digits) <= 15:
@@ -329,7 +329,6 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(v)
-

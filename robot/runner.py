@@ -116,7 +116,7 @@ class Runner:
 
     def _safety_relevant(self, name: str, before: Any, value: Any) -> bool:
         if name == "distance":
-            return value is None or value < self.sup.cfg.stop_distance_m
+            return value is None or not value >= self.sup.cfg.stop_distance_m  # NaN is unsafe too
         if name == "rain":
             return bool(value) and not before
         return False

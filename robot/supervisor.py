@@ -150,10 +150,12 @@ class Supervisor:
         rd = self.readings
         fix = rd.gps.value if rd.gps.at is not None and now - rd.gps.at <= self.gps_stale_s else None
         goal = self.last.goal if self.last is not None else Goal.HOLD
-        for c in commands:
-            if c.kind is CommandKind.RESET or (c.kind is CommandKind.SET_MODE and c.mode is Mode.AUTO):
-                if self.core.state is State.ROUTE_DONE:
-                    self.nav = NavState()  # a new round of the route
+        restart = any(
+            c.kind is CommandKind.RESET or (c.kind is CommandKind.SET_MODE and c.mode is Mode.AUTO)
+            for c in commands
+        )
+        if restart and self.core.state is State.ROUTE_DONE:
+            self.nav = NavState()  # a new round of the route
         self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config)
         self.guidance = guidance
         power: PowerReading | None = rd.power.value
@@ -221,7 +223,9 @@ class Supervisor:
                 fix=fix,
                 link_ok=self.link.healthy,
                 link_stats=stats_fn() if stats_fn is not None else {},
-                route_progress=min(1.0, self.nav.progress_m / self.site.route_length) if self.site.route_length else 0.0,
+                route_progress=min(1.0, self.nav.progress_m / self.site.route_length)
+                if self.site.route_length
+                else 0.0,
                 recent_alerts=self._recent_alerts(bool(d.alerts)),
                 counters={f"{n}_errors": getattr(rd, n).errors for n in POLLED}
                 | {"commands_dropped": self.commands.dropped},
@@ -244,7 +248,9 @@ class Supervisor:
         try:
             return NavState.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as err:
-            log.warning("route progress in %s unreadable (%s); starting the route from the beginning", path, err)
+            log.warning(
+                "route progress in %s unreadable (%s); starting the route from the beginning", path, err
+            )
             return NavState()
 
     def _persist_progress(self, now: float) -> None:

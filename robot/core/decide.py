@@ -149,12 +149,15 @@ def _held(cond: bool, since: float | None, now: float) -> float | None:
 
 
 def _age(t: float | None, now: float) -> float:
-    return INF if t is None else now - t
+    if t is None:
+        return INF
+    age = now - t
+    return INF if age != age else age  # a NaN time is unknown: as old as can be, so it counts as stale
 
 
 def pins_for(speed: float, max_duty: int) -> PinState:
     """One wheel: signed speed in [-1, 1] to IN1/IN2/EN (10 forward, 01 backward, 00 brake)."""
-    if not speed == speed or abs(speed) < DEADBAND:  # NaN or deadband
+    if math.isnan(speed) or abs(speed) < DEADBAND:
         return BRAKE
     duty = round(min(abs(speed), 1.0) * max_duty)
     if duty == 0:
@@ -166,7 +169,7 @@ def _obstacle_blocks(snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: b
     if snap.camera_obstacle:
         return True, "camera sees an obstacle ahead"
     d = snap.distance_m
-    if d is None or _age(snap.distance_t, now) > cfg.distance_stale_s or not d == d:
+    if d is None or _age(snap.distance_t, now) > cfg.distance_stale_s or math.isnan(d):
         return True, "obstacle distance unknown (no echo or stale reading)"
     limit = cfg.clear_distance_m if was_blocked else cfg.stop_distance_m
     if d < limit:
@@ -200,8 +203,8 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         elif kind is CommandKind.SET_MODE and cmd.mode is not None:
             if cmd.mode is not mode:
                 alert("mode", Severity.INFO, f"mode {cmd.mode.value} from {cmd.source}")
-            if cmd.mode is Mode.AUTO and mode is not Mode.AUTO:
-                route_done = False
+            if cmd.mode is Mode.AUTO:
+                route_done = False  # a new auto command starts the route again, even when already in auto
             if cmd.mode is not Mode.AUTO:
                 stuck = False
             mode = cmd.mode
@@ -212,11 +215,15 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             ok = left == left and right == right  # NaN never drives
             drive_left = max(-1.0, min(1.0, left)) if ok else 0.0
             drive_right = max(-1.0, min(1.0, right)) if ok else 0.0
-            drive_at = cmd.at
-        elif kind is CommandKind.TRAY_EMPTIED and tray_full:
-            if snap.tray_kg is not None and snap.tray_kg < cfg.tray_full_kg:
-                tray_full = False
-                alert("tray_emptied", Severity.INFO, f"tray emptied ({snap.tray_kg:.2f} kg), resuming")
+            drive_at = min(cmd.at, now)  # a stamp from another clock must not stretch the deadman
+        elif (
+            kind is CommandKind.TRAY_EMPTIED
+            and tray_full
+            and snap.tray_kg is not None
+            and snap.tray_kg < cfg.tray_full_kg
+        ):
+            tray_full = False
+            alert("tray_emptied", Severity.INFO, f"tray emptied ({snap.tray_kg:.2f} kg), resuming")
 
     # Fault: the Arduino link and the sensors that protect the robot must be live.
     stale = cfg.sensor_stale_s
@@ -249,6 +256,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             alert("critical_battery", Severity.CRITICAL, f"battery critical ({soc:.0%}); everything off")
         elif critical and soc >= cfg.low_soc and (volts is None or volts > cfg.critical_v):
             critical = False
+            alert("critical_cleared", Severity.INFO, f"battery out of critical ({soc:.0%}); parked, charging")
         if not low_battery and soc <= cfg.low_soc:
             low_battery = True
             alert("low_battery", Severity.WARNING, f"battery low ({soc:.0%}); parking to charge")
@@ -296,8 +304,9 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
 
     # Rain: confirm, shelter, then stay for the dry period and the minimum dwell.
     wet = snap.raining is True
+    dry = snap.raining is False and _age(snap.rain_t, now) <= stale  # a silent sensor is not dry weather
     wet_since = _held(wet, st.wet_since, now)
-    dry_since = _held(not wet, st.dry_since, now)
+    dry_since = _held(dry, st.dry_since, now)
     rain, shelter_start = st.rain, st.shelter_start
     if not rain and wet_since is not None and now - wet_since >= cfg.rain_confirm_s:
         rain, shelter_start = True, now
@@ -341,6 +350,8 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     )
     wants_forward = g is not None and (g.left > DEADBAND or g.right > DEADBAND)
     clear_since = st.clear_since
+    if escape_phase == "turn" and now - escape_since >= cfg.turn_s:
+        escape_phase = "none"  # the retry: look again in this same step, never a step of cleaning in between
     if not guided_auto:
         escape_phase = "none"
     elif escape_phase == "none":
@@ -357,11 +368,8 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             else:
                 tries += 1
                 escape_phase, escape_since = "backoff", now
-    elif escape_phase == "backoff":
-        if now - escape_since >= cfg.backoff_s:
-            escape_phase, escape_since = "turn", now
-    elif escape_phase == "turn" and now - escape_since >= cfg.turn_s:
-        escape_phase = "none"
+    elif escape_phase == "backoff" and now - escape_since >= cfg.backoff_s:
+        escape_phase, escape_since = "turn", now
     driving_clear = escape_phase == "none" and guided_auto and not blocked
     clear_since = _held(driving_clear, clear_since, now)
     if clear_since is not None and now - clear_since >= TRIES_RESET_S:
@@ -381,7 +389,9 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         arrived=arrived, gps_ok=gps_ok, inside_fence=inside,
     )  # fmt: skip
     rule = _first(sit)
-    motors, reason = _motors(rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries)
+    motors, reason = _motors(
+        rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries
+    )
     reason = _reason(rule, sit, fault_why, why_blocked, g, reason, tries, cfg)
 
     if rule.state is State.OUTSIDE_FENCE and st.state is not State.OUTSIDE_FENCE:
@@ -455,7 +465,14 @@ def _motors(
 
 
 def _reason(
-    rule: Rule, sit: Situation, fault_why: str, why_blocked: str, g: Any, note: str, tries: int, cfg: CoreConfig
+    rule: Rule,
+    sit: Situation,
+    fault_why: str,
+    why_blocked: str,
+    g: Any,
+    note: str,
+    tries: int,
+    cfg: CoreConfig,
 ) -> str:
     s = rule.state
     if s is State.ESTOP:

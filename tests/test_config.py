@@ -1,0 +1,114 @@
+"""Configuration: defaults from the robot's real figures, one clear line for every mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robot.cli import main
+from robot.config import Settings, as_dict, from_dict, load
+from robot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "deploy" / "ramudroid.example.toml"
+
+
+def test_defaults_come_from_the_robots_real_figures() -> None:
+    s = Settings()
+    assert s.tray.capacity_kg == 2.0
+    assert s.power.panel_wp == 60.0
+    assert s.power.battery_nominal_v == 11.1
+    assert s.power.battery_mah == 2200.0
+    assert s.control.deadman_s == 0.5
+    assert s.hardware.arduino_watchdog_ms == 300
+    assert s.all_sim
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    text = EXAMPLE.read_text()
+    assert load(EXAMPLE) == Settings()
+    for section in dataclasses.fields(Settings):
+        assert f"[{section.name}]" in text
+        for f in dataclasses.fields(getattr(Settings(), section.name)):
+            assert f"\n{f.name} = " in text, f"{section.name}.{f.name} is not documented in {EXAMPLE.name}"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"tray": {"capacity": 2.0}}, "tray.capacity: unknown key"),
+        ({"tray": {"capacity_kg": "2"}}, "tray.capacity_kg = '2': expected a number"),
+        ({"tray": {"capacity_kg": 50}}, "tray.capacity_kg = 50.0: must be between 0.2 and 10.0"),
+        ({"control": {"rate_hz": True}}, "control.rate_hz = True: expected a number"),
+        ({"obstacle": {"max_tries": 2.5}}, "obstacle.max_tries = 2.5: expected a whole number"),
+        ({"hardware": {"rain": "real"}}, "hardware.rain = 'real': must be one of 'sim', 'pi'"),
+        ({"web": {"enabled": "yes"}}, "web.enabled = 'yes': expected true or false"),
+        ({"sms": {"alert_numbers": "+919876543210"}}, "sms.alert_numbers = '+919876543210': expected a list"),
+        ({"sms": {"trusted_numbers": ["12ab"]}}, "sms number '12ab'"),
+        ({"obstacle": {"stop_distance_m": 1.0, "clear_distance_m": 0.9}}, "must be greater than"),
+        ({"power": {"shade_w": 30.0}}, "power.shade_w = 30.0: must be below power.sun_w"),
+        ({"power": {"low_soc": 0.05}}, "need critical_soc"),
+        ({"tray": {"empty_kg": 1.95}}, "tray.empty_kg = 1.95: must be below the full threshold"),
+        ({"tray": 3}, "tray = 3: expected a [tray] table"),
+        ({"robots": {}}, "robots: unknown key"),
+    ],
+)
+def test_wrong_key_type_or_range_is_one_clear_error(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict(data)
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_config_check_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[obstacle]\nstop_distance_m = -1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "robot.cli", "config", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "ramudroid: obstacle.stop_distance_m = -1.0: must be between 0.1 and 3.0"
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_check_reports_invalid_toml_and_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[tray\ncapacity_kg = 2\n")
+    assert main(["config", "check", str(broken)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["config", "check", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+def test_config_check_accepts_the_example(capsys: pytest.CaptureFixture) -> None:
+    assert main(["config", "check", str(EXAMPLE)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_config_show_hides_secrets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "r.toml"
+    f.write_text('[web]\ntoken = "hunter2"\n[sms]\npin = "4321"\ntrusted_numbers = ["+919876543210"]\n')
+    assert main(["-c", str(f), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "7077" not in out
+    assert 'token = "***"' in out
+    assert "+919876543210" in out
+    # What `config show` prints is itself a valid configuration (with the secrets blanked).
+    shown = tmp_path / "shown.toml"
+    shown.write_text(out.replace('"***"', '""'))
+    assert load(shown).sms.trusted_numbers == ("+919876543210",)
+
+
+def test_as_dict_round_trips() -> None:
+    s = Settings()
+    assert from_dict(as_dict(s, hide_secrets=False)) == s

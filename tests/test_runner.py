@@ -1,0 +1,216 @@
+"""The asyncio Runner with fake parts and a fake link: wakes on safety events, brakes on every way out."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import FakeClock, Rig
+
+from robot import runner as runner_mod
+from robot.core.types import ALL_BRAKED, State
+from robot.errors import ScaleError
+from robot.runner import Runner
+from robot.telemetry import Telemetry, TelemetryBus
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def aio(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an async test on a fresh event loop (the standard library's; no plugin needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def until(cond: Callable[[], bool], limit_s: float = 3.0, poke: Runner | None = None) -> None:
+    """Wait (real time, polling every 5 ms) for cond; `poke` wakes the runner on each poll to step at once."""
+    end = time.monotonic() + limit_s
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        if poke is not None:
+            poke.wake()
+        await asyncio.sleep(0.005)
+
+
+def moving(rig: Rig) -> bool:
+    return bool(rig.link.sent) and rig.link.sent[-1][1].moving
+
+
+@pytest.fixture
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll every part every 5 ms, so warming up (three GPS fixes) takes milliseconds, not a second."""
+    for name in runner_mod.POLL_PERIOD_S:
+        monkeypatch.setitem(runner_mod.POLL_PERIOD_S, name, 0.005)
+
+
+@aio
+async def test_obstacle_reading_wakes_the_loop_and_a_brake_goes_out_before_the_next_tick(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()  # the real clock: this test is about real latency
+    period = 0.2
+    steps: list[tuple[float, int]] = []
+    armed: dict[str, float] = {}
+
+    def on_step(now: float) -> None:
+        steps.append((now, r.wakeups))
+        # Two steps after arming with no wake in between: the last one was a tick, the next is 200 ms away.
+        tick = len(steps) >= 2 and steps[-1][1] == steps[-2][1]
+        if tick and "inject" not in armed and now >= armed.get("arm", float("inf")):
+            rig.parts.distance.value = 0.2
+            armed["inject"] = now
+            armed["wakes"] = r.wakeups
+
+    r = Runner(rig.sup, rate_hz=1 / period, on_step=on_step)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    armed["arm"] = time.monotonic()
+    await until(lambda: "inject" in armed, limit_s=2.0)
+    t_inject = armed["inject"]
+    await until(lambda: bool(rig.link.brakes_after(t_inject)), limit_s=1.0)
+    braked_at = rig.link.brakes_after(t_inject)[0]
+    r.stop()
+    assert await task == 0
+    print(f"obstacle to brake: {1000 * (braked_at - t_inject):.1f} ms (tick {1000 * period:.0f} ms)")
+    assert braked_at - t_inject < period / 2, (
+        f"brake {1000 * (braked_at - t_inject):.0f} ms after the obstacle"
+    )
+    assert r.wakeups > armed["wakes"]  # the reading woke the loop; it did not wait for the tick
+    stopped = [t for t, m in rig.link.sent if t >= t_inject and m == ALL_BRAKED]
+    assert stopped and stopped[0] == braked_at
+    assert any(a.kind == "obstacle" for a in rig.outbox.recent(20))
+
+
+@aio
+async def test_link_loss_wakes_the_loop_and_brakes_before_the_next_tick(
+    make_rig: Callable[..., Rig], fast_polls: None
+) -> None:
+    rig = make_rig()
+    r = Runner(rig.sup, rate_hz=5)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    await asyncio.sleep(0.01)
+    t0 = time.monotonic()
+    rig.link.set_healthy(False)  # the link's own thread would call on_change
+    await until(lambda: bool(rig.link.brakes_after(t0)), limit_s=1.0)
+    latency = rig.link.brakes_after(t0)[0] - t0
+    r.stop()
+    assert await task == 0
+    assert latency < 0.1
+    assert rig.sup.last is not None and rig.sup.last.state is State.FAULT
+
+
+class FailingTelemetry(TelemetryBus):
+    """A telemetry bus that raises once told to: an unexpected bug inside the supervisor's step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def publish(self, t: Telemetry) -> None:
+        if self.fail:
+            raise RuntimeError("publish exploded")
+        super().publish(t)
+
+
+@aio
+async def test_exception_inside_supervisor_step_brakes_and_exits_1(
+    make_rig: Callable[..., Rig], caplog: pytest.LogCaptureFixture, fast_polls: None
+) -> None:
+    bus = FailingTelemetry()
+    rig = make_rig(telemetry=bus)
+    r = Runner(rig.sup, rate_hz=5)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    bus.fail = True
+    t0 = time.monotonic()
+    r.wake()
+    with caplog.at_level(logging.ERROR, logger="robot.runner"):
+        code = await asyncio.wait_for(task, 1.0)
+    assert code == 1
+    assert rig.link.sent[-1][1] == ALL_BRAKED and rig.link.sent[-1][0] >= t0
+    assert "publish exploded" in caplog.text or "crashed" in caplog.text
+
+
+@aio
+async def test_stop_brakes_and_returns_0(make_rig: Callable[..., Rig], fast_polls: None) -> None:
+    rig = make_rig()
+    r = Runner(rig.sup, rate_hz=5)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    t0 = time.monotonic()
+    r.stop()
+    assert await asyncio.wait_for(task, 1.0) == 0
+    assert rig.link.sent[-1][1] == ALL_BRAKED and rig.link.sent[-1][0] >= t0
+
+
+@aio
+async def test_sigterm_brakes_and_exits_cleanly(make_rig: Callable[..., Rig], fast_polls: None) -> None:
+    rig = make_rig()
+    r = Runner(rig.sup, rate_hz=5)
+    task = asyncio.create_task(r.run(install_signals=True))
+    await until(lambda: moving(rig), poke=r)
+    t0 = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(task, 1.0) == 0
+    assert rig.link.sent[-1][1] == ALL_BRAKED and rig.link.sent[-1][0] >= t0
+
+
+@aio
+async def test_part_whose_read_raises_is_counted_goes_stale_and_faults(
+    make_rig: Callable[..., Rig], fast_polls: None
+) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    r = Runner(rig.sup, rate_hz=5, clock=clock)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    rig.parts.scale.fail = ScaleError("tray scale on GPIO 5/6: no data")
+    await until(lambda: rig.sup.readings.tray.errors >= 3)
+    # Virtual time passes beyond the staleness limit; the other parts keep answering at the new time.
+    clock.advance(rig.sup.cfg.sensor_stale_s + 0.5)
+    at: dict[str, Any] = {}
+    await until(
+        lambda: all(getattr(rig.sup.readings, n).at == clock.t for n in ("power", "rain", "distance"))
+    )
+    at["t"] = clock.t
+    await until(lambda: rig.sup.last is not None and rig.sup.last.state is State.FAULT, poke=r)
+    r.stop()
+    assert await task == 0
+    d = rig.sup.last
+    assert d is not None and "tray scale" in d.reason
+    tel = rig.telemetry.latest()
+    assert tel is not None and tel.counters["tray_errors"] >= 3
+    assert any(a.kind == "fault" for a in rig.outbox.recent(20))
+    assert rig.link.sent[-1][1] == ALL_BRAKED
+
+
+@aio
+async def test_operator_command_wakes_the_loop(make_rig: Callable[..., Rig], fast_polls: None) -> None:
+    from robot.core.types import Command, CommandKind
+
+    rig = make_rig()
+    r = Runner(rig.sup, rate_hz=5)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: moving(rig), poke=r)
+    await asyncio.sleep(0.01)
+    t0 = time.monotonic()
+    rig.commands.put(Command(CommandKind.ESTOP, at=t0, source="test"))
+    await until(lambda: bool(rig.link.brakes_after(t0)), limit_s=1.0)
+    latency = rig.link.brakes_after(t0)[0] - t0
+    r.stop()
+    assert await task == 0
+    assert latency < 0.1
+    assert rig.sup.last is not None and rig.sup.last.state is State.ESTOP

@@ -1,0 +1,91 @@
+"""The Supervisor in virtual time: readings in, each decision out to the link, relay, outbox, telemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conftest import FakeClock, Rig
+
+from robot.core.types import ALL_BRAKED, Command, CommandKind, PowerSource, State
+from robot.errors import ScaleError
+
+
+def run(rig: Rig, clock: FakeClock, seconds: float, dt: float = 0.05) -> None:
+    """Poll every part and step, every dt, as the simulator does."""
+    for _ in range(round(seconds / dt)):
+        now = clock.advance(dt)
+        rig.sup.poll_parts(now)
+        rig.sup.step(now)
+
+
+def test_supervisor_sends_one_frame_per_step_and_publishes_what_it_decided(
+    make_rig: Callable[..., Rig],
+) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, 1.0)
+    assert len(rig.link.sent) == rig.sup.steps == 20
+    tel = rig.telemetry.latest()
+    assert tel is not None and tel.at == clock.t
+    assert tel.state == State.CLEANING.value and tel.motors == rig.link.sent[-1][1]
+    assert tel.motors.moving and tel.motors.brushing  # navigation settled on the fixes and drives on
+    assert tel.counters["tray_errors"] == 0
+
+
+def test_supervisor_switches_the_relay_only_when_the_source_changes(make_rig: Callable[..., Rig]) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, rig.sup.cfg.switch_dwell_s + 2.0, dt=0.25)
+    assert rig.parts.relay.selected == [PowerSource.BATTERY, PowerSource.PANEL]
+    assert "power_source" in [a.kind for a in rig.outbox.recent(50)]
+
+
+def test_failing_part_is_counted_goes_stale_and_faults(make_rig: Callable[..., Rig]) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, 1.0)
+    rig.parts.scale.fail = ScaleError("tray scale on GPIO 5/6: no data")
+    run(rig, clock, rig.sup.cfg.sensor_stale_s - 0.1)
+    assert rig.sup.last is not None and rig.sup.last.state is State.CLEANING  # last good reading still fresh
+    run(rig, clock, 0.2)
+    d = rig.sup.last
+    assert d is not None and d.state is State.FAULT and "tray scale" in d.reason
+    assert rig.link.sent[-1][1] == ALL_BRAKED
+    assert rig.sup.readings.tray.errors == round((rig.sup.cfg.sensor_stale_s + 0.1) / 0.05)
+    assert "no data" in rig.sup.readings.tray.last_error
+    tel = rig.telemetry.latest()
+    assert tel is not None and tel.counters["tray_errors"] == rig.sup.readings.tray.errors
+    assert [a.kind for a in rig.outbox.recent(5)][-1] == "fault"
+
+
+def test_operator_estop_through_the_queue_brakes_and_alerts(make_rig: Callable[..., Rig]) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, 1.0)
+    assert rig.commands.put(Command(CommandKind.ESTOP, at=clock.t, source="web"))
+    run(rig, clock, 0.05)
+    assert rig.sup.last is not None and rig.sup.last.state is State.ESTOP
+    assert rig.link.sent[-1][1] == ALL_BRAKED
+    assert rig.outbox.recent(1)[0].kind == "estop"
+
+
+def test_obstacle_reading_brakes_on_the_next_step(make_rig: Callable[..., Rig]) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, 1.0)
+    assert rig.link.sent[-1][1].moving
+    rig.parts.distance.value = 0.2
+    run(rig, clock, 0.05)
+    assert rig.link.sent[-1][1] == ALL_BRAKED and rig.sup.last is not None
+    assert rig.sup.last.state is State.OBSTACLE_STOP
+
+
+def test_close_brakes_once_and_is_idempotent(make_rig: Callable[..., Rig]) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    run(rig, clock, 1.0)
+    before = len(rig.link.sent)
+    with rig.sup:
+        pass
+    rig.sup.close()
+    assert [m for _, m in rig.link.sent[before:]] == [ALL_BRAKED]
