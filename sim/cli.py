@@ -1,0 +1,118 @@
+"""`ramudroid sim run SCENARIO [--out DIR]` and `ramudroid sim list`: the headless simulator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from robot.errors import RamudroidError
+
+
+def register(subparsers: Any) -> None:
+    """Add the `sim` command group to the ramudroid CLI."""
+    sim = subparsers.add_parser("sim", help="run the simulator headless on a scenario and report")
+    sub = sim.add_subparsers(dest="sim_command", required=True)
+    run = sub.add_parser("run", help="run a scenario as fast as possible; writes report.json and plots")
+    run.add_argument("scenario", help="a shipped scenario name (see `ramudroid sim list`) or a .toml path")
+    run.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: sim-report/<scenario>)"
+    )
+    run.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    run.add_argument(
+        "--hours", type=float, default=None, help="simulate only the first HOURS of the scenario"
+    )
+    run.add_argument("--no-plots", action="store_true", help="write report.json only")
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="list the shipped scenarios")
+    lst.set_defaults(func=cmd_list)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn in place."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.started = time.perf_counter()
+        self._last = -1
+
+    def __call__(self, fraction: float) -> None:
+        pct = int(fraction * 100)
+        if pct == self._last:
+            return
+        self._last = pct
+        filled = int(fraction * self.width)
+        wall = time.perf_counter() - self.started
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}% {wall:6.1f} s"
+        )
+        if fraction >= 1.0:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one scenario and write its report."""
+    from robot import config
+    from sim import scenario as scen
+    from sim.run import run_scenario, run_to_dir
+
+    # The supervisor's log lines would tear the progress bar apart; its alerts are all in report.json.
+    logging.getLogger("robot").setLevel(logging.ERROR)
+    try:
+        settings = config.load(getattr(args, "config", None))
+        sc = scen.load(args.scenario)
+        out = args.out if args.out is not None else Path("sim-report") / sc.name
+        duration = args.hours * 3600.0 if args.hours is not None else None
+        result = run_scenario(
+            sc, settings=settings, seed=args.seed, duration_s=duration, progress=ProgressBar(sc.name)
+        )
+        files = run_to_dir(result, out, plots=not args.no_plots)
+    except RamudroidError as err:
+        print(f"ramudroid sim: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"ramudroid sim: cannot write the report ({err}); check --out", file=sys.stderr)
+        return 2
+    r = result.report
+    speed = r["simulated_s"] / r["wall_s"] if r["wall_s"] > 0 else float("inf")
+    print(
+        f"{sc.name}: {r['simulated_s'] / 3600:.1f} h simulated in {r['wall_s']:.1f} s ({speed:.0f}x); "
+        f"route {r['route_completion'] * 100:.0f} %, {r['area_cleaned_m2']:.0f} m2 cleaned, "
+        f"{r['litter_collected_kg']:.2f} kg collected, storms sheltered {r['shelter_reached']}/{r['storms']}"
+    )
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the shipped scenarios with their descriptions."""
+    from sim import scenario as scen
+
+    try:
+        for name in scen.shipped_names():
+            sc = scen.load(name)
+            print(f"{name:20s} {sc.start:%Y-%m-%d %H:%M} {sc.duration_s / 3600:4.1f} h  {sc.description}")
+    except RamudroidError as err:
+        print(f"ramudroid sim: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sim commands on their own (python -m sim.cli ...)."""
+    parser = argparse.ArgumentParser(prog="ramudroid")
+    parser.add_argument("--config", default=None)
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

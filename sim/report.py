@@ -1,0 +1,314 @@
+"""The run's record: a trace collected step by step, report.json, and the plots a person would rather look at.
+
+matplotlib is imported only inside plot(), so recording costs nothing beyond a few comparisons per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robot.core.types import Decision, Goal, MotorOutputs, PinState, State
+from sim.world import World
+
+REPORT_KEYS = (
+    "simulated_s",
+    "wall_s",
+    "area_cleaned_m2",
+    "litter_collected_kg",
+    "energy_wh",
+    "time_in_state_s",
+    "alerts",
+    "safety_events",
+    "route_completion",
+    "geofence_exits",
+    "shelter_reached",
+    "storms",
+)
+PLOT_FILES = ("track.png", "power.png", "states.png")
+# A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
+REACTION_GIVE_UP_S = 60.0
+
+
+def _forward(p: PinState) -> bool:
+    return p.en > 0 and p.in1 == 1 and p.in2 == 0
+
+
+def _drives_forward(m: MotorOutputs) -> bool:
+    return _forward(m.drive_left) or _forward(m.drive_right)
+
+
+@dataclass(slots=True)
+class SafetyEvent:
+    """A situation that calls for a reaction, and how long the applied pins took to show it."""
+
+    kind: str
+    at: float
+    reaction_ms: float | None = None
+    closed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """{kind, reaction_ms} plus when it happened."""
+        ms = None if self.reaction_ms is None else round(self.reaction_ms, 1)
+        return {"kind": self.kind, "reaction_ms": ms, "at_s": round(self.at, 3)}
+
+
+@dataclass
+class Trace:
+    """Samples taken once per sample period, and the state segments."""
+
+    t: list[float] = field(default_factory=list)
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    gps_x: list[float] = field(default_factory=list)
+    gps_y: list[float] = field(default_factory=list)
+    soc: list[float] = field(default_factory=list)
+    panel_w: list[float] = field(default_factory=list)
+    load_w: list[float] = field(default_factory=list)
+    tray_kg: list[float] = field(default_factory=list)
+    segments: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, state)
+
+
+class Recorder:
+    """Collects one run's trace from the world's truth, the decisions and the pins the Arduino applied."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        stop_distance_m: float = 0.5,
+        tray_full_kg: float = 1.9,
+        sample_every_s: float = 1.0,
+    ) -> None:
+        self.world = world
+        self.stop_distance_m = stop_distance_m
+        self.tray_full_kg = tray_full_kg
+        self.sample_every_s = sample_every_s
+        self.trace = Trace()
+        self.time_in_state: dict[str, float] = {}
+        self.alerts: list[dict[str, Any]] = []
+        self.events: list[SafetyEvent] = []
+        self.faults: list[dict[str, Any]] = []
+        self._open: dict[str, SafetyEvent] = {}
+        self._state: str | None = None
+        self._state_since = 0.0
+        self._next_sample = 0.0
+        self._was_raining = world.is_raining
+        self._tray_was_full = world.tray >= tray_full_kg
+        self._has_obstacles = bool(world.scenario.obstacles)
+        self._was_forward = False
+
+    # ---- per step
+    def step(self, t: float, dt: float, decision: Decision, applied: MotorOutputs) -> None:
+        """Record one step: `applied` is what the Arduino's pins show after it."""
+        state = decision.state.value
+        self.time_in_state[state] = self.time_in_state.get(state, 0.0) + dt
+        if state != self._state:
+            if self._state is not None:
+                self.trace.segments.append((self._state_since, t, self._state))
+            self._state, self._state_since = state, t
+        for a in decision.alerts:
+            self.alerts.append(
+                {"kind": a.kind, "severity": a.severity.value, "message": a.message, "at_s": a.at}
+            )
+        self._safety(t, decision, applied)
+        if t >= self._next_sample:
+            self._next_sample = t + self.sample_every_s
+            self._sample(t)
+
+    def _safety(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
+        w = self.world
+        forward = _drives_forward(applied)
+        # Obstacle inside the stop distance while the wheels were driving forward (the pins before this step's
+        # decision): time until the applied pins stop driving forward; 0 when this very step braked.
+        if self._has_obstacles and "obstacle" not in self._open and self._was_forward:
+            d = w.true_distance_m()
+            if d is not None and d < self.stop_distance_m:
+                self._start("obstacle", t)
+        self._was_forward = forward
+        # Rain: brushes off and heading for (or at) the shelter.
+        if w.is_raining and not self._was_raining:
+            self._start("rain", t)
+        self._was_raining = w.is_raining
+        full = w.tray >= self.tray_full_kg
+        if full and not self._tray_was_full:
+            self._start("tray_full", t)
+        self._tray_was_full = full
+        if not self._open:
+            return
+        for kind, ev in list(self._open.items()):
+            if kind == "obstacle":
+                done = not forward
+            elif kind == "rain":
+                done = not applied.brushing and (
+                    decision.goal is Goal.SHELTER or decision.state in (State.SHELTERING, State.SHELTERED)
+                )
+            else:  # tray_full, link_cut: everything stopped
+                done = not applied.moving and not applied.brushing
+            if done:
+                ev.reaction_ms = (t - ev.at) * 1000.0
+                ev.closed = True
+                del self._open[kind]
+            elif t - ev.at > REACTION_GIVE_UP_S:
+                ev.closed = True
+                del self._open[kind]
+
+    def _start(self, kind: str, t: float) -> None:
+        ev = SafetyEvent(kind, t)
+        self.events.append(ev)
+        self._open[kind] = ev
+
+    def link_cut(self, t: float) -> None:
+        """The run loop cut the Arduino link: the Arduino's watchdog must brake."""
+        if "link_cut" not in self._open:
+            self._start("link_cut", t)
+
+    def fault(self, t: float, kind: str, note: str = "") -> None:
+        """Note an injected fault."""
+        self.faults.append({"at_s": round(t, 3), "kind": kind, "note": note})
+
+    def _sample(self, t: float) -> None:
+        w = self.world
+        tr = self.trace
+        tr.t.append(t)
+        tr.x.append(w.x)
+        tr.y.append(w.y)
+        fix = w.last_fix
+        if fix is not None:
+            gx, gy = w.site.to_local(fix.lat, fix.lon)
+        else:
+            gx = gy = math.nan
+        tr.gps_x.append(gx)
+        tr.gps_y.append(gy)
+        tr.soc.append(w.soc)
+        tr.panel_w.append(w.panel_available_w)
+        tr.load_w.append(w.load_w * w.supply_ratio)
+        tr.tray_kg.append(w.tray)
+
+    def finish(self, t: float) -> None:
+        """Close the last state segment at the end of the run."""
+        if self._state is not None:
+            self.trace.segments.append((self._state_since, t, self._state))
+            self._state = None
+
+    # ---- outputs
+    def report(self, wall_s: float) -> dict[str, Any]:
+        """The report.json content: exactly REPORT_KEYS."""
+        truth = self.world.truth()
+        return {
+            "simulated_s": round(truth.t, 3),
+            "wall_s": round(wall_s, 3),
+            "area_cleaned_m2": round(truth.area_cleaned_m2, 2),
+            "litter_collected_kg": round(truth.litter_collected_kg, 4),
+            "energy_wh": {"panel": round(truth.panel_wh, 3), "battery": round(truth.battery_out_wh, 3)},
+            "time_in_state_s": {k: round(v, 3) for k, v in sorted(self.time_in_state.items())},
+            "alerts": self.alerts,
+            "safety_events": [e.to_json() for e in self.events],
+            "route_completion": round(truth.route_completion, 4),
+            "geofence_exits": truth.geofence_exits,
+            "shelter_reached": truth.storms_sheltered,
+            "storms": truth.storms,
+        }
+
+    def write(self, out_dir: Path, wall_s: float, *, plots: bool = True) -> list[Path]:
+        """Write report.json (and the PNG plots) into out_dir; returns the files written."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "report.json"
+        path.write_text(json.dumps(self.report(wall_s), indent=2) + "\n", encoding="utf-8")
+        written = [path]
+        if plots:
+            written += plot(self, out_dir)
+        return written
+
+
+def _hours(rec: Recorder, ts: list[float]) -> list[float]:
+    st = rec.world.scenario.start
+    h0 = st.hour + st.minute / 60.0 + st.second / 3600.0
+    return [h0 + t / 3600.0 for t in ts]
+
+
+def plot(rec: Recorder, out_dir: Path) -> list[Path]:
+    """The track over the site map, battery charge and panel power over the day, and the state timeline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = rec.world
+    site = w.site
+    tr = rec.trace
+    name = w.scenario.name
+    out: list[Path] = []
+
+    # 1. Track over the site map.
+    fig, ax = plt.subplots(figsize=(9, 6))
+    fx = [p[0] for p in (*site.fence, site.fence[0])]
+    fy = [p[1] for p in (*site.fence, site.fence[0])]
+    ax.plot(fx, fy, color="black", lw=1.5, label="fence")
+    ax.plot(
+        [p[0] for p in site.route.points],
+        [p[1] for p in site.route.points],
+        "--",
+        color="tab:blue",
+        lw=1,
+        label="planned route",
+    )
+    ax.plot(tr.gps_x, tr.gps_y, ".", color="tab:orange", ms=1.5, alpha=0.4, label="GPS fixes")
+    ax.plot(tr.x, tr.y, color="tab:green", lw=1.2, label="true track")
+    for ox, oy, r, moving in w.obstacle_marks():
+        circle = plt.Circle((ox, oy), r, color="tab:red", alpha=0.15 if moving else 0.4)
+        ax.add_patch(circle)
+    ax.plot(*site.shelter, marker="*", ms=16, color="tab:purple", ls="", label="shelter")
+    ax.plot(*site.park, marker="s", ms=9, color="tab:gray", ls="", label="park")
+    ax.set_aspect("equal")
+    ax.set_xlabel("east (m)")
+    ax.set_ylabel("north (m)")
+    ax.set_title(f"{name}: track over {site.name}")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    out.append(out_dir / "track.png")
+    fig.savefig(out[-1], dpi=110)
+    plt.close(fig)
+
+    # 2. Battery charge and panel power over the day.
+    hours = _hours(rec, tr.t)
+    fig, ax1 = plt.subplots(figsize=(10, 4.5))
+    ax1.plot(hours, [s * 100.0 for s in tr.soc], color="tab:green", label="battery SoC (%)")
+    ax1.set_ylim(0, 105)
+    ax1.set_ylabel("battery state of charge (%)")
+    ax1.set_xlabel("local time (h)")
+    ax2 = ax1.twinx()
+    ax2.plot(hours, tr.panel_w, color="tab:orange", lw=0.8, label="panel available (W)")
+    ax2.plot(hours, tr.load_w, color="tab:blue", lw=0.6, alpha=0.6, label="load (W)")
+    ax2.set_ylabel("power (W)")
+    for p in w.scenario.weather.rain:
+        ax1.axvspan(*_hours(rec, [p.start_s, p.end_s]), color="tab:cyan", alpha=0.2)
+    lines = ax1.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax1.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
+    ax1.set_title(f"{name}: battery and panel over the day (rain shaded)")
+    fig.tight_layout()
+    out.append(out_dir / "power.png")
+    fig.savefig(out[-1], dpi=110)
+    plt.close(fig)
+
+    # 3. State timeline.
+    states = [s.value for s in State if s.value in rec.time_in_state]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(3, len(states)) + 1.2))
+    colours = plt.get_cmap("tab20")
+    for row, st in enumerate(states):
+        spans = [(a, b - a) for a, b, s in rec.trace.segments if s == st]
+        hs = [(_hours(rec, [a])[0], d / 3600.0) for a, d in spans]
+        ax.broken_barh(hs, (row - 0.4, 0.8), color=colours(row % 20))
+    ax.set_yticks(range(len(states)), states)
+    ax.set_xlabel("local time (h)")
+    ax.set_title(f"{name}: state timeline")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out.append(out_dir / "states.png")
+    fig.savefig(out[-1], dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,626 @@
+"""Simulator scenarios: TOML files (start, site, weather, litter, obstacles, tray emptying, faults).
+
+A scenario is a day (or night) in the robot's life. Times are local clock times at the site, "HH:MM" or
+"HH:MM:SS"; a clock time earlier than the start's means the next day. A plain number is seconds after the
+start. Places are either metres along the site's cleaning route (`along_m`, with `offset_m` to the left) or
+local east/north metres (`x`, `y`). Every error names the file and the line of the offending key.
+docs/simulator.md lists every key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date as Date
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from robot.errors import ScenarioError
+from sim.solar import SolarSite
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+
+FAULT_KINDS = (
+    "link_cut",  # unplug the Arduino's USB cable: no bytes either way for duration_s, then plug back in
+    "corrupt_bytes",  # flip bits in `count` bytes travelling to the Arduino
+    "gps_loss",  # no fix for duration_s
+    "gps_jump",  # fixes offset by jump_m for duration_s (multipath)
+    "stuck_sensor",  # `sensor` repeats its last reading for duration_s
+    "modem_gone",  # the GSM modem stops answering for duration_s
+)
+STUCK_SENSORS = ("distance", "rain", "scale", "power", "gps")
+OBSTACLE_KINDS = ("static", "moving")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A point on the site: along the route (`along_m`, `offset_m` to the left) or at local (x, y) metres."""
+
+    along_m: float | None = None
+    offset_m: float = 0.0
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A span of scenario time in seconds after the start."""
+
+    start_s: float
+    end_s: float
+
+    def contains(self, t: float) -> bool:
+        """True while t is inside [start, end)."""
+        return self.start_s <= t < self.end_s
+
+
+@dataclass(frozen=True, slots=True)
+class CloudPeriod:
+    """Broken cloud for a while: clouds pass over the sun; `cover` is the fraction of time shaded."""
+
+    period: Period
+    cover: float
+    transmittance: float
+    mean_pass_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Weather:
+    """Air temperature range (coolest at 06:00, warmest at 15:00), cloud periods and rain periods."""
+
+    temp_min_c: float = 21.0
+    temp_max_c: float = 32.0
+    clouds: tuple[CloudPeriod, ...] = ()
+    rain: tuple[Period, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Shade:
+    """A patch of shade (a tree, a building's shadow) over part of the site."""
+
+    place: Place
+    radius_m: float
+    transmittance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hotspot:
+    """A heap of litter: extra density around a place."""
+
+    place: Place
+    radius_m: float
+    kg_per_m2: float
+
+
+@dataclass(frozen=True, slots=True)
+class Litter:
+    """Litter spread along the route corridor, plus hotspots."""
+
+    kg_per_m2: float = 0.01
+    corridor_m: float = 3.0
+    hotspots: tuple[Hotspot, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Obstacle:
+    """Something the ultrasonic sensor sees: a static post or bin, or a person walking across the route."""
+
+    kind: str
+    place: Place
+    radius_m: float
+    span_m: float = 0.0  # moving: walks across the route this far each way
+    speed_m_s: float = 0.0
+    active: Period | None = None  # None = all the time
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A fault injected at a time."""
+
+    at_s: float
+    kind: str
+    duration_s: float = 0.0
+    sensor: str = ""
+    count: int = 0
+    jump_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RobotStart:
+    """The robot's state at the start."""
+
+    battery_soc: float = 0.8
+    tray_kg: float = 0.0
+    place: Place | None = None  # None = the site's parking spot
+    heading_deg: float | None = None  # compass degrees; None = towards the route's start
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One validated scenario."""
+
+    name: str
+    description: str
+    start: datetime  # local time at the site, naive
+    duration_s: float
+    site: str  # "demo" or an absolute path to a site GeoJSON file
+    solar_site: SolarSite
+    seed: int
+    robot: RobotStart = field(default_factory=RobotStart)
+    weather: Weather = field(default_factory=Weather)
+    litter: Litter = field(default_factory=Litter)
+    shade: tuple[Shade, ...] = ()
+    obstacles: tuple[Obstacle, ...] = ()
+    tray_empty_s: tuple[float, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    source: str = "<string>"
+
+    def days(self) -> list[Date]:
+        """Every local date the scenario touches."""
+        first = self.start.date()
+        last = (self.start + timedelta(seconds=self.duration_s)).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def local_time(self, t: float) -> datetime:
+        """Local clock time at the site, t seconds after the start."""
+        return self.start + timedelta(seconds=t)
+
+
+# --- finding the line of a key ------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _key_line(lines: list[str], lo: int, hi: int, key: str) -> int | None:
+    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for i in range(lo, hi):
+        if pat.match(lines[i]):
+            return i
+    return None
+
+
+def _section(lines: list[str], name: str, index: int | None) -> tuple[int, int] | None:
+    """(header line, end line) of table [name] or of the index-th [[name]] block."""
+    seen = -1
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if not m or m.group(2).replace(" ", "") != name:
+            continue
+        if index is None or (m.group(1) == "[[" and (seen := seen + 1) == index):
+            end = next((j for j in range(i + 1, len(lines)) if _HEADER.match(lines[j])), len(lines))
+            return i, end
+    return None
+
+
+def _inline_item(lines: list[str], start: int, index: int) -> int | None:
+    """Line where the index-th `{` of an inline array of tables begins, scanning from the array's key line."""
+    depth = 0
+    count = -1
+    for i in range(start, len(lines)):
+        text = lines[i].split("#", 1)[0]
+        begin = text.index("=") + 1 if i == start and "=" in text else 0
+        for ch in text[begin:]:
+            if ch == "{":
+                depth += 1
+                if depth == 1:
+                    count += 1
+                    if count == index:
+                        return i
+            elif ch == "}":
+                depth -= 1
+            elif ch == "]" and depth == 0:
+                return None
+    return None
+
+
+def line_of(text: str, path: tuple[str | int, ...]) -> int:
+    """1-based line of a key path like ("obstacle", 2, "radius_m") or ("weather", "rain", 0, "to"), or 0."""
+    lines = text.splitlines()
+    best = 0
+    # Longest prefix that is a table header: [a.b] or the n-th [[a]].
+    for cut in range(len(path), 0, -1):
+        head = path[:cut]
+        names = [p for p in head if isinstance(p, str)]
+        if isinstance(head[-1], int) and len(names) == cut - 1:
+            sec = _section(lines, ".".join(names), head[-1])
+        elif all(isinstance(p, str) for p in head):
+            sec = _section(lines, ".".join(names), None)
+        else:
+            continue
+        if sec is None:
+            continue
+        best = sec[0] + 1
+        rest = path[cut:]
+        lo, hi = sec[0] + 1, sec[1]
+        break
+    else:
+        rest = path
+        first = next((i for i, line in enumerate(lines) if _HEADER.match(line)), len(lines))
+        lo, hi = 0, first
+    # Then keys within the section, descending into inline arrays of tables.
+    i = 0
+    while i < len(rest):
+        key = rest[i]
+        if not isinstance(key, str):
+            break
+        found = _key_line(lines, lo, hi, key)
+        if found is None:
+            break
+        best = found + 1
+        if i + 1 < len(rest) and isinstance(rest[i + 1], int):
+            item = _inline_item(lines, found, rest[i + 1])
+            if item is None:
+                break
+            best = item + 1
+            lo, hi = item, len(lines)
+            if i + 2 < len(rest) and isinstance(rest[i + 2], str):
+                sub = re.compile(rf"[{{,]\s*{re.escape(rest[i + 2])}\s*=")
+                for j in range(item, min(len(lines), item + 20)):
+                    if sub.search(lines[j]) or _key_line(lines, j, j + 1, rest[i + 2]) is not None:
+                        best = j + 1
+                        break
+            break
+        lo = found
+        i += 1
+    return best
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+class _Checker:
+    """Reads values out of parsed TOML with range checks; every error names the file and the line."""
+
+    def __init__(self, text: str, source: str, start: datetime | None = None) -> None:
+        self.text = text
+        self.source = source
+        self.start = start
+
+    def error(self, path: tuple[str | int, ...], message: str) -> ScenarioError:
+        line = line_of(self.text, path)
+        where = f"{self.source} line {line}" if line else self.source
+        return ScenarioError(f"{where}: {_dotted(path)}{message}")
+
+    def keys(self, table: Any, path: tuple[str | int, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(table, dict):
+            raise self.error(path, f" = {table!r}: expected a table")
+        for k in table:
+            if k not in allowed:
+                raise self.error((*path, k), f": unknown key; known keys here: {', '.join(sorted(allowed))}")
+        return table
+
+    def number(
+        self,
+        table: dict[str, Any],
+        path: tuple[str | int, ...],
+        key: str,
+        default: float | None,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> float:
+        full = (*path, key)
+        if key not in table:
+            if default is None:
+                raise self.error(path, f": missing required key {key!r}")
+            return default
+        v = table[key]
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise self.error(full, f" = {v!r}: expected a number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.error(full, f" = {v!r}: must be between {lo} and {hi}")
+        return float(v)
+
+    def string(
+        self,
+        table: dict[str, Any],
+        path: tuple[str | int, ...],
+        key: str,
+        default: str | None,
+        choices: tuple[str, ...] = (),
+    ) -> str:
+        full = (*path, key)
+        if key not in table:
+            if default is None:
+                raise self.error(path, f": missing required key {key!r}")
+            return default
+        v = table[key]
+        if not isinstance(v, str):
+            raise self.error(full, f" = {v!r}: expected a quoted string")
+        if choices and v not in choices:
+            raise self.error(full, f" = {v!r}: must be one of {', '.join(repr(c) for c in choices)}")
+        return v
+
+    def time(
+        self, table: dict[str, Any], path: tuple[str | int, ...], key: str, default: float | None
+    ) -> float:
+        """Seconds after the start: a number of seconds, or a local clock time "HH:MM[:SS]"."""
+        full = (*path, key)
+        if key not in table:
+            if default is None:
+                raise self.error(path, f": missing required key {key!r}")
+            return default
+        v = table[key]
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            if v < 0:
+                raise self.error(full, f" = {v!r}: seconds after the start cannot be negative")
+            return float(v)
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", v) if isinstance(v, str) else None
+        if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+            raise self.error(full, f' = {v!r}: expected a clock time like "14:30" or seconds after the start')
+        assert self.start is not None
+        clock = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
+        start_clock = self.start.hour * 3600 + self.start.minute * 60 + self.start.second
+        return float((clock - start_clock) % 86400)
+
+    def period(self, table: dict[str, Any], path: tuple[str | int, ...]) -> Period:
+        start = self.time(table, path, "from", None)
+        end = self.time(table, path, "to", None)
+        if end <= start:
+            raise self.error((*path, "to"), f" = {table['to']!r}: must be after from = {table['from']!r}")
+        return Period(start, end)
+
+    def items(self, data: dict[str, Any], path: tuple[str | int, ...], key: str) -> list[dict[str, Any]]:
+        v = data.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+            raise self.error((*path, key), f" = {v!r}: expected a list of tables")
+        return v
+
+    def place(self, table: dict[str, Any], path: tuple[str | int, ...]) -> Place:
+        has_along = "along_m" in table
+        has_xy = "x" in table or "y" in table
+        if has_along == has_xy:
+            raise self.error(path, ": give either along_m (metres along the route) or x and y (local metres)")
+        if has_along:
+            return Place(
+                along_m=self.number(table, path, "along_m", None, 0.0, 100000.0),
+                offset_m=self.number(table, path, "offset_m", 0.0, -1000.0, 1000.0),
+            )
+        return Place(
+            x=self.number(table, path, "x", None, -100000.0, 100000.0),
+            y=self.number(table, path, "y", None, -100000.0, 100000.0),
+        )
+
+
+_PLACE_KEYS = ("along_m", "offset_m", "x", "y")
+
+
+def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> Scenario:
+    """Validate scenario TOML text; raises ScenarioError naming the line of the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        m = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", str(err))
+        if m is None:
+            raise ScenarioError(f"{source}: not valid TOML ({err})") from err
+        raise ScenarioError(
+            f"{source} line {m.group(2)}: not valid TOML: {m.group(1)} at column {m.group(3)}"
+        ) from err
+    c = _Checker(text, source)
+    c.keys(
+        data,
+        (),
+        (
+            "name",
+            "description",
+            "start",
+            "duration_h",
+            "seed",
+            "site",
+            "robot",
+            "weather",
+            "litter",
+            "shade",
+            "obstacle",
+            "tray_empty",
+            "fault",
+        ),
+    )
+    raw_start = data.get("start")
+    if isinstance(raw_start, datetime):
+        if raw_start.tzinfo is not None:
+            raise c.error(("start",), f" = {raw_start}: give local time at the site without a UTC offset")
+        start = raw_start
+    elif "start" not in data:
+        raise c.error(
+            (), ": missing required key 'start' (local date and time, e.g. start = 2024-03-15T07:00:00)"
+        )
+    else:
+        raise c.error(("start",), f" = {raw_start!r}: expected a local date-time like 2024-03-15T07:00:00")
+    c.start = start
+    duration_s = c.number(data, (), "duration_h", None, 0.001, 72.0) * 3600.0
+    seed = int(c.number(data, (), "seed", 1, 0, 2**31))
+
+    site_t = c.keys(data.get("site", {}), ("site",), ("map", "lat", "lon", "timezone", "altitude_m"))
+    site_ref = c.string(site_t, ("site",), "map", "demo")
+    if site_ref != "demo":
+        p = Path(site_ref)
+        if not p.is_absolute() and base_dir is not None:
+            p = base_dir / p
+        if not p.is_file():
+            raise c.error(
+                ("site", "map"), f" = {site_ref!r}: no such site file; give a GeoJSON path or 'demo'"
+            )
+        site_ref = str(p)
+    tz = c.string(site_t, ("site",), "timezone", "Asia/Kolkata")
+    if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z_+\-0-9]+)*", tz):
+        raise c.error(("site", "timezone"), f" = {tz!r}: expected an IANA time zone like 'Asia/Kolkata'")
+    solar = SolarSite(
+        lat=c.number(site_t, ("site",), "lat", 12.97, -66.0, 66.0),
+        lon=c.number(site_t, ("site",), "lon", 77.59, -180.0, 180.0),
+        tz=tz,
+        altitude_m=c.number(site_t, ("site",), "altitude_m", 920.0, -400.0, 6000.0),
+    )
+
+    rob_t = c.keys(data.get("robot", {}), ("robot",), ("battery_soc", "tray_kg", "heading_deg", *_PLACE_KEYS))
+    robot = RobotStart(
+        battery_soc=c.number(rob_t, ("robot",), "battery_soc", 0.8, 0.0, 1.0),
+        tray_kg=c.number(rob_t, ("robot",), "tray_kg", 0.0, 0.0, 5.0),
+        place=c.place(rob_t, ("robot",)) if any(k in rob_t for k in _PLACE_KEYS) else None,
+        heading_deg=c.number(rob_t, ("robot",), "heading_deg", 0.0, 0.0, 360.0)
+        if "heading_deg" in rob_t
+        else None,
+    )
+
+    w_t = c.keys(data.get("weather", {}), ("weather",), ("temp_min_c", "temp_max_c", "clouds", "rain"))
+    tmin = c.number(w_t, ("weather",), "temp_min_c", 21.0, -30.0, 50.0)
+    tmax = c.number(w_t, ("weather",), "temp_max_c", 32.0, -30.0, 55.0)
+    if tmax < tmin:
+        raise c.error(("weather", "temp_max_c"), f" = {tmax}: must not be below temp_min_c ({tmin})")
+    clouds = []
+    for i, ct in enumerate(c.items(w_t, ("weather",), "clouds")):
+        path = ("weather", "clouds", i)
+        c.keys(ct, path, ("from", "to", "cover", "transmittance", "mean_pass_s"))
+        clouds.append(
+            CloudPeriod(
+                period=c.period(ct, path),
+                cover=c.number(ct, path, "cover", 0.5, 0.0, 1.0),
+                transmittance=c.number(ct, path, "transmittance", 0.3, 0.0, 1.0),
+                mean_pass_s=c.number(ct, path, "mean_pass_s", 120.0, 5.0, 7200.0),
+            )
+        )
+    rain = []
+    for i, rt in enumerate(c.items(w_t, ("weather",), "rain")):
+        path = ("weather", "rain", i)
+        c.keys(rt, path, ("from", "to"))
+        rain.append(c.period(rt, path))
+    rain.sort(key=lambda p: p.start_s)
+    for a, b in itertools.pairwise(rain):
+        if b.start_s < a.end_s:
+            raise c.error(("weather", "rain", rain.index(b)), ": rain periods overlap; merge them into one")
+    weather = Weather(tmin, tmax, tuple(clouds), tuple(rain))
+
+    lit_t = c.keys(data.get("litter", {}), ("litter",), ("kg_per_m2", "corridor_m", "hotspots"))
+    hotspots = []
+    for i, ht in enumerate(c.items(lit_t, ("litter",), "hotspots")):
+        path = ("litter", "hotspots", i)
+        c.keys(ht, path, ("radius_m", "kg_per_m2", *_PLACE_KEYS))
+        hotspots.append(
+            Hotspot(
+                place=c.place(ht, path),
+                radius_m=c.number(ht, path, "radius_m", 1.0, 0.1, 50.0),
+                kg_per_m2=c.number(ht, path, "kg_per_m2", None, 0.0, 5.0),
+            )
+        )
+    litter = Litter(
+        kg_per_m2=c.number(lit_t, ("litter",), "kg_per_m2", 0.01, 0.0, 5.0),
+        corridor_m=c.number(lit_t, ("litter",), "corridor_m", 3.0, 0.2, 50.0),
+        hotspots=tuple(hotspots),
+    )
+
+    shade = []
+    for i, st in enumerate(c.items(data, (), "shade")):
+        path = ("shade", i)
+        c.keys(st, path, ("radius_m", "transmittance", *_PLACE_KEYS))
+        shade.append(
+            Shade(
+                place=c.place(st, path),
+                radius_m=c.number(st, path, "radius_m", None, 0.1, 500.0),
+                transmittance=c.number(st, path, "transmittance", 0.3, 0.0, 1.0),
+            )
+        )
+
+    obstacles = []
+    for i, ot in enumerate(c.items(data, (), "obstacle")):
+        path = ("obstacle", i)
+        c.keys(ot, path, ("kind", "radius_m", "span_m", "speed_m_s", "from", "to", *_PLACE_KEYS))
+        kind = c.string(ot, path, "kind", "static", OBSTACLE_KINDS)
+        moving = kind == "moving"
+        if not moving and ("span_m" in ot or "speed_m_s" in ot):
+            raise c.error(
+                (*path, "span_m" if "span_m" in ot else "speed_m_s"), ": only a moving obstacle walks"
+            )
+        if ("from" in ot) != ("to" in ot):
+            raise c.error(path, ": give both from and to for an obstacle that is there only for a while")
+        obstacles.append(
+            Obstacle(
+                kind=kind,
+                place=c.place(ot, path),
+                radius_m=c.number(ot, path, "radius_m", 0.3, 0.05, 10.0),
+                span_m=c.number(ot, path, "span_m", 3.0, 0.5, 100.0) if moving else 0.0,
+                speed_m_s=c.number(ot, path, "speed_m_s", 1.0, 0.05, 5.0) if moving else 0.0,
+                active=c.period(ot, path) if "from" in ot else None,
+            )
+        )
+
+    empties = []
+    for i, et in enumerate(c.items(data, (), "tray_empty")):
+        path = ("tray_empty", i)
+        c.keys(et, path, ("at",))
+        empties.append(c.time(et, path, "at", None))
+
+    faults = []
+    for i, ft in enumerate(c.items(data, (), "fault")):
+        path = ("fault", i)
+        c.keys(ft, path, ("at", "kind", "duration_s", "sensor", "count", "jump_m"))
+        kind = c.string(ft, path, "kind", None, FAULT_KINDS)
+        needs_duration = kind != "corrupt_bytes"
+        fault = Fault(
+            at_s=c.time(ft, path, "at", None),
+            kind=kind,
+            duration_s=c.number(ft, path, "duration_s", None if needs_duration else 0.0, 0.05, 86400.0),
+            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if kind == "stuck_sensor" else "",
+            count=int(c.number(ft, path, "count", 8, 1, 10000)) if kind == "corrupt_bytes" else 0,
+            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if kind == "gps_jump" else 0.0,
+        )
+        for key, used in (("sensor", "stuck_sensor"), ("count", "corrupt_bytes"), ("jump_m", "gps_jump")):
+            if key in ft and kind != used:
+                raise c.error((*path, key), f": only a {used} fault takes {key}")
+        faults.append(fault)
+    faults.sort(key=lambda f: f.at_s)
+    for i, f in enumerate(faults):
+        if f.at_s > duration_s:
+            raise c.error(("fault", i), f": at {f.at_s:.0f} s after the start is after the scenario ends")
+
+    return Scenario(
+        name=c.string(data, (), "name", Path(source).stem),
+        description=c.string(data, (), "description", ""),
+        start=start,
+        duration_s=duration_s,
+        site=site_ref,
+        solar_site=solar,
+        seed=seed,
+        robot=robot,
+        weather=weather,
+        litter=litter,
+        shade=tuple(shade),
+        obstacles=tuple(obstacles),
+        tray_empty_s=tuple(sorted(empties)),
+        faults=tuple(faults),
+        source=source,
+    )
+
+
+def shipped_names() -> list[str]:
+    """Names of the scenarios shipped in sim/scenarios/."""
+    folder = resources.files("sim.scenarios")
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load(name_or_path: str | Path) -> Scenario:
+    """A shipped scenario by name (e.g. "sunny_day") or a scenario file by path."""
+    ref = str(name_or_path)
+    if not ref.endswith(".toml") and "/" not in ref and "\\" not in ref:
+        names = shipped_names()
+        if ref not in names:
+            raise ScenarioError(
+                f"scenario {ref!r}: not a shipped scenario ({', '.join(names)}) nor a .toml path"
+            )
+        path = Path(str(resources.files("sim.scenarios").joinpath(f"{ref}.toml")))
+    else:
+        path = Path(ref)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ScenarioError(f"scenario file {path}: cannot read it ({err.strerror}); check the path") from err
+    return parse(text, str(path), path.parent)

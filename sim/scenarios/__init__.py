@@ -1,0 +1,1 @@
+"""The shipped simulator scenarios (TOML), loaded by sim.scenario."""

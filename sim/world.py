@@ -1,0 +1,751 @@
+"""The robot's world on a virtual clock: motion, sun and panel, battery and loads, litter, rain, obstacles.
+
+Pure Python and cheap per step (the simulator runs >= 600x real time with the supervisor at 20 Hz), so nothing
+here imports numpy or pvlib: the sun and panel come from the compact tables of sim.solar. The read-outs
+(gps_fix, tray_kg, raining, distance_m, power_reading, camera_jpeg) are what the drivers' sim twins return;
+`truth()` is what really happened, for the report. Local coordinates are the site's east/north metres;
+`heading` is in radians counter-clockwise from east (the GPS track, degrees clockwise from north, derives
+from it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from robot.core.types import ALL_BRAKED, MotorOutputs, PinState, PowerSource
+from robot.errors import ScenarioError
+from robot.hardware.interfaces import GpsFix, PowerReading
+from robot.navigation.geometry import Point, point_in_polygon
+from robot.navigation.site import Site, demo_site, load_site
+from sim import solar
+from sim.scenario import Place, Scenario
+
+# --- the robot's figures (design notes) ---
+WHEEL_RPM = 300.0
+WHEEL_DIAMETER_M = 0.10
+MAX_WHEEL_SPEED = WHEEL_RPM / 60.0 * math.pi * WHEEL_DIAMETER_M  # 1.571 m/s at full duty
+WHEEL_BASE_M = 0.40
+ROBOT_RADIUS_M = 0.35
+DRIVE_TAU_S = 0.30  # 10 kg on two 12 V gear motors: about a third of a second to reach speed
+BRAKE_TAU_S = 0.08  # both motor leads shorted: stops in a few centimetres
+COAST_TAU_S = 0.60
+SENSOR_AHEAD_M = 0.30  # the ultrasonic sensor sits on the front bumper
+SENSOR_RANGE_M = 4.0
+SENSOR_MIN_M = 0.02
+SENSOR_HALF_CONE = math.radians(15.0)
+BRUSH_AHEAD_M = 0.20
+BRUSH_OFFSETS = (-0.13, 0.0, 0.13)  # three sample points across the 0.4 m brush swath
+CELL_M = 0.25  # litter and cleaned-area grid
+PICKUP_RATE = 3.0  # litter fraction per cell length swept: one pass picks up about 95 %
+TRAY_CAPACITY_KG = 2.0
+TRAY_OVERFLOW_KG = 2.4  # beyond this the tray spills: litter stays on the ground
+SHELTER_RADIUS_M = 5.0  # a covered area, and the robot finds it by GPS: within its 95 % radius counts
+ROUTE_COVER_M = 2.5  # within the GPS CEP of a route point counts as driven: the robot steers on GPS
+SLOW_TICK_S = 0.25  # sky, panel, fence and route coverage update at 4 Hz: they change slowly
+
+# --- electrical ---
+DRIVE_W = 12.0  # each drive motor: 12 V 1 A at full duty
+BRUSH_W = 5.0 * 0.4  # each brush motor: 5 V, 0.4 A
+PI_W = 2.5
+ARDUINO_W = 0.3
+CELLS = 3
+CAPACITY_AH = 2.2
+R_INTERNAL = 0.15  # pack resistance, ohm
+CONTROLLER_EFF = 0.92  # charge controller, panel -> battery
+MAX_CHARGE_A = 2.2  # 1 C
+BMS_CUTOFF_SOC = 0.0
+BROWNOUT_RATIO = 0.6  # below this fraction of the needed power the Pi resets
+# Open-circuit voltage of one Li-ion cell at SoC 0, 0.1, ... 1.0.
+OCV_CELL = (3.00, 3.45, 3.60, 3.66, 3.71, 3.76, 3.82, 3.89, 3.97, 4.07, 4.20)
+
+# --- GPS (cheap receiver: about 2.5 m CEP, slowly wandering) ---
+GPS_CEP_M = 2.5
+GPS_SIGMA_M = GPS_CEP_M / 1.1774  # CEP = 1.1774 sigma for a circular Gaussian
+GPS_WANDER_TAU_S = 30.0
+GPS_WHITE_M = 0.3
+GPS_TTFF_S = 8.0
+
+
+class Pose(NamedTuple):
+    """Where the robot is: local east/north metres and heading (radians counter-clockwise from east)."""
+
+    x: float
+    y: float
+    heading: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorldTruth:
+    """What really happened so far, for the report and the tests."""
+
+    t: float
+    pose: Pose
+    lat: float
+    lon: float
+    speed_m_s: float
+    litter_collected_kg: float
+    litter_total_kg: float
+    area_cleaned_m2: float
+    tray_kg: float
+    tray_emptied_at: tuple[float, ...]
+    raining: bool
+    storms: int
+    storms_sheltered: int
+    soc: float
+    battery_v: float
+    panel_available_w: float
+    load_w: float
+    panel_wh: float
+    battery_out_wh: float
+    battery_in_wh: float
+    load_wh: float
+    collisions: int
+    brownout_s: float
+    inside_fence: bool
+    geofence_exits: int
+    route_completion: float
+
+
+def ocv(soc: float) -> float:
+    """Open-circuit voltage of the 3S pack at this state of charge."""
+    s = 0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc) * 10.0
+    i = int(s)
+    if i >= 10:
+        return OCV_CELL[10] * CELLS
+    return (OCV_CELL[i] + (OCV_CELL[i + 1] - OCV_CELL[i]) * (s - i)) * CELLS
+
+
+def _wheel(p: PinState) -> tuple[float, float]:
+    """(target speed m/s, time constant) for one drive channel's pins."""
+    if p.in1 == p.in2:
+        return 0.0, BRAKE_TAU_S
+    if p.en <= 0:
+        return 0.0, COAST_TAU_S
+    s = min(p.en, 255) / 255.0 * MAX_WHEEL_SPEED
+    return (s if p.in1 else -s), DRIVE_TAU_S
+
+
+def _powered_duty(p: PinState) -> float:
+    return min(p.en, 255) / 255.0 if p.en > 0 and p.in1 != p.in2 else 0.0
+
+
+class World:
+    """The simulated world for one scenario; advance() it with the pins the Arduino applied."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, site: Site | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.site = (
+            site
+            if site is not None
+            else (demo_site() if scenario.site == "demo" else load_site(scenario.site))
+        )
+        self._rng = random.Random(self.seed)
+        self._gps_rng = random.Random(self.seed * 7919 + 1)
+        self._sensor_rng = random.Random(self.seed * 104729 + 2)
+        self.t = 0.0
+        try:
+            self._tz = ZoneInfo(scenario.solar_site.tz)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ScenarioError(
+                f"{scenario.source}: site.timezone = {scenario.solar_site.tz!r}: unknown"
+            ) from err
+        # Sun: one clear-sky table per local date touched, and minute-of-day at t = 0.
+        self._panel = solar.panel_table()
+        self._sun = [solar.sun_day(scenario.solar_site, d) for d in scenario.days()]
+        st = scenario.start
+        self._start_minute = st.hour * 60 + st.minute + st.second / 60.0
+        self._clouds = self._cloud_passes()
+        self._shade = [(*self._place(s.place), s.radius_m**2, s.transmittance) for s in scenario.shade]
+        # Robot.
+        start = scenario.robot.place
+        x, y = self._place(start) if start is not None else self.site.park
+        if scenario.robot.heading_deg is not None:
+            heading = math.radians(90.0 - scenario.robot.heading_deg)
+        else:
+            rx, ry = self.site.route.points[0]
+            heading = math.atan2(ry - y, rx - x) if (rx, ry) != (x, y) else 0.0
+        self.x, self.y, self.heading = x, y, heading
+        self.vl = self.vr = 0.0
+        self.pins: MotorOutputs = ALL_BRAKED
+        self._pins_derived: tuple[float, float, float, float, float, bool] | None = None
+        self._derived_dt = 0.0
+        # Power.
+        self.soc = scenario.robot.battery_soc
+        self.battery_a = 0.0
+        self.source = PowerSource.BATTERY
+        self.panel_available_w = 0.0
+        self.panel_v = 0.0
+        self.load_w = PI_W + ARDUINO_W
+        self.supply_ratio = 1.0
+        self.panel_wh = self.battery_out_wh = self.battery_in_wh = self.load_wh = 0.0
+        self.brownout_s = 0.0
+        self.ambient_c = scenario.weather.temp_min_c
+        # Litter and tray.
+        self._litter = self._spread_litter()
+        self.litter_total_kg = sum(self._litter.values())
+        self._cleaned: set[tuple[int, int]] = set()
+        self.tray = scenario.robot.tray_kg
+        self.litter_collected_kg = 0.0
+        self._empties = list(scenario.tray_empty_s)
+        self.tray_emptied_at: list[float] = []
+        # Weather.
+        self._rain = list(scenario.weather.rain)
+        self.is_raining = False
+        self.storms = 0
+        self._sheltered_storms: set[int] = set()
+        self._storm_index = -1
+        # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
+        self._obstacles = self._build_obstacles()
+        self._obs_pos: list[tuple[float, float, float]] = []
+        # Positions change only for walkers and for obstacles that come and go.
+        self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
+        self.collisions = 0
+        self._last_contact = -math.inf
+        # GPS.
+        self._gps_err = [self._gps_rng.gauss(0.0, GPS_SIGMA_M), self._gps_rng.gauss(0.0, GPS_SIGMA_M)]
+        self._gps_next = GPS_TTFF_S
+        self._fix: GpsFix | None = None
+        self._gps_lost_until = -1.0
+        self._gps_jump_until = -1.0
+        self._gps_jump = (0.0, 0.0)
+        self._last_track: float | None = None
+        # Stuck sensors: name -> (until, frozen value).
+        self._stuck: dict[str, tuple[float, object]] = {}
+        self._last_reading: dict[str, object] = {}
+        # Route coverage and fence.
+        self._route_cells, self._route_points = self._route_samples()
+        self._route_hit: set[int] = set()
+        self.inside_fence = point_in_polygon((x, y), self.site.fence)
+        self.geofence_exits = 0
+        self._slow_next = 0.0
+        self._slow_tick()
+        self._update_obstacles()
+
+    # ---- set-up
+    def _place(self, p: Place) -> Point:
+        if p.along_m is None:
+            assert p.x is not None and p.y is not None
+            return (p.x, p.y)
+        route = self.site.route
+        s = min(p.along_m, route.length)
+        ax, ay = route.at(max(0.0, s - 0.5))
+        bx, by = route.at(min(route.length, s + 0.5))
+        cx, cy = route.at(s)
+        d = math.hypot(bx - ax, by - ay) or 1.0
+        # Offset to the left of the direction of travel.
+        return (cx - (by - ay) / d * p.offset_m, cy + (bx - ax) / d * p.offset_m)
+
+    def _cloud_passes(self) -> list[tuple[float, float, float]]:
+        """Shaded intervals (start, end, transmittance): clouds drifting over the sun, seeded."""
+        out: list[tuple[float, float, float]] = []
+        for c in self.scenario.weather.clouds:
+            t = c.period.start_s
+            if c.cover <= 0.0:
+                continue
+            if c.cover >= 1.0:
+                out.append((t, c.period.end_s, c.transmittance))
+                continue
+            clear_mean = c.mean_pass_s * (1.0 - c.cover) / c.cover
+            t += self._rng.expovariate(1.0 / clear_mean)
+            while t < c.period.end_s:
+                end = min(c.period.end_s, t + self._rng.expovariate(1.0 / c.mean_pass_s))
+                # Thicker and thinner clouds: transmittance varies around the scenario's figure.
+                tr = max(0.02, min(1.0, c.transmittance * self._rng.uniform(0.7, 1.3)))
+                out.append((t, end, tr))
+                t = end + self._rng.expovariate(1.0 / clear_mean)
+        out.sort()
+        return out
+
+    def _spread_litter(self) -> dict[tuple[int, int], float]:
+        """kg of litter per 0.25 m cell along the route corridor and in the hotspots, seeded."""
+        lit = self.scenario.litter
+        cells: dict[tuple[int, int], float] = {}
+        half = lit.corridor_m / 2.0
+        reach = math.ceil(half / CELL_M)
+        route = self.site.route
+        n = max(1, int(route.length / CELL_M))
+        base = lit.kg_per_m2 * CELL_M * CELL_M
+        if base > 0.0:
+            for k in range(n + 1):
+                px, py = route.at(k * route.length / n)
+                ci, cj = math.floor(px / CELL_M), math.floor(py / CELL_M)
+                for i in range(ci - reach, ci + reach + 1):
+                    for j in range(cj - reach, cj + reach + 1):
+                        if (i, j) in cells:
+                            continue
+                        cx, cy = (i + 0.5) * CELL_M, (j + 0.5) * CELL_M
+                        if (cx - px) ** 2 + (cy - py) ** 2 <= half * half:
+                            # Litter is patchy: exponential spread around the mean density.
+                            cells[(i, j)] = base * self._rng.expovariate(1.0)
+        for h in lit.hotspots:
+            hx, hy = self._place(h.place)
+            reach_h = math.ceil(h.radius_m / CELL_M)
+            ci, cj = math.floor(hx / CELL_M), math.floor(hy / CELL_M)
+            for i in range(ci - reach_h, ci + reach_h + 1):
+                for j in range(cj - reach_h, cj + reach_h + 1):
+                    cx, cy = (i + 0.5) * CELL_M, (j + 0.5) * CELL_M
+                    if (cx - hx) ** 2 + (cy - hy) ** 2 <= h.radius_m**2:
+                        cells[(i, j)] = cells.get((i, j), 0.0) + h.kg_per_m2 * CELL_M * CELL_M
+        return cells
+
+    def _build_obstacles(self) -> list[tuple[float, float, float, float, float, float, float, object]]:
+        out = []
+        for o in self.scenario.obstacles:
+            x0, y0 = self._place(o.place)
+            ux, uy = 0.0, 0.0
+            if o.kind == "moving":
+                # Walk across the route: perpendicular to it at that point, or east-west for an (x, y) place.
+                if o.place.along_m is not None:
+                    route = self.site.route
+                    s = min(o.place.along_m, route.length)
+                    ax, ay = route.at(max(0.0, s - 0.5))
+                    bx, by = route.at(min(route.length, s + 0.5))
+                    d = math.hypot(bx - ax, by - ay) or 1.0
+                    ux, uy = -(by - ay) / d, (bx - ax) / d
+                else:
+                    ux, uy = 1.0, 0.0
+            out.append((x0, y0, ux, uy, o.span_m, o.speed_m_s, o.radius_m, o.active))
+        return out
+
+    def _route_samples(self) -> tuple[dict[tuple[int, int], list[int]], list[Point]]:
+        route = self.site.route
+        n = max(1, int(route.length))
+        pts = [route.at(k * route.length / n) for k in range(n + 1)]
+        cells: dict[tuple[int, int], list[int]] = {}
+        for k, (px, py) in enumerate(pts):
+            cells.setdefault((math.floor(px), math.floor(py)), []).append(k)
+        return cells, pts
+
+    # ---- time
+    def local_time(self, t: float | None = None) -> datetime:
+        """Local clock time at the site (naive)."""
+        return self.scenario.start + timedelta(seconds=self.t if t is None else t)
+
+    def utc_time(self, t: float | None = None) -> datetime:
+        """UTC time (aware), as a GPS receiver reports it."""
+        return self.local_time(t).replace(tzinfo=self._tz).astimezone(UTC)
+
+    # ---- the step
+    def advance(self, dt: float, pins: MotorOutputs) -> None:
+        """Move the world on by dt seconds with these pin states applied by the Arduino."""
+        t = self.t = self.t + dt
+        derived = self._pins_derived
+        if derived is None or pins != self.pins or dt != self._derived_dt:
+            derived = self._derive(pins, dt)
+        self.pins = pins
+        load, tl, al, tr, ar, all_brushes = derived
+        if t >= self._slow_next:
+            self._slow_tick()
+        self.load_w = load
+        self._power_step(dt, load)
+        # Motion: first-order wheel response to the applied pins, scaled by the supply voltage.
+        r = self.supply_ratio
+        self.vl += (tl * r - self.vl) * al
+        self.vr += (tr * r - self.vr) * ar
+        v = (self.vl + self.vr) * 0.5
+        turn = (self.vr - self.vl) / WHEEL_BASE_M * dt
+        # Midpoint heading: second-order accurate on arcs at a 50 ms step.
+        mid = self.heading + turn * 0.5
+        c, s = math.cos(mid), math.sin(mid)
+        nx, ny = self.x + v * c * dt, self.y + v * s * dt
+        h = self.heading + turn
+        self.heading = (h + math.pi) % (2.0 * math.pi) - math.pi
+        if self._obstacles:
+            if self._obs_dynamic:
+                self._update_obstacles()
+            if self._blocked(nx, ny):
+                nx, ny = self.x, self.y
+                self.vl = self.vr = 0.0
+                v = 0.0
+                # Pushing on against the same thing is one collision, not one per step.
+                if t - self._last_contact > 1.0:
+                    self.collisions += 1
+                self._last_contact = t
+        self.x, self.y = nx, ny
+        # Brushes pick litter up only when all three run and the robot rolls forward over it.
+        if all_brushes and v > 0.01:
+            self._sweep(v * dt, c, s)
+        # Events: tray emptied by a person, rain and storms, GPS epochs, stuck sensors expiring.
+        if self._empties and t >= self._empties[0]:
+            self._empties.pop(0)
+            self.tray = 0.0
+            self.tray_emptied_at.append(t)
+        if self.is_raining:
+            if not self._rain_now(t):
+                self.is_raining = False
+            elif (self.x - self.site.shelter[0]) ** 2 + (
+                self.y - self.site.shelter[1]
+            ) ** 2 <= SHELTER_RADIUS_M**2:
+                self._sheltered_storms.add(self._storm_index)
+        elif self._rain and t >= self._rain[0].start_s and self._rain_now(t):
+            self.is_raining = True
+            self.storms += 1
+            self._storm_index += 1
+        if t >= self._gps_next:
+            self._gps_epoch()
+
+    def _derive(self, pins: MotorOutputs, dt: float) -> tuple[float, float, float, float, float, bool]:
+        """What a set of pins means for loads and wheels; cached: the pins rarely change step to step."""
+        duties = [_powered_duty(p) for p in pins]
+        load = (
+            PI_W
+            + ARDUINO_W
+            + DRIVE_W * (duties[0] + duties[1])
+            + BRUSH_W * (duties[2] + duties[3] + duties[4])
+        )
+        tl, taul = _wheel(pins.drive_left)
+        tr, taur = _wheel(pins.drive_right)
+        all_brushes = duties[2] > 0.0 and duties[3] > 0.0 and duties[4] > 0.0
+        # With a real-time clock dt varies every step: recomputed then, which costs two exp() calls.
+        derived = (load, tl, 1.0 - math.exp(-dt / taul), tr, 1.0 - math.exp(-dt / taur), all_brushes)
+        self._pins_derived = derived
+        self._derived_dt = dt
+        return derived
+
+    def _rain_now(self, t: float) -> bool:
+        while self._rain and t >= self._rain[0].end_s:
+            self._rain.pop(0)
+        return bool(self._rain) and self._rain[0].start_s <= t
+
+    def _power_step(self, dt: float, load: float) -> None:
+        """Panel, relay, controller and battery for one step; sets supply_ratio and the battery current."""
+        avail = self.panel_available_w
+        v_ocv = ocv(self.soc)
+        room = 0.0 if self.soc >= 1.0 else MAX_CHARGE_A * min(1.0, max(0.05, (1.0 - self.soc) / 0.1))
+        charge_w_max = room * v_ocv
+        empty = self.soc <= BMS_CUTOFF_SOC
+        if self.source is PowerSource.PANEL:
+            from_panel = load if load < avail else avail
+            ratio = from_panel / load
+            surplus = avail - from_panel
+            charge_w = surplus * CONTROLLER_EFF
+            if charge_w > charge_w_max:
+                charge_w = charge_w_max
+            panel_used = from_panel + charge_w / CONTROLLER_EFF
+            discharge_w = 0.0
+        else:
+            charge_w = avail * CONTROLLER_EFF
+            if charge_w > charge_w_max:
+                charge_w = charge_w_max
+            panel_used = charge_w / CONTROLLER_EFF
+            discharge_w = 0.0 if empty else load
+            ratio = 0.0 if empty else 1.0
+        self.supply_ratio = ratio
+        if ratio < BROWNOUT_RATIO:
+            self.brownout_s += dt
+        net_w = charge_w - discharge_w
+        amps = net_w / v_ocv
+        self.battery_a = amps
+        soc = self.soc + amps * dt / (3600.0 * CAPACITY_AH)
+        self.soc = 0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc)
+        h = dt / 3600.0
+        self.panel_wh += panel_used * h
+        self.battery_in_wh += charge_w * h
+        self.battery_out_wh += discharge_w * h
+        self.load_wh += load * ratio * h
+
+    def _slow_tick(self) -> None:
+        """The slowly changing parts: irradiance, temperature, panel power, fence and route coverage."""
+        self._slow_next = self.t + SLOW_TICK_S
+        g = self.irradiance()
+        self.ambient_c = self.ambient_temp_c()
+        p, v = self._panel.mpp(g, solar.cell_temp_c(g, self.ambient_c))
+        self.panel_available_w = p
+        self.panel_v = v
+        inside = point_in_polygon((self.x, self.y), self.site.fence)
+        if self.inside_fence and not inside:
+            self.geofence_exits += 1
+        self.inside_fence = inside
+        cx, cy = math.floor(self.x), math.floor(self.y)
+        pts = self._route_points
+        for i in (cx - 1, cx, cx + 1):
+            for j in (cy - 1, cy, cy + 1):
+                for k in self._route_cells.get((i, j), ()):
+                    px, py = pts[k]
+                    if (px - self.x) ** 2 + (py - self.y) ** 2 <= ROUTE_COVER_M**2:
+                        self._route_hit.add(k)
+
+    def irradiance(self, t: float | None = None) -> float:
+        """Sunlight on the panel now (W/m2): clear sky x passing clouds x shade x rain."""
+        t = self.t if t is None else t
+        minute = self._start_minute + t / 60.0
+        day = int(minute // 1440)
+        day = min(day, len(self._sun) - 1)
+        g = self._sun[day].at(minute - day * 1440)
+        if g <= 0.0:
+            return 0.0
+        for a, b, tr in self._clouds:
+            if a > t:
+                break
+            if t < b:
+                g *= tr
+                break
+        for sx, sy, r2, tr in self._shade:
+            if (self.x - sx) ** 2 + (self.y - sy) ** 2 <= r2:
+                g *= tr
+        if self.is_raining:
+            g *= 0.15  # rain clouds
+        return g
+
+    def ambient_temp_c(self, t: float | None = None) -> float:
+        """Air temperature: coolest at 06:00, warmest at 15:00, cosine in between."""
+        lt = self.local_time(t)
+        h = lt.hour + lt.minute / 60.0 + lt.second / 3600.0
+        w = self.scenario.weather
+        if 6.0 <= h < 15.0:
+            f = (1.0 - math.cos(math.pi * (h - 6.0) / 9.0)) / 2.0
+        else:
+            f = (1.0 + math.cos(math.pi * ((h - 15.0) % 24.0) / 15.0)) / 2.0
+        return w.temp_min_c + (w.temp_max_c - w.temp_min_c) * f
+
+    def _sweep(self, ds: float, c: float, s: float) -> None:
+        bx = self.x + c * BRUSH_AHEAD_M
+        by = self.y + s * BRUSH_AHEAD_M
+        frac = PICKUP_RATE * ds / CELL_M
+        if frac > 1.0:
+            frac = 1.0
+        lit = self._litter
+        for off in BRUSH_OFFSETS:
+            cell = (math.floor((bx - s * off) / CELL_M), math.floor((by + c * off) / CELL_M))
+            self._cleaned.add(cell)
+            kg = lit.get(cell)
+            if kg and self.tray < TRAY_OVERFLOW_KG:
+                take = kg * frac
+                lit[cell] = kg - take
+                self.tray += take
+                self.litter_collected_kg += take
+
+    def _update_obstacles(self) -> None:
+        t = self.t
+        pos = []
+        for x0, y0, ux, uy, span, speed, r, active in self._obstacles:
+            if active is not None and not active.contains(t):  # type: ignore[attr-defined]
+                continue
+            if speed > 0.0:
+                # Back and forth across the route: a triangle wave of amplitude span.
+                period = 4.0 * span / speed
+                phase = (t % period) / period
+                k = 4.0 * phase - 1.0 if phase < 0.5 else 3.0 - 4.0 * phase
+                pos.append((x0 + ux * span * k, y0 + uy * span * k, r))
+            else:
+                pos.append((x0, y0, r))
+        self._obs_pos = pos
+
+    def _blocked(self, x: float, y: float) -> bool:
+        for ox, oy, r in self._obs_pos:
+            lim = r + ROBOT_RADIUS_M
+            if (ox - x) ** 2 + (oy - y) ** 2 < lim * lim:
+                # Moving away from something already touching is allowed, or the robot could never back off.
+                return (ox - x) ** 2 + (oy - y) ** 2 < (ox - self.x) ** 2 + (oy - self.y) ** 2
+        return False
+
+    def _gps_epoch(self) -> None:
+        """A new 1 Hz fix: truth plus slowly wandering error (Gauss-Markov) plus a little white noise."""
+        self._gps_next += 1.0
+        rng = self._gps_rng
+        k = math.exp(-1.0 / GPS_WANDER_TAU_S)
+        sig = math.sqrt(GPS_SIGMA_M**2 - GPS_WHITE_M**2)
+        q = sig * math.sqrt(1.0 - k * k)
+        ex = self._gps_err[0] = self._gps_err[0] * k + rng.gauss(0.0, q)
+        ey = self._gps_err[1] = self._gps_err[1] * k + rng.gauss(0.0, q)
+        if self.t < self._gps_lost_until:
+            self._fix = None
+            return
+        ex += rng.gauss(0.0, GPS_WHITE_M)
+        ey += rng.gauss(0.0, GPS_WHITE_M)
+        if self.t < self._gps_jump_until:
+            ex += self._gps_jump[0]
+            ey += self._gps_jump[1]
+        lat, lon = self.site.to_latlon(self.x + ex, self.y + ey)
+        speed = max(0.0, abs((self.vl + self.vr) * 0.5) + rng.gauss(0.0, 0.05))
+        if speed > 0.3:
+            h = self.heading if self.vl + self.vr >= 0.0 else self.heading + math.pi
+            self._last_track = (90.0 - math.degrees(h) + rng.gauss(0.0, 3.0)) % 360.0
+        sats = max(4, min(12, round(rng.gauss(8.0, 1.2))))
+        self._fix = GpsFix(
+            time=self.utc_time().replace(microsecond=0),
+            lat=lat,
+            lon=lon,
+            mode=3,
+            speed=round(speed, 2),
+            track=None if self._last_track is None else round(self._last_track, 1),
+            hdop=round(max(0.6, 0.9 + 6.0 / sats - 0.75 + rng.gauss(0.0, 0.1)), 1),
+            sats=sats,
+        )
+
+    # ---- faults
+    def lose_gps(self, duration_s: float) -> None:
+        """No fix for this long (from the next epoch on)."""
+        self._gps_lost_until = self.t + duration_s
+        self._fix = None
+
+    def jump_gps(self, duration_s: float, jump_m: float) -> None:
+        """Fixes offset by jump_m in a random direction for this long (multipath near a building)."""
+        a = self._rng.uniform(0.0, 2.0 * math.pi)
+        self._gps_jump = (jump_m * math.cos(a), jump_m * math.sin(a))
+        self._gps_jump_until = self.t + duration_s
+
+    def stick(self, sensor: str, duration_s: float) -> None:
+        """This sensor repeats its last reading for a while ("distance", "rain", "scale", "power", "gps")."""
+        self._stuck[sensor] = (self.t + duration_s, self._last_reading.get(sensor))
+
+    def _stuck_value(self, sensor: str) -> tuple[bool, object]:
+        st = self._stuck.get(sensor)
+        if st is None:
+            return False, None
+        if self.t >= st[0]:
+            del self._stuck[sensor]
+            return False, None
+        return True, st[1]
+
+    # ---- read-outs (what the sim twins return)
+    def gps_fix(self) -> GpsFix | None:
+        """The newest fix (1 Hz), or None before the first fix and while the fix is lost."""
+        stuck, value = self._stuck_value("gps") if self._stuck else (False, None)
+        if stuck:
+            return value  # type: ignore[return-value]
+        self._last_reading["gps"] = self._fix
+        return self._fix
+
+    def tray_kg(self) -> float:
+        """The load cell's reading of the tray: true weight plus a few grams of noise."""
+        stuck, value = self._stuck_value("scale") if self._stuck else (False, None)
+        if stuck and value is not None:
+            return value  # type: ignore[return-value]
+        w = max(0.0, self.tray + self._sensor_rng.gauss(0.0, 0.003))
+        self._last_reading["scale"] = w
+        return w
+
+    def raining(self) -> bool:
+        """The rain sensor: wet while a rain period lasts."""
+        stuck, value = self._stuck_value("rain") if self._stuck else (False, None)
+        if stuck and value is not None:
+            return value  # type: ignore[return-value]
+        self._last_reading["rain"] = self.is_raining
+        return self.is_raining
+
+    def distance_m(self) -> float | None:
+        """Ultrasonic range to the nearest obstacle in the forward cone; 4.0 (full range) when none."""
+        stuck, value = self._stuck_value("distance") if self._stuck else (False, None)
+        if stuck:
+            return value  # type: ignore[return-value]
+        d = self.true_distance_m()
+        # Like the real driver (gpiozero's DistanceSensor): nothing within range reads as the full 4 m.
+        d = SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._sensor_rng.gauss(0.0, 0.01))
+        self._last_reading["distance"] = d
+        return d
+
+    def true_distance_m(self) -> float | None:
+        """Distance from the sensor to the nearest obstacle edge in its cone, None when none within range."""
+        if not self._obs_pos:
+            return None
+        c, s = math.cos(self.heading), math.sin(self.heading)
+        sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
+        best: float | None = None
+        for ox, oy, r in self._obs_pos:
+            dx, dy = ox - sx, oy - sy
+            along = dx * c + dy * s
+            if along <= -r:
+                continue  # behind the sensor
+            dist = math.hypot(dx, dy)
+            if dist <= r:
+                return SENSOR_MIN_M
+            bearing = abs(math.atan2(-dx * s + dy * c, along))
+            if bearing - math.asin(min(1.0, r / dist)) > SENSOR_HALF_CONE:
+                continue
+            edge = dist - r
+            if edge <= SENSOR_RANGE_M and (best is None or edge < best):
+                best = edge
+        return best
+
+    def power_reading(self) -> PowerReading:
+        """The power monitors: panel at its maximum power point, battery terminal voltage and current."""
+        stuck, value = self._stuck_value("power") if self._stuck else (False, None)
+        if stuck and value is not None:
+            return value  # type: ignore[return-value]
+        pv = self.panel_v
+        pa = self.panel_available_w / pv if pv > 0.0 else 0.0
+        bv = ocv(self.soc) + self.battery_a * R_INTERNAL
+        reading = PowerReading(
+            panel_v=round(pv, 3),
+            panel_a=round(pa, 4),
+            battery_v=round(bv, 3),
+            battery_a=round(self.battery_a, 4),
+            soc=round(self.soc, 4),
+        )
+        self._last_reading["power"] = reading
+        return reading
+
+    def set_power_source(self, source: PowerSource) -> None:
+        """The power relay: which source feeds the loads."""
+        self.source = source if isinstance(source, PowerSource) else PowerSource(source)
+
+    @property
+    def power_source(self) -> PowerSource:
+        """The relay's position."""
+        return self.source
+
+    def camera_jpeg(self, width: int = 320, height: int = 240) -> bytes:
+        """A generated forward view: light from the irradiance, the nearest obstacle as a dark block."""
+        from sim.frames import render_jpeg
+
+        d = self.true_distance_m()
+        return render_jpeg(width, height, self.irradiance(), d, self.is_raining)
+
+    # ---- truth
+    @property
+    def pose(self) -> Pose:
+        """Where the robot really is."""
+        return Pose(self.x, self.y, self.heading)
+
+    @property
+    def last_fix(self) -> GpsFix | None:
+        """The receiver's newest fix, ignoring stuck-sensor faults (for the report)."""
+        return self._fix
+
+    def obstacle_marks(self) -> list[tuple[float, float, float, bool]]:
+        """(x, y, radius, moving) of every obstacle at its home position, for the map plot."""
+        return [(o[0], o[1], o[6], o[5] > 0.0) for o in self._obstacles]
+
+    @property
+    def speed_m_s(self) -> float:
+        """True forward speed."""
+        return (self.vl + self.vr) * 0.5
+
+    def truth(self) -> WorldTruth:
+        """What really happened so far."""
+        lat, lon = self.site.to_latlon(self.x, self.y)
+        return WorldTruth(
+            t=self.t,
+            pose=self.pose,
+            lat=lat,
+            lon=lon,
+            speed_m_s=self.speed_m_s,
+            litter_collected_kg=self.litter_collected_kg,
+            litter_total_kg=self.litter_total_kg,
+            area_cleaned_m2=len(self._cleaned) * CELL_M * CELL_M,
+            tray_kg=self.tray,
+            tray_emptied_at=tuple(self.tray_emptied_at),
+            raining=self.is_raining,
+            storms=self.storms,
+            storms_sheltered=len(self._sheltered_storms),
+            soc=self.soc,
+            battery_v=ocv(self.soc) + self.battery_a * R_INTERNAL,
+            panel_available_w=self.panel_available_w,
+            load_w=self.load_w,
+            panel_wh=self.panel_wh,
+            battery_out_wh=self.battery_out_wh,
+            battery_in_wh=self.battery_in_wh,
+            load_wh=self.load_wh,
+            collisions=self.collisions,
+            brownout_s=self.brownout_s,
+            inside_fence=self.inside_fence,
+            geofence_exits=self.geofence_exits,
+            route_completion=len(self._route_hit) / len(self._route_points),
+        )

@@ -1,0 +1,126 @@
+"""The in-process simulator run: the real supervisor against the world, faults injected, and the sim CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from sim import cli
+from sim import scenario as scen
+from sim.report import REPORT_KEYS
+from sim.run import RunResult, run_scenario
+
+HEAD = "start = 2024-03-15T10:00:00\nduration_h = 1\nseed = 3\n"
+HEAD += "[robot]\nbattery_soc = 0.9\n[litter]\nkg_per_m2 = 0.05\n"
+
+
+def run_text(text: str, seconds: float) -> RunResult:
+    return run_scenario(scen.parse(HEAD + text, "test.toml"), duration_s=seconds)
+
+
+def events(result: RunResult, kind: str) -> list[dict[str, object]]:
+    return [e for e in result.report["safety_events"] if e["kind"] == kind]
+
+
+def test_a_sunny_morning_cleans_along_the_route() -> None:
+    result = run_scenario(scen.load("sunny_day"), duration_s=300.0)
+    r = result.report
+    assert tuple(r) == REPORT_KEYS
+    assert r["simulated_s"] == pytest.approx(300.0)
+    assert r["time_in_state_s"].get("cleaning", 0.0) > 60.0
+    assert sum(r["time_in_state_s"].values()) == pytest.approx(300.0, abs=0.1)
+    assert r["route_completion"] > 0.2
+    assert r["litter_collected_kg"] > 0.0 and r["area_cleaned_m2"] > 5.0
+    assert r["energy_wh"]["panel"] > 0.0
+    assert result.run.world.truth().collisions == 0
+    # The supervisor brakes at the end of the run.
+    assert not result.run.arduino.pins.moving
+
+
+def test_link_cut_is_braked_by_the_arduino_watchdog() -> None:
+    result = run_text('[[fault]]\nat = 60\nkind = "link_cut"\nduration_s = 5\n', 80.0)
+    cut = events(result, "link_cut")
+    assert len(cut) == 1
+    assert cut[0]["reaction_ms"] is not None
+    assert cut[0]["reaction_ms"] <= 300.0 + 50.0  # the 300 ms watchdog, at a 50 ms step
+    kinds = [f["kind"] for f in result.run.recorder.faults]
+    assert kinds == ["link_cut", "link_replug"]
+    # Plugged back in, the link handshakes again and the robot goes back to cleaning.
+    after = [s for s in result.run.recorder.trace.segments if s[0] > 65.0]
+    assert any(state == "cleaning" for _, _, state in after)
+
+
+def test_rain_sends_the_robot_to_the_shelter() -> None:
+    result = run_text("[weather]\nrain = [{ from = 40, to = 400 }]\n", 420.0)
+    r = result.report
+    assert r["storms"] == 1
+    rain = events(result, "rain")
+    assert len(rain) == 1 and rain[0]["reaction_ms"] is not None
+    assert rain[0]["reaction_ms"] <= 5000.0
+    assert r["shelter_reached"] == 1
+    assert r["time_in_state_s"].get("sheltered", 0.0) + r["time_in_state_s"].get("sheltering", 0.0) > 100.0
+
+
+def test_obstacle_on_the_route_stops_the_robot_before_it_hits() -> None:
+    # A parked car across the lane: wide enough that GPS-guided driving (2.5 m CEP) cannot miss it.
+    result = run_text("[[obstacle]]\nalong_m = 12.0\nradius_m = 2.0\nfrom = 0\nto = 80\n", 120.0)
+    stops = events(result, "obstacle")
+    assert stops, "the robot never drove towards the obstacle"
+    assert all(e["reaction_ms"] is not None and e["reaction_ms"] <= 100.0 for e in stops)
+    assert result.run.world.truth().collisions == 0
+    assert result.report["time_in_state_s"].get("obstacle_stop", 0.0) > 0.0
+
+
+def test_corrupted_bytes_are_rejected_and_the_robot_carries_on() -> None:
+    result = run_text('[[fault]]\nat = 30\nkind = "corrupt_bytes"\ncount = 40\n', 60.0)
+    ard = result.run.arduino
+    assert ard.corrupted == 40
+    assert ard.crc_errors + ard.bad_frames > 0
+    assert result.report["time_in_state_s"].get("cleaning", 0.0) > 20.0
+
+
+def test_sensor_faults_reach_the_world() -> None:
+    text = (
+        '[[fault]]\nat = 20\nkind = "gps_loss"\nduration_s = 15\n'
+        '[[fault]]\nat = 40\nkind = "gps_jump"\nduration_s = 5\njump_m = 20\n'
+        '[[fault]]\nat = 50\nkind = "stuck_sensor"\nsensor = "distance"\nduration_s = 3\n'
+        '[[fault]]\nat = 55\nkind = "modem_gone"\nduration_s = 3\n'
+    )
+    result = run_text(text, 60.0)
+    notes = {f["kind"]: f["note"] for f in result.run.recorder.faults}
+    assert notes["gps_loss"] == "no fix for 15 s"
+    assert notes["gps_jump"] == "fixes 20 m off for 5 s"
+    assert notes["stuck_sensor"] == "distance stuck for 3 s"
+    assert "modem" in notes["modem_gone"]
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base = {"config": None, "out": None, "seed": None, "hours": None, "no_plots": False}
+    return argparse.Namespace(**(base | kw))
+
+
+def test_cli_lists_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.cmd_list(_args()) == 0
+    out = capsys.readouterr().out
+    for name in scen.shipped_names():
+        assert name in out
+
+
+def test_cli_runs_a_scenario_with_a_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["sim", "run", "night", "--hours", "0.02", "--out", str(tmp_path), "--no-plots"])
+    assert rc == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert tuple(report) == REPORT_KEYS
+    assert report["simulated_s"] == pytest.approx(72.0)
+    err = capsys.readouterr().err
+    assert "100%" in err and "night [" in err
+
+
+def test_cli_bad_scenario_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["sim", "run", "sunyday"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sunny_day" in err[0]

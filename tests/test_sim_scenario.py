@@ -1,0 +1,158 @@
+"""Simulator scenarios: the shipped ones load, and an invalid one gets an error naming its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robot.errors import ScenarioError
+from sim import scenario as scen
+
+HEAD = "start = 2024-03-15T07:00:00\nduration_h = 10\n"
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ScenarioError) as exc:
+        scen.parse(text, "bad.toml")
+    return str(exc.value)
+
+
+def line_no(text: str, needle: str, nth: int = 0) -> int:
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
+    return hits[nth]
+
+
+def test_the_seven_required_scenarios_are_shipped_and_valid() -> None:
+    names = scen.shipped_names()
+    for required in (
+        "sunny_day",
+        "cloudy_day",
+        "monsoon_afternoon",
+        "tray_twice",
+        "crowded_alley",
+        "night",
+        "link_faults",
+    ):
+        assert required in names
+    for name in names:
+        sc = scen.load(name)
+        assert sc.name == name
+        assert sc.duration_s > 0
+
+
+def test_shipped_scenarios_have_what_their_names_promise() -> None:
+    assert len(scen.load("monsoon_afternoon").weather.rain) == 2
+    assert len(scen.load("tray_twice").tray_empty_s) == 2
+    crowded = scen.load("crowded_alley").obstacles
+    assert {o.kind for o in crowded} == {"static", "moving"}
+    kinds = {f.kind for f in scen.load("link_faults").faults}
+    assert {"link_cut", "corrupt_bytes", "gps_loss", "gps_jump", "stuck_sensor", "modem_gone"} <= kinds
+    assert len(scen.load("cloudy_day").weather.clouds) >= 1
+    night = scen.load("night")
+    assert night.start.hour >= 18 and len(night.days()) == 2
+
+
+def test_clock_times_are_local_and_wrap_to_the_next_day() -> None:
+    sc = scen.parse(
+        "start = 2024-03-15T18:00:00\nduration_h = 12\n"
+        '[[tray_empty]]\nat = "19:30"\n[[tray_empty]]\nat = "02:00:30"\n[[tray_empty]]\nat = 90\n'
+    )
+    assert sc.tray_empty_s == (90.0, 5400.0, 8 * 3600 + 30.0)
+
+
+def test_toml_syntax_error_names_the_line() -> None:
+    msg = error_of(HEAD + "[weather]\ntemp_min_c = = 3\n")
+    assert "bad.toml" in msg and "line 4" in msg
+
+
+def test_value_out_of_range_in_second_obstacle_names_its_line() -> None:
+    text = HEAD + (
+        '[[obstacle]]\nkind = "static"\nx = 1\ny = 2\nradius_m = 0.3\n\n'
+        '[[obstacle]]\nkind = "static"\nx = 1\ny = 2\nradius_m = -1.0\n'
+    )
+    msg = error_of(text)
+    assert f"line {line_no(text, 'radius_m', 1)}:" in msg
+    assert "obstacle[1].radius_m = -1.0" in msg and "between" in msg
+
+
+def test_unknown_key_names_its_line_and_the_known_keys() -> None:
+    text = HEAD + "[robot]\nbattery_soc = 0.5\nbatery = 3\n"
+    msg = error_of(text)
+    assert f"line {line_no(text, 'batery =')}:" in msg
+    assert "robot.batery: unknown key" in msg and "battery_soc" in msg
+
+
+def test_bad_value_inside_an_inline_array_names_its_line() -> None:
+    text = HEAD + (
+        "[weather]\nclouds = [\n"
+        '    { from = "08:00", to = "09:00", cover = 0.5 },\n'
+        '    { from = "10:00", to = "11:00", cover = 1.5 },\n'
+        "]\n"
+    )
+    msg = error_of(text)
+    assert f"line {line_no(text, 'cover = 1.5')}:" in msg
+    assert "weather.clouds[1].cover = 1.5" in msg
+
+
+def test_bad_clock_time_and_period_order_are_rejected() -> None:
+    text = HEAD + '[weather]\nrain = [{ from = "25:00", to = "26:00" }]\n'
+    assert "clock time" in error_of(text)
+    text = HEAD + '\n[weather]\nrain = [{ from = "14:00", to = "13:00" }]\n'
+    msg = error_of(text)
+    assert f"line {line_no(text, 'rain =')}:" in msg and "must be after" in msg
+
+
+def test_missing_start_and_wrong_fault_fields_are_explained() -> None:
+    assert "missing required key 'start'" in error_of("duration_h = 3\n")
+    text = HEAD + '[[fault]]\nat = "08:00"\nkind = "link_cut"\nduration_s = 5\nsensor = "rain"\n'
+    msg = error_of(text)
+    assert f"line {line_no(text, 'sensor')}:" in msg and "only a stuck_sensor fault takes sensor" in msg
+    text = HEAD + '[[fault]]\nat = "08:00"\nkind = "meteor"\n'
+    msg = error_of(text)
+    assert f"line {line_no(text, 'meteor')}:" in msg and "link_cut" in msg
+
+
+def test_a_place_needs_along_or_xy_not_both() -> None:
+    text = HEAD + "[[shade]]\nalong_m = 3\nx = 2\nradius_m = 4\n"
+    msg = error_of(text)
+    assert f"line {line_no(text, '[[shade]]')}:" in msg and "either along_m" in msg
+
+
+def test_fault_after_the_end_is_rejected() -> None:
+    text = 'start = 2024-03-15T07:00:00\nduration_h = 1\n[[fault]]\nat = "09:00"\nkind = "gps_loss"\n'
+    text += "duration_s = 3\n"
+    assert "after the scenario ends" in error_of(text)
+
+
+def test_unknown_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ScenarioError, match="sunny_day"):
+        scen.load("sunyday")
+
+
+def test_missing_site_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(HEAD + '[site]\nmap = "nowhere.geojson"\n', encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"mine.toml line 4: site.map"):
+        scen.load(path)
+
+
+def test_a_scenario_file_by_path_loads(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        HEAD + '[[fault]]\nat = "07:01"\nkind = "stuck_sensor"\nsensor = "rain"\nduration_s = 9\n'
+    )
+    sc = scen.load(path)
+    assert sc.name == "mine"
+    assert sc.faults[0].at_s == 60.0 and sc.faults[0].sensor == "rain"
+
+
+def test_line_of_finds_nested_keys() -> None:
+    text = (
+        HEAD
+        + "[litter]\nkg_per_m2 = 0.1\nhotspots = [\n  { along_m = 3, radius_m = 1, kg_per_m2 = 1 },\n"
+        + ("  { along_m = 9,\n    radius_m = 2, kg_per_m2 = 1 },\n]\n")
+    )
+    assert scen.line_of(text, ("litter", "hotspots", 1, "radius_m")) == line_no(text, "radius_m = 2")
+    assert scen.line_of(text, ("litter", "kg_per_m2")) == line_no(text, "kg_per_m2 = 0.1")
+    assert scen.line_of(text, ("duration_h",)) == 2
