@@ -15,7 +15,7 @@ from typing import Any
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
 from robot.config import Settings, load
-from robot.core.types import ALL_BRAKED
+from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
@@ -73,7 +73,7 @@ class Robot:
             None  # set by the runner: drivers wake it on safety events
         )
         try:
-            if settings.all_sim:
+            if settings.sensors_sim:
                 from sim.scenario import load as load_scenario
                 from sim.world import World
 
@@ -172,8 +172,15 @@ class Robot:
             for i in range(n):
                 if self.sim_arduino is not None:
                     self.sim_arduino.tick(last + (i + 1) * dt)
-                self.world.advance(dt, self.sim_arduino.pins if self.sim_arduino else ALL_BRAKED)
+                self.world.advance(dt, self._applied_pins())
             last = now
+
+    def _applied_pins(self) -> MotorOutputs:
+        """What the Arduino applied: the simulated one's pins, or the pins a real/fake one last reported."""
+        if self.sim_arduino is not None:
+            return self.sim_arduino.pins
+        status = getattr(self.link, "last_status", None)
+        return status.pins if status is not None and self.link.healthy else ALL_BRAKED
 
     def close(self) -> None:
         sup = getattr(self, "supervisor", None)

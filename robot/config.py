@@ -80,7 +80,7 @@ class RainSettings:
 
     dry_s: float = _f(600.0, 10.0, 7200.0)
     min_shelter_s: float = _f(900.0, 0.0, 7200.0)
-    confirm_s: float = _f(3.0, 0.0, 120.0)
+    confirm_s: float = _f(1.0, 0.0, 120.0)
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,15 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     sim: SimSettings = field(default_factory=SimSettings)
+
+    @property
+    def sensors_sim(self) -> bool:
+        """True when every sensor is simulated (the Arduino and the modem may still be real or fake devices)."""
+        hw = self.hardware
+        return all(
+            getattr(hw, p) in ("sim", "none")
+            for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay")
+        )
 
     @property
     def all_sim(self) -> bool:

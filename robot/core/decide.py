@@ -51,7 +51,7 @@ class CoreConfig:
     tray_full_kg: float = 1.9
     tray_empty_kg: float = 0.2
     tray_filter_s: float = 2.0
-    rain_confirm_s: float = 3.0
+    rain_confirm_s: float = 1.0
     rain_dry_s: float = 600.0
     rain_min_shelter_s: float = 900.0
     sun_w: float = 25.0
@@ -448,13 +448,14 @@ def _motors(
     elif rule.wheels is Wheels.GUIDED and snap.guidance is not None and not sit.arrived:
         left, right = snap.guidance.left, snap.guidance.right
 
-    # Safety filter: never forward into an obstacle, whatever the row says (backing off is allowed).
-    if (left > DEADBAND or right > DEADBAND) and rule.wheels is not Wheels.ESCAPE:
+    wl, wr = pins_for(left, max_duty), pins_for(right, max_duty)
+    # Safety filter on the pins themselves: never forward into an obstacle, whatever the row says
+    # (backing off is allowed, and so is the escape manoeuvre's turn in place).
+    if (wl.in1 > wl.in2 or wr.in1 > wr.in2) and rule.wheels is not Wheels.ESCAPE:
         blocked, why = _obstacle_blocks(snap, now, cfg, False)
         if blocked:
-            left, right = 0.0, 0.0
+            wl = wr = BRAKE
             note = f"forward blocked: {why}"
-    wl, wr = pins_for(left, max_duty), pins_for(right, max_duty)
     if rule.brushes and not sit.tray_full:
         d = cfg.brush_duty
         # The bottom brushes counter-rotate outward; the comb sweeps litter into the tray.
