@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from robot.core.types import (
     State,
 )
 from robot.hardware.interfaces import GpsFix, MotorLink, PowerReading
-from robot.navigation import NavConfig, NavState, Site, guide
+from robot.navigation import NavConfig, NavState, Site, guide, wheel_fractions
 from robot.telemetry import Telemetry, TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class Supervisor:
         self.cfg = CoreConfig.from_settings(settings)
         self.nav_config = nav_config or NavConfig()
         self.gps_stale_s = settings.control.gps_stale_s
+        self.route_passes = settings.control.route_passes
+        self.passes = 0
         self.core = CoreState(mode=Mode(settings.control.start_mode))
         self.nav = self._load_progress()
         self.readings = Readings()
@@ -155,8 +157,21 @@ class Supervisor:
             for c in commands
         )
         if restart and self.core.state is State.ROUTE_DONE:
-            self.nav = NavState()  # a new round of the route
-        self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config)
+            self.nav = self.nav.restart_route()
+            self.passes = 0
+        # Odometry must know what the wheels really did (the core overrides navigation for obstacles).
+        applied = wheel_fractions(self.last.motors) if self.last is not None else None
+        self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config, applied)
+        if (
+            guidance.route_done
+            and goal is Goal.ROUTE
+            and (self.route_passes == 0 or self.passes + 1 < self.route_passes)
+        ):
+            # Another pass: each one sweeps litter the last one's GPS error left behind.
+            self.passes += 1
+            self.nav = self.nav.restart_route()
+            guidance = replace(guidance, route_done=False)
+            log.info("route pass %d done; starting the next", self.passes)
         self.guidance = guidance
         power: PowerReading | None = rd.power.value
         snap = Snapshot(

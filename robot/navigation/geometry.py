@@ -1,0 +1,349 @@
+"""Plane geometry in local metres: polygons, segments, polylines and shortest paths inside a polygon."""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import math
+from collections.abc import Sequence
+
+Point = tuple[float, float]
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+class Projection:
+    """Flat-earth east/north projection around an origin; millimetre-exact over a few hundred metres."""
+
+    __slots__ = ("_kx", "_ky", "lat0", "lon0")
+
+    def __init__(self, lat0: float, lon0: float) -> None:
+        self.lat0 = lat0
+        self.lon0 = lon0
+        self._ky = EARTH_RADIUS_M * math.pi / 180.0
+        self._kx = self._ky * math.cos(math.radians(lat0))
+
+    def to_local(self, lat: float, lon: float) -> Point:
+        """(east, north) metres of a WGS84 position."""
+        return ((lon - self.lon0) * self._kx, (lat - self.lat0) * self._ky)
+
+    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
+        """(lat, lon) of a local point."""
+        return (self.lat0 + y / self._ky, self.lon0 + x / self._kx)
+
+
+def dist(a: Point, b: Point) -> float:
+    """Euclidean distance."""
+    return math.hypot(b[0] - a[0], b[1] - a[1])
+
+
+def wrap(angle: float) -> float:
+    """An angle folded into [-pi, pi)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def signed_area(poly: Sequence[Point]) -> float:
+    """Shoelace area; positive when the ring runs counter-clockwise."""
+    n = len(poly)
+    s = 0.0
+    for i in range(n):
+        x1, y1 = poly[i]
+        x2, y2 = poly[(i + 1) % n]
+        s += x1 * y2 - x2 * y1
+    return s / 2.0
+
+
+def point_in_polygon(p: Point, poly: Sequence[Point]) -> bool:
+    """Even-odd ray test; points exactly on an edge may go either way (callers use clearances)."""
+    x, y = p
+    inside = False
+    n = len(poly)
+    j = n - 1
+    for i in range(n):
+        xi, yi = poly[i]
+        xj, yj = poly[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def point_segment_distance(p: Point, a: Point, b: Point) -> float:
+    """Distance from p to the segment ab."""
+    return dist(p, closest_on_segment(p, a, b))
+
+
+def closest_on_segment(p: Point, a: Point, b: Point) -> Point:
+    """The point of segment ab nearest to p."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    L2 = dx * dx + dy * dy
+    if L2 == 0.0:
+        return a
+    t = max(0.0, min(1.0, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / L2))
+    return (a[0] + t * dx, a[1] + t * dy)
+
+
+def _orient(a: Point, b: Point, c: Point) -> float:
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _on_segment(a: Point, b: Point, p: Point) -> bool:
+    return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
+
+
+def segments_intersect(a: Point, b: Point, c: Point, d: Point) -> bool:
+    """True when segments ab and cd share at least one point (touching counts)."""
+    eps = 1e-12
+    d1 = _orient(c, d, a)
+    d2 = _orient(c, d, b)
+    d3 = _orient(a, b, c)
+    d4 = _orient(a, b, d)
+    if ((d1 > eps and d2 < -eps) or (d1 < -eps and d2 > eps)) and (
+        (d3 > eps and d4 < -eps) or (d3 < -eps and d4 > eps)
+    ):
+        return True
+    return (
+        (abs(d1) <= eps and _on_segment(c, d, a))
+        or (abs(d2) <= eps and _on_segment(c, d, b))
+        or (abs(d3) <= eps and _on_segment(a, b, c))
+        or (abs(d4) <= eps and _on_segment(a, b, d))
+    )
+
+
+def segment_distance(a: Point, b: Point, c: Point, d: Point) -> float:
+    """Shortest distance between segments ab and cd (0 when they touch or cross)."""
+    if segments_intersect(a, b, c, d):
+        return 0.0
+    return min(
+        point_segment_distance(a, c, d),
+        point_segment_distance(b, c, d),
+        point_segment_distance(c, a, b),
+        point_segment_distance(d, a, b),
+    )
+
+
+def ring_self_intersection(poly: Sequence[Point]) -> tuple[int, int] | None:
+    """Indices (i, j) of two non-adjacent edges of a closed ring that touch or cross, or None."""
+    n = len(poly)
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        for j in range(i + 1, n):
+            if j == i or (j + 1) % n == i or j == (i + 1) % n:
+                continue  # neighbouring edges share a vertex by construction
+            if segments_intersect(a, b, poly[j], poly[(j + 1) % n]):
+                return (i, j)
+    return None
+
+
+_EDGES: dict[int, tuple[Sequence[Point], list[tuple[float, float, float, float, float]]]] = {}
+
+
+def _edges(poly: Sequence[Point]) -> list[tuple[float, float, float, float, float]]:
+    """(ax, ay, dx, dy, 1/|d|^2) per edge, cached per ring: the fence is asked about many times a step."""
+    hit = _EDGES.get(id(poly))
+    if hit is not None and hit[0] is poly:
+        return hit[1]
+    n = len(poly)
+    out = []
+    for i in range(n):
+        (ax, ay), (bx, by) = poly[i], poly[(i + 1) % n]
+        dx, dy = bx - ax, by - ay
+        L2 = dx * dx + dy * dy
+        out.append((ax, ay, dx, dy, 1.0 / L2 if L2 > 0.0 else 0.0))
+    if len(_EDGES) > 64:
+        _EDGES.clear()
+    _EDGES[id(poly)] = (poly, out)
+    return out
+
+
+def boundary_distance(p: Point, poly: Sequence[Point]) -> float:
+    """Distance from p to the nearest edge of the ring."""
+    px, py = p
+    best = math.inf
+    for ax, ay, dx, dy, inv in _edges(poly):
+        t = ((px - ax) * dx + (py - ay) * dy) * inv
+        t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+        ex, ey = ax + t * dx - px, ay + t * dy - py
+        d2 = ex * ex + ey * ey
+        if d2 < best:
+            best = d2
+    return math.sqrt(best)
+
+
+def clearance(p: Point, poly: Sequence[Point]) -> float:
+    """Signed distance to the ring: positive inside, negative outside."""
+    d = boundary_distance(p, poly)
+    return d if point_in_polygon(p, poly) else -d
+
+
+def segment_clearance(a: Point, b: Point, poly: Sequence[Point]) -> float:
+    """Smallest distance from the segment ab to the ring's edges (0 when it crosses or touches one)."""
+    n = len(poly)
+    return min(segment_distance(a, b, poly[i], poly[(i + 1) % n]) for i in range(n))
+
+
+def segment_inside(a: Point, b: Point, poly: Sequence[Point], min_clear: float = 0.0) -> bool:
+    """True when the whole segment ab lies inside the ring, at least min_clear from its edges."""
+    if not point_in_polygon(((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0), poly):
+        return False
+    c = segment_clearance(a, b, poly)
+    return c > 0.0 and c >= min_clear
+
+
+@functools.lru_cache(maxsize=64)
+def _reflex_cached(poly: tuple[Point, ...], offset: float) -> tuple[Point, ...]:
+    return tuple(_reflex(poly, offset))
+
+
+def reflex_waypoints(poly: Sequence[Point], offset: float) -> list[Point]:
+    """Waypoints `offset` metres out from each reflex corner (see _reflex); cached, the fence never changes."""
+    return list(_reflex_cached(tuple(poly), offset))
+
+
+def _reflex(poly: Sequence[Point], offset: float) -> list[Point]:
+    """Waypoints `offset` metres out from each reflex (inward-pointing) corner of a counter-clockwise ring.
+
+    Shortest paths inside a simple polygon bend only at reflex corners. Each corner gets three points (the two
+    edge normals and their bisector) so that a path keeping a clearance can bend round it in short chords.
+    """
+    n = len(poly)
+    out: list[Point] = []
+    for i in range(n):
+        prev, cur, nxt = poly[i - 1], poly[i], poly[(i + 1) % n]
+        if _orient(prev, cur, nxt) >= 0.0:
+            continue  # convex corner (left turn on a CCW ring)
+        e1 = (cur[0] - prev[0], cur[1] - prev[1])
+        e2 = (nxt[0] - cur[0], nxt[1] - cur[1])
+        l1, l2 = math.hypot(*e1), math.hypot(*e2)
+        if l1 == 0.0 or l2 == 0.0:
+            continue
+        # Left normals of the edges point into the interior of a CCW ring.
+        n1 = (-e1[1] / l1, e1[0] / l1)
+        n2 = (-e2[1] / l2, e2[0] / l2)
+        a1 = math.atan2(n1[1], n1[0])
+        sweep = wrap(math.atan2(n2[1], n2[0]) - a1)
+        for k in range(3):
+            a = a1 + sweep * k / 2.0
+            out.append((cur[0] + offset * math.cos(a), cur[1] + offset * math.sin(a)))
+    return out
+
+
+_VISIBLE: dict[tuple, tuple[Sequence[Point], list[float], dict[tuple[int, int], bool]]] = {}
+
+
+def shortest_path(
+    start: Point, goal: Point, poly: Sequence[Point], waypoints: Sequence[Point], min_clear: float
+) -> list[Point] | None:
+    """Shortest polyline from start to goal inside the ring through the given waypoints (visibility graph).
+
+    An edge must keep `min_clear` from the fence, relaxed to the clearance of its own ends so that a start or
+    goal close to the fence can still be left or reached. None when no path exists.
+    """
+    nodes: list[Point] = [start, goal, *waypoints]
+    # Everything but the start is fixed while the robot drives to one goal: remember what those nodes see.
+    key = (id(poly), goal, tuple(waypoints), min_clear)
+    fixed = _VISIBLE.get(key)
+    if fixed is None or fixed[0] is not poly:
+        if len(_VISIBLE) > 32:
+            _VISIBLE.clear()
+        fixed = (poly, [max(0.0, clearance(p, poly)) for p in nodes[1:]], {})
+        _VISIBLE[key] = fixed
+    clear = [max(0.0, clearance(start, poly)), *fixed[1]]
+    seen: dict[tuple[int, int], bool] = fixed[2]
+
+    def visible(i: int, j: int) -> bool:
+        if i > 0 and j > 0:
+            k = (i, j) if i < j else (j, i)
+            hit = seen.get(k)
+            if hit is None:
+                need = min(min_clear, clear[i], clear[j]) * 0.95
+                hit = seen[k] = (
+                    segment_inside(nodes[i], nodes[j], poly, need) or dist(nodes[i], nodes[j]) < 1e-9
+                )
+            return hit
+        need = min(min_clear, clear[i], clear[j]) * 0.95
+        return segment_inside(nodes[i], nodes[j], poly, need) or dist(nodes[i], nodes[j]) < 1e-9
+
+    if visible(0, 1):
+        return [start, goal]
+    best = {0: 0.0}
+    prev: dict[int, int] = {}
+    heap = [(0.0, 0)]
+    done: set[int] = set()
+    while heap:
+        d, i = heapq.heappop(heap)
+        if i in done:
+            continue
+        done.add(i)
+        if i == 1:
+            path = [goal]
+            while i != 0:
+                i = prev[i]
+                path.append(nodes[i])
+            return path[::-1]
+        for j in range(1, len(nodes)):
+            if j in done or not visible(i, j):
+                continue
+            nd = d + dist(nodes[i], nodes[j])
+            if nd < best.get(j, math.inf):
+                best[j] = nd
+                prev[j] = i
+                heapq.heappush(heap, (nd, j))
+    return None
+
+
+class Polyline:
+    """A path with cumulative distances: point at a distance, nearest distance to a point within a window."""
+
+    __slots__ = ("cum", "length", "points")
+
+    def __init__(self, points: Sequence[Point]) -> None:
+        pts: list[Point] = []
+        for p in points:
+            if not pts or dist(pts[-1], p) > 1e-9:
+                pts.append((float(p[0]), float(p[1])))
+        if len(pts) == 1:
+            pts.append(pts[0])
+        self.points: tuple[Point, ...] = tuple(pts)
+        cum = [0.0]
+        for a, b in itertools.pairwise(pts):
+            cum.append(cum[-1] + dist(a, b))
+        self.cum: tuple[float, ...] = tuple(cum)
+        self.length = cum[-1]
+
+    def at(self, s: float) -> Point:
+        """The point `s` metres along the path (clamped to its ends)."""
+        s = max(0.0, min(self.length, s))
+        for i in range(1, len(self.cum)):
+            if s <= self.cum[i] or i == len(self.cum) - 1:
+                a, b = self.points[i - 1], self.points[i]
+                seg = self.cum[i] - self.cum[i - 1]
+                t = 0.0 if seg == 0.0 else (s - self.cum[i - 1]) / seg
+                return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
+        return self.points[-1]
+
+    def project(self, p: Point, s_lo: float = 0.0, s_hi: float = math.inf) -> tuple[float, float]:
+        """(s, distance) of the point of the path nearest to p, searching only between s_lo and s_hi."""
+        s_lo = max(0.0, s_lo)
+        s_hi = min(self.length, s_hi)
+        best_s, best_d = s_lo, math.inf
+        for i in range(1, len(self.cum)):
+            c0, c1 = self.cum[i - 1], self.cum[i]
+            if c1 < s_lo or c0 > s_hi:
+                continue
+            a, b = self.points[i - 1], self.points[i]
+            seg = c1 - c0
+            if seg == 0.0:
+                continue
+            # Restrict the segment to the window before projecting.
+            t0 = max(0.0, (s_lo - c0) / seg)
+            t1 = min(1.0, (s_hi - c0) / seg)
+            a2 = (a[0] + t0 * (b[0] - a[0]), a[1] + t0 * (b[1] - a[1]))
+            b2 = (a[0] + t1 * (b[0] - a[0]), a[1] + t1 * (b[1] - a[1]))
+            q = closest_on_segment(p, a2, b2)
+            d = dist(p, q)
+            if d < best_d - 1e-9:
+                best_d = d
+                best_s = c0 + t0 * seg + dist(a2, q)
+        return best_s, best_d

@@ -1,0 +1,588 @@
+"""Guidance: a pure function of (state, GPS fix, goal, time, site) giving wheel speeds, called every step.
+
+Position is the GPS fix smoothed with wheel odometry (a scalar Kalman filter per step); heading comes from the
+course over ground while moving (or the bearing between fixes a few metres apart), carried through turns by
+odometry. The route is followed by pure pursuit; SHELTER and PARK follow the shortest path inside the fence.
+Every forward command is checked against the fence over a short look-ahead before it is returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from robot.core.types import Goal, Guidance, MotorOutputs, PinState
+from robot.hardware.interfaces import GpsFix
+from robot.navigation.geometry import (
+    Point,
+    Polyline,
+    boundary_distance,
+    clearance,
+    closest_on_segment,
+    dist,
+    point_in_polygon,
+    reflex_waypoints,
+    segment_inside,
+    shortest_path,
+    wrap,
+)
+from robot.navigation.site import Site
+
+
+@dataclass(frozen=True, slots=True)
+class NavConfig:
+    """Guidance tuning; defaults suit the Ramudroid (300 RPM, 10 cm wheels) and a cheap GPS (2.5 m CEP)."""
+
+    max_hdop: float = 5.0
+    max_fix_age_s: float = 2.5  # the same fix epoch seen for longer than this is stale
+    lookahead_m: float = 3.0
+    cruise: float = 0.8  # wheel speed fraction on the route
+    approach: float = 0.5  # near a goal, rejoining, returning inside
+    turn: float = 0.3  # wheel speed fraction when turning on the spot
+    spin_deg: float = 60.0  # turn on the spot when the target is further off the nose than this
+    arrive_radius_m: float = 1.5
+    stay_radius_m: float = 10.0  # once arrived, stay put unless the estimate moves this far (the GPS wanders)
+    fence_margin_m: float = 2.0  # the look-ahead keeps the estimate this far from the fence
+    path_clear_m: float = (
+        3.0  # planned paths (shelter, park, rejoin) keep this far from the fence where they can
+    )
+    check_s: float = 2.0  # fence look-ahead horizon at the commanded speed
+    max_speed_mps: float = 1.57  # wheel speed at 1.0 (300 RPM x 10 cm wheel)
+    wheel_base_m: float = 0.4
+    gps_sigma_m: float = 2.1  # one-axis standard deviation at HDOP 1 (2.5 m CEP)
+    odo_var_moving: float = 0.3  # m^2/s the odometry adds while driving
+    odo_var_still: float = 0.02  # m^2/s while stopped (someone may push the robot)
+    jump_m: float = 10.0  # a fix this much further than expected is a jump, not noise
+    jump_confirm: int = 3  # consecutive agreeing jumped fixes before they are believed
+    settle_fixes: int = 3  # good fixes in a row before driving, at start and after a gps outage
+    return_fixes: int = 10  # ... after a confirmed jump (the position moved suddenly: was it real?)
+    creep: float = 0.5  # wheel speed fraction of the heading-learning creep
+    creep_m: float = 4.0
+    min_cog_speed_mps: float = 0.5  # below this the course over ground is noise
+    cog_gain: float = 0.5
+    baseline_m: float = 8.0  # fix-to-fix heading when the receiver gives no course
+    on_route_m: float = 2.5  # progress along the route counts only this close to it
+    rejoin_m: float = 5.0  # further than this from the route: plan a path back to it
+    reset_gap_s: float = 5.0  # a longer gap between calls (restart) drops the position estimate
+
+
+@dataclass(frozen=True, slots=True)
+class NavState:
+    """Everything guidance remembers between steps. `progress_m` (distance done along the route) is what a
+    restart or a shelter break resumes from; the rest is the position estimate, rebuilt after a restart.
+    """
+
+    progress_m: float = 0.0
+    goal: str = "hold"
+    arrived: bool = False
+    t: float | None = None
+    x: float | None = None
+    y: float | None = None
+    var: float = 0.0
+    heading: float | None = None  # radians, 0 = east, counter-clockwise
+    speed_scale: float = 1.0  # measured ground speed / odometry speed
+    cmd_left: float = 0.0
+    cmd_right: float = 0.0
+    fix_key: str | None = None
+    fix_seen_t: float | None = None
+    gps_bad_since: float | None = None
+    jump_fixes: tuple[tuple[float, float], ...] = ()
+    good_fixes: int = 0
+    need_fixes: int = 0
+    cog_misses: int = 0
+    creep_done_m: float = 0.0
+    anchor: tuple[float, float] | None = None
+    anchor_turn: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        d = asdict(self)
+        d["jump_fixes"] = [list(p) for p in self.jump_fixes]
+        d["anchor"] = None if self.anchor is None else list(self.anchor)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NavState:
+        """Rebuild from to_dict() output; a damaged or foreign value takes its default (never raises)."""
+        if not isinstance(data, dict):
+            return cls()
+        defaults = cls()
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            v = data.get(f.name, getattr(defaults, f.name))
+            kw[f.name] = _clean(f.name, v, getattr(defaults, f.name))
+        return cls(**kw)
+
+    def restart_route(self) -> NavState:
+        """The same state with the route progress back at the start (a new cleaning round)."""
+        return replace(self, progress_m=0.0)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pair(v: Any) -> tuple[float, float] | None:
+    if isinstance(v, list | tuple) and len(v) == 2 and all(_num(c) for c in v):
+        return (float(v[0]), float(v[1]))
+    return None
+
+
+def _clean(name: str, v: Any, default: Any) -> Any:
+    if name in ("goal", "fix_key"):
+        return v if isinstance(v, str) else default
+    if name == "arrived":
+        return v if isinstance(v, bool) else default
+    if name in ("good_fixes", "need_fixes", "cog_misses"):
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else default
+    if name == "jump_fixes":
+        if not isinstance(v, list | tuple):
+            return default
+        pts = [_pair(p) for p in v]
+        return tuple(p for p in pts if p is not None)
+    if name == "anchor":
+        return _pair(v)
+    if v is None and default is None:
+        return None
+    if not _num(v):
+        return default
+    if name in ("progress_m", "var", "creep_done_m") and v < 0:
+        return default
+    return float(v)
+
+
+def _fix_key(fix: GpsFix) -> str:
+    stamp = fix.time.isoformat() if fix.time is not None else "-"
+    return f"{stamp}|{fix.lat:.8f}|{fix.lon:.8f}|{fix.speed}|{fix.track}"
+
+
+def _gps_problem(fix: GpsFix | None, fresh: bool, age: float, cfg: NavConfig) -> str | None:
+    if fix is None:
+        return "no gps fix"
+    if fix.mode < 2:
+        return f"gps mode {fix.mode}: no 2D/3D fix"
+    if fix.hdop is None or not math.isfinite(fix.hdop):
+        return "gps hdop unknown"
+    if fix.hdop > cfg.max_hdop:
+        return f"gps hdop {fix.hdop:.1f} above {cfg.max_hdop:.1f}"
+    if not (math.isfinite(fix.lat) and math.isfinite(fix.lon)) or abs(fix.lat) > 90 or abs(fix.lon) > 180:
+        return f"gps position {fix.lat}, {fix.lon} is impossible"
+    if not fresh and age > cfg.max_fix_age_s:
+        return f"gps fix {age:.1f} s old"
+    return None
+
+
+def wheel_fractions(motors: MotorOutputs) -> tuple[float, float]:
+    """The drive wheels' signed duty (-1..1) in the pin states the Arduino was sent: guide()'s `applied`."""
+
+    def one(p: PinState) -> float:
+        if p.in1 == p.in2 or p.en <= 0:
+            return 0.0  # 00 and 11 both brake
+        return min(p.en, 255) / 255.0 * (1.0 if p.in1 else -1.0)
+
+    return one(motors.drive_left), one(motors.drive_right)
+
+
+def _speeds(left: float, right: float, scale: float, cfg: NavConfig) -> tuple[float, float]:
+    """(forward m/s, turn rad/s) of wheel speed fractions."""
+    k = scale * cfg.max_speed_mps
+    return k * (left + right) / 2.0, k * (right - left) / cfg.wheel_base_m
+
+
+def guide(
+    state: NavState,
+    fix: GpsFix | None,
+    goal: Goal,
+    now: float,
+    site: Site,
+    cfg: NavConfig,
+    applied: tuple[float, float] | None = None,
+) -> tuple[NavState, Guidance]:
+    """One guidance step. `fix` is the receiver's newest fix; `applied` is the wheel speeds the robot actually
+    ran since the last call (None: assume the last guidance was applied). Returns the new state and answer.
+    """
+    st = _Step(state, cfg, site)
+    st.advance(now, applied)
+    problem = st.take_fix(fix, now)
+    guidance = st.decide(goal, problem)
+    return st.finish(now, goal, guidance), guidance
+
+
+class _Step:
+    """The mutable working copy of one guide() call."""
+
+    def __init__(self, state: NavState, cfg: NavConfig, site: Site) -> None:
+        self.s = state
+        self.cfg = cfg
+        self.site = site
+        self.x, self.y = state.x, state.y
+        self.var = state.var
+        self.heading = state.heading
+        self.scale = state.speed_scale
+        self.progress = min(max(0.0, state.progress_m), site.route.length)
+        self.fix_key = state.fix_key
+        self.fix_seen_t = state.fix_seen_t
+        self.gps_bad_since = state.gps_bad_since
+        self.jump_fixes = list(state.jump_fixes)
+        self.good_fixes = state.good_fixes
+        self.need_fixes = max(state.need_fixes, cfg.settle_fixes)
+        self.cog_misses = state.cog_misses
+        self.creep_done = state.creep_done_m
+        self.anchor = state.anchor
+        self.anchor_turn = state.anchor_turn
+        self.arrived = state.arrived
+        self.applied = (state.cmd_left, state.cmd_right)
+
+    # --- estimation ---------------------------------------------------------------------------------------
+
+    def _reset_estimate(self) -> None:
+        self.x = self.y = self.heading = None
+        self.var = 0.0
+        self.fix_key = self.fix_seen_t = None
+        self.jump_fixes = []
+        self.good_fixes = 0
+        self.need_fixes = self.cfg.settle_fixes
+        self.cog_misses = 0
+        self.creep_done = 0.0
+        self.anchor = None
+        self.anchor_turn = 0.0
+        self.applied = (0.0, 0.0)
+
+    def advance(self, now: float, applied: tuple[float, float] | None) -> None:
+        """Move the estimate by odometry from the last call to now."""
+        last = self.s.t
+        if last is None or now < last or now - last > self.cfg.reset_gap_s:
+            # First call, or a restart (monotonic time starts again): position and heading are unknown.
+            self._reset_estimate()
+            return
+        if applied is not None:
+            self.applied = (max(-1.0, min(1.0, applied[0])), max(-1.0, min(1.0, applied[1])))
+        dt = now - last
+        v, w = _speeds(*self.applied, self.scale, self.cfg)
+        if self.x is not None and self.y is not None:
+            h = self.heading
+            if h is not None:
+                mid = h + w * dt / 2.0
+                self.x += v * math.cos(mid) * dt
+                self.y += v * math.sin(mid) * dt
+            self.var += dt * (
+                self.cfg.odo_var_moving if abs(v) > 0.05 or abs(w) > 0.1 else self.cfg.odo_var_still
+            )
+        if self.heading is not None:
+            self.heading = wrap(self.heading + w * dt)
+        self.anchor_turn += w * dt
+        if self.creep_done > 0.0 or self.heading is None:
+            self.creep_done += abs(v) * dt
+
+    def take_fix(self, fix: GpsFix | None, now: float) -> str | None:
+        """Gate the fix and fold a new epoch into the estimate; the reason it cannot be used, or None."""
+        fresh = False
+        if fix is not None:
+            key = _fix_key(fix)
+            if key != self.fix_key:
+                self.fix_key, self.fix_seen_t, fresh = key, now, True
+        age = now - self.fix_seen_t if self.fix_seen_t is not None else math.inf
+        problem = _gps_problem(fix, fresh, age, self.cfg)
+        if problem is not None:
+            if self.gps_bad_since is None:
+                self.gps_bad_since = now
+            self.good_fixes = 0
+            self.anchor = None
+            return problem
+        self.gps_bad_since = None
+        if not fresh or fix is None:
+            return None
+        z = self.site.to_local(fix.lat, fix.lon)
+        r = (self.cfg.gps_sigma_m * max(1.0, fix.hdop or 1.0)) ** 2
+        if self.x is None or self.y is None:
+            self.x, self.y, self.var = z[0], z[1], r
+            self.good_fixes = 1
+        else:
+            d = dist(z, (self.x, self.y))
+            if d > self.cfg.jump_m + 3.0 * math.sqrt(self.var):
+                return self._jump(z, d, r)
+            self.jump_fixes = []
+            k = self.var / (self.var + r)
+            self.x += k * (z[0] - self.x)
+            self.y += k * (z[1] - self.y)
+            self.var *= 1.0 - k
+            self.good_fixes += 1
+        if self.good_fixes >= self.need_fixes:
+            self.need_fixes = self.cfg.settle_fixes
+        self._heading_from(fix, z)
+        return None
+
+    def _jump(self, z: Point, d: float, r: float) -> str | None:
+        self.jump_fixes = [*self.jump_fixes, z][-self.cfg.jump_confirm :]
+        self.anchor = None
+        n = len(self.jump_fixes)
+        mx = sum(p[0] for p in self.jump_fixes) / n
+        my = sum(p[1] for p in self.jump_fixes) / n
+        if n >= self.cfg.jump_confirm and all(
+            dist(p, (mx, my)) < self.cfg.jump_m / 2 for p in self.jump_fixes
+        ):
+            # The fixes agree with each other: the robot really is there (or the receiver insists). Believe
+            # them, but a sudden move is suspect: wait for return_fixes steady fixes before driving on.
+            self.x, self.y, self.var = mx, my, r
+            self.jump_fixes = []
+            self.good_fixes = 0
+            self.need_fixes = self.cfg.return_fixes
+            return None
+        return None
+
+    def _heading_from(self, fix: GpsFix, z: Point) -> None:
+        v, w = _speeds(*self.applied, 1.0, self.cfg)
+        if fix.speed is not None and abs(v) > 0.2 * self.cfg.max_speed_mps and abs(w) < 0.5:
+            # Learn how fast the wheels really drive the robot (slip, battery, the core's duty mapping).
+            ratio = fix.speed / abs(v)
+            self.scale = max(0.1, min(2.0, self.scale + 0.5 * (ratio - self.scale)))
+        moving = fix.speed is not None and fix.speed >= self.cfg.min_cog_speed_mps
+        if fix.track is not None and moving and math.isfinite(fix.track):
+            cog = wrap(math.pi / 2.0 - math.radians(fix.track))
+            if v < 0.0:
+                cog = wrap(cog + math.pi)  # backing up: the nose points against the course
+            self._blend_heading(cog, self.cfg.cog_gain)
+            return
+        if fix.track is None and v > 0.05:
+            if self.anchor is None or abs(self.anchor_turn) > 0.3:
+                self.anchor, self.anchor_turn = z, 0.0
+            elif dist(self.anchor, z) >= self.cfg.baseline_m:
+                chord = math.atan2(z[1] - self.anchor[1], z[0] - self.anchor[0])
+                self._blend_heading(wrap(chord + self.anchor_turn / 2.0), 0.3)
+                self.anchor, self.anchor_turn = z, 0.0
+        elif v <= 0.05:
+            self.anchor = None
+
+    def _blend_heading(self, measured: float, gain: float) -> None:
+        if self.heading is None:
+            self.heading = measured
+            self.creep_done = 0.0
+            return
+        err = wrap(measured - self.heading)
+        if abs(err) > math.pi / 2.0:
+            # Far off: a bad course or a heading lost in an unseen turn; believe it the second time in a row.
+            self.cog_misses += 1
+            if self.cog_misses >= 2:
+                self.heading, self.cog_misses = measured, 0
+            return
+        self.cog_misses = 0
+        self.heading = wrap(self.heading + gain * err)
+
+    # --- decisions ----------------------------------------------------------------------------------------
+
+    def decide(self, goal: Goal, problem: str | None) -> Guidance:
+        """Wheel speeds for the goal, or zero with the reason."""
+        self.arrived = self.arrived and str(goal) == self.s.goal
+        fence = self.site.fence
+        pos = None if self.x is None or self.y is None else (self.x, self.y)
+        inside = pos is not None and point_in_polygon(pos, fence)
+        if self.jump_fixes and pos is not None:
+            # A jump not yet confirmed: stop, and say so at once if it claims the robot left the fence.
+            z = self.jump_fixes[-1]
+            inside = inside and point_in_polygon(z, fence)
+            problem = problem or f"gps jumped {dist(z, pos):.0f} m; waiting for it to settle"
+        if problem is not None or pos is None:
+            return Guidance(
+                gps_ok=False, inside_fence=inside or pos is None, reason=problem or "waiting for gps"
+            )
+        if goal == Goal.HOLD:
+            return Guidance(gps_ok=True, inside_fence=inside, reason="holding")
+        if self.good_fixes < self.need_fixes:
+            where = "" if inside else f"outside the fence by {boundary_distance(pos, fence):.1f} m; "
+            return Guidance(
+                gps_ok=True,
+                inside_fence=inside,
+                reason=f"{where}waiting for steady gps ({self.good_fixes}/{self.need_fixes} good fixes)",
+            )
+        if not inside:
+            return self._return_inside(pos)
+        if self.heading is None:
+            return self._creep(pos)
+        if goal == Goal.ROUTE:
+            return self._route(pos)
+        target = self.site.shelter if goal == Goal.SHELTER else self.site.park
+        return self._go_to(pos, target, str(goal))
+
+    def _creep(self, pos: Point) -> Guidance:
+        # Unknown heading: creep straight ahead and back again along the same line, never further than the
+        # fence leaves room for in any direction, until the course over ground tells where the nose points.
+        room = min(self.cfg.creep_m, clearance(pos, self.site.fence) - 1.0)
+        if room < 0.5:
+            return Guidance(
+                gps_ok=True, reason="heading unknown and too close to the fence to creep; move by hand"
+            )
+        leg = self.creep_done % (2.0 * room)
+        u = self.cfg.creep if leg < room else -self.cfg.creep
+        self.creep_done = max(self.creep_done, 1e-6)
+        return Guidance(u, u, gps_ok=True, reason="creeping to learn the heading")
+
+    def _return_inside(self, pos: Point) -> Guidance:
+        fence = self.site.fence
+        out_by = boundary_distance(pos, fence)
+        if self.heading is None:
+            return Guidance(
+                gps_ok=True, inside_fence=False, reason="outside the fence, heading unknown; move by hand"
+            )
+        # Aim at the nearest point a margin inside the fence.
+        n = len(fence)
+        best = min(
+            (
+                (dist(pos, q), q)
+                for q in (closest_on_segment(pos, fence[i], fence[(i + 1) % n]) for i in range(n))
+            ),
+            key=lambda t: t[0],
+        )[1]
+        d = max(dist(pos, best), 1e-6)
+        target = (
+            best[0] + (best[0] - pos[0]) / d * self.cfg.fence_margin_m,
+            best[1] + (best[1] - pos[1]) / d * self.cfg.fence_margin_m,
+        )
+        left, right = self._pursue(pos, target, self.cfg.approach)
+        return Guidance(
+            left,
+            right,
+            gps_ok=True,
+            inside_fence=False,
+            reason=f"outside the fence by {out_by:.1f} m; driving back in",
+        )
+
+    def _route(self, pos: Point) -> Guidance:
+        route = self.site.route
+        start = route.at(self.progress)
+        if dist(pos, start) > self.cfg.rejoin_m:
+            return self._go_to(pos, start, f"route at {self.progress:.0f} m", rejoin=True)
+        s, off = route.project(pos, self.progress - 0.5, self.progress + self.cfg.lookahead_m + 2.0)
+        if off <= self.cfg.on_route_m:
+            # Only count the route as done where the robot actually came close to it.
+            self.progress = max(self.progress, s)
+        if self.progress >= route.length - self.cfg.arrive_radius_m:
+            self.progress = route.length
+            return Guidance(gps_ok=True, route_done=True, reason="route done")
+        # Off the line (after an escape, a push, a break): head back to where cleaning stopped, then go on.
+        ahead = self.cfg.lookahead_m if off <= self.cfg.on_route_m else 0.5
+        target = route.at(self.progress + ahead)
+        left_m = route.length - self.progress
+        u = self.cfg.cruise if left_m > 4.0 else max(self.cfg.approach, self.cfg.cruise * left_m / 4.0)
+        left, right = self._pursue(pos, target, u)
+        left, right, why = self._fence_check(pos, target, left, right)
+        pct = 100.0 * self.progress / route.length
+        return Guidance(left, right, gps_ok=True, reason=why or f"following the route: {pct:.0f}% done")
+
+    def _go_to(self, pos: Point, goal_pt: Point, name: str, rejoin: bool = False) -> Guidance:
+        d = dist(pos, goal_pt)
+        if not rejoin:
+            if d <= self.cfg.arrive_radius_m or (self.arrived and d <= self.cfg.stay_radius_m):
+                # A parked robot must not chase the GPS error around: its slow wander reaches metres.
+                self.arrived = True
+                return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+            self.arrived = False
+        fence = self.site.fence
+        path = None
+        # Keep well clear of the fence where the site allows it, closer only where it must.
+        for clear in (self.cfg.path_clear_m, self.cfg.fence_margin_m, 0.5):
+            corners = reflex_waypoints(fence, clear * 1.1)
+            path = shortest_path(pos, goal_pt, fence, corners, clear)
+            if path is not None:
+                break
+        if path is None:
+            return Guidance(gps_ok=True, reason=f"no way to the {name} inside the fence")
+        line = Polyline(path)
+        s, _ = line.project(pos, 0.0, self.cfg.lookahead_m)
+        target = line.at(s + self.cfg.lookahead_m)
+        u = self.cfg.approach if rejoin or d < 4.0 else self.cfg.cruise
+        left, right = self._pursue(pos, target, u)
+        left, right, why = self._fence_check(pos, target, left, right)
+        verb = "rejoining the" if rejoin else "going to the"
+        return Guidance(left, right, gps_ok=True, reason=why or f"{verb} {name}: {line.length:.0f} m")
+
+    def _pursue(self, pos: Point, target: Point, u: float) -> tuple[float, float]:
+        """Pure pursuit: wheel fractions to drive the arc through the target, or a turn on the spot."""
+        assert self.heading is not None
+        dx, dy = target[0] - pos[0], target[1] - pos[1]
+        ld = math.hypot(dx, dy)
+        if ld < 1e-6:
+            return 0.0, 0.0
+        alpha = wrap(math.atan2(dy, dx) - self.heading)
+        if abs(alpha) > math.radians(self.cfg.spin_deg):
+            t = self.cfg.turn if alpha > 0 else -self.cfg.turn
+            return -t, t
+        k = 2.0 * math.sin(alpha) / ld
+        u *= max(0.4, math.cos(alpha))
+        half = k * self.cfg.wheel_base_m / 2.0
+        left, right = u * (1.0 - half), u * (1.0 + half)
+        m = max(1.0, abs(left), abs(right))
+        return left / m, right / m
+
+    def _fence_check(self, pos: Point, target: Point, left: float, right: float) -> tuple[float, float, str]:
+        """The command, slowed or replaced by a turn on the spot when its path over the look-ahead would come
+        closer to the fence than the margin (or than the robot and its target already are)."""
+        fence = self.site.fence
+        pos_clear = clearance(pos, fence)
+        reach = max(abs(left), abs(right)) * self.cfg.max_speed_mps * max(self.scale, 1.0) * self.cfg.check_s
+        if pos_clear - reach >= self.cfg.fence_margin_m:
+            return left, right, ""  # nothing within reach of the fence this look-ahead: the common case
+        floor = min(self.cfg.fence_margin_m, pos_clear - 0.05, 0.9 * clearance(target, fence))
+        for f in (1.0, 0.5):
+            if self._arc_clear(pos, left * f, right * f, floor, pos_clear):
+                return left * f, right * f, ""
+        assert self.heading is not None
+        alpha = wrap(math.atan2(target[1] - pos[1], target[0] - pos[0]) - self.heading)
+        if abs(alpha) > 0.15:
+            t = self.cfg.turn if alpha > 0 else -self.cfg.turn
+            return -t, t, "turning away from the fence"
+        return 0.0, 0.0, "stopped: the fence is ahead"
+
+    def _arc_clear(self, pos: Point, left: float, right: float, floor: float, start_clear: float) -> bool:
+        assert self.heading is not None
+        v, w = _speeds(left, right, max(self.scale, 1.0), self.cfg)
+        if abs(v) < 1e-3:
+            return True  # turning on the spot does not move the centre
+        fence = self.site.fence
+        floor = max(floor, 0.0)
+        # Clearance changes by at most the distance travelled, so a start far enough from the fence clears the
+        # whole arc (and each piece of it) without testing segments: this keeps the check cheap mid-alley.
+        if start_clear - abs(v) * self.cfg.check_s >= floor:
+            return True
+        steps = 8
+        dt = self.cfg.check_s / steps
+        seg = abs(v) * dt
+        x, y, h = pos[0], pos[1], self.heading
+        prev, prev_clear = pos, start_clear
+        for _ in range(steps):
+            h += w * dt
+            x += v * math.cos(h) * dt
+            y += v * math.sin(h) * dt
+            if prev_clear - seg < floor and not segment_inside(prev, (x, y), fence, floor):
+                return False
+            prev = (x, y)
+            prev_clear = clearance(prev, fence)
+        return True
+
+    def finish(self, now: float, goal: Goal, g: Guidance) -> NavState:
+        """The new state, remembering the command just returned for the next odometry step."""
+        if str(goal) != self.s.goal:
+            self.arrived = g.arrived
+        return NavState(
+            progress_m=self.progress,
+            goal=str(goal),
+            arrived=self.arrived and g.arrived,
+            t=now,
+            x=self.x,
+            y=self.y,
+            var=self.var,
+            heading=self.heading,
+            speed_scale=self.scale,
+            cmd_left=g.left,
+            cmd_right=g.right,
+            fix_key=self.fix_key,
+            fix_seen_t=self.fix_seen_t,
+            gps_bad_since=self.gps_bad_since,
+            jump_fixes=tuple(self.jump_fixes),
+            good_fixes=self.good_fixes,
+            need_fixes=self.need_fixes,
+            cog_misses=self.cog_misses,
+            creep_done_m=self.creep_done if self.heading is None else 0.0,
+            anchor=self.anchor,
+            anchor_turn=self.anchor_turn,
+        )

@@ -1,0 +1,1 @@
+"""Bundled site files (GeoJSON)."""
