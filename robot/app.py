@@ -176,11 +176,12 @@ class Robot:
             last = now
 
     def _applied_pins(self) -> MotorOutputs:
-        """What the Arduino applied: the simulated one's pins, or the pins a real/fake one last reported."""
+        """What the Arduino applied: the simulated one's pins; for a real or fake one on a serial port, what the
+        supervisor last sent while the link is healthy (acknowledged within milliseconds), else braked."""
         if self.sim_arduino is not None:
             return self.sim_arduino.pins
-        status = getattr(self.link, "last_status", None)
-        return status.pins if status is not None and self.link.healthy else ALL_BRAKED
+        last = self.supervisor.last
+        return last.motors if last is not None and self.link.healthy else ALL_BRAKED
 
     def close(self) -> None:
         sup = getattr(self, "supervisor", None)
