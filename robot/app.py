@@ -80,7 +80,16 @@ class Robot:
                 self.world = World(
                     load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site
                 )
-            self.parts = build_parts(settings, world=self.world, wake=self._wake)
+            self.bench: Any = None
+            if self.world is not None:
+                from sim.devices.bench import PinBench, wants_bench
+
+                if wants_bench(settings):
+                    # The real Pi drivers, on mock GPIO pins and a fake I2C bus that the world drives.
+                    self.bench = PinBench(self.world, settings)
+                    self._closers.append(self.bench.close)  # closed after the parts that use its pins
+                    self.bench.start()
+            self.parts = build_parts(settings, world=self.world, wake=self._wake, bench=self.bench)
             self._closers.append(self.parts.close)
             self.link = self._build_link()
             self._closers.append(self.link.close)
@@ -164,7 +173,9 @@ class Robot:
             await asyncio.sleep(WORLD_PERIOD_S)
             now = self.clock()
             relay = getattr(self.parts, "relay", None)
-            if relay is not None:
+            if (
+                relay is not None and self.bench is None
+            ):  # with the bench, the relay pin itself tells the world
                 self.world.set_power_source(relay.source)
             # Fast-forward in small steps so motion and physics stay as fine as at real time.
             n = max(1, math.ceil((now - last) / WORLD_PERIOD_S))

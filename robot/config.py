@@ -172,6 +172,7 @@ class SimSettings:
     scenario: str = _f("sunny_day")
     speed: float = _f(1.0, 0.1, 10000.0)
     seed: int = _f(1, 0, 2**31)
+    drivers: str = _f("twins", choices=("twins", "real"))
 
 
 @dataclass(frozen=True)

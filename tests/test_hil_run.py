@@ -72,7 +72,7 @@ class Robot:
 def start_robot(tmp_path: Path) -> Iterator[Callable[[str], Robot]]:
     started: list[Robot] = []
 
-    def start(scenario: str) -> Robot:
+    def start(scenario: str, sim_extra: str = "", hardware_extra: str = "") -> Robot:
         arduino = FakeArduino(link_dir=tmp_path, name="ttyACM0")
         modem = FakeSim800()
         port = _free_port()
@@ -87,6 +87,7 @@ arduino = "serial"
 arduino_port = "{tmp_path}/ttyACM*"
 modem = "serial"
 modem_port = "{modem.port}"
+{hardware_extra}
 [sms]
 alert_numbers = ["{ALERT_NUMBER}"]
 coalesce_s = 0.0
@@ -95,6 +96,7 @@ poll_s = 1.0
 port = {port}
 [sim]
 scenario = "{tmp_path / "scenario.toml"}"
+{sim_extra}
 """
         )
         proc = subprocess.Popen(
@@ -142,10 +144,16 @@ temp_max_c = 32.0
 """
 
 
+@pytest.mark.parametrize("drivers", ["twins", "real"])
 def test_boot_braked_then_cleaning_then_rain_stops_brushes_and_heads_for_shelter_within_2_s(
-    start_robot: Callable[[str], Robot],
+    start_robot: Callable[..., Robot], drivers: str
 ) -> None:
-    robot = start_robot(SCENARIO_HEAD + 'rain = [{ from = "11:00:30", to = "11:30" }]\n')
+    # "real": the rain, distance, scale, power and relay drivers are the Pi's own, on mock pins and a fake I2C bus.
+    robot = start_robot(
+        SCENARIO_HEAD + 'rain = [{ from = "11:00:30", to = "11:30" }]\n',
+        sim_extra=f'drivers = "{drivers}"',
+        hardware_extra="rain_debounce_s = 0.5",
+    )
     assert robot.arduino.history, "the Arduino heard nothing"
     assert robot.arduino.history[0][1] == ALL_BRAKED  # boot: braked, whatever it was doing
 
@@ -191,7 +199,9 @@ def test_a_frozen_pi_is_braked_by_the_arduinos_own_watchdog_and_sigterm_brakes(
     assert robot.arduino.pins == ALL_BRAKED
 
 
-def test_full_tray_stops_the_brushes_and_an_sms_reaches_the_modem(start_robot: Callable[[str], Robot]) -> None:
+def test_full_tray_stops_the_brushes_and_an_sms_reaches_the_modem(
+    start_robot: Callable[[str], Robot],
+) -> None:
     robot = start_robot(SCENARIO_HEAD + "[robot]\ntray_kg = 2.0\n")
     full = robot.wait_for(lambda s: s["state"] == "tray_full", 20)
     assert "tray full" in full["reason"]

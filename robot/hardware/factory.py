@@ -1,4 +1,8 @@
-"""Builds every part from the settings: the real Pi driver ("pi") or its simulated twin ("sim")."""
+"""Builds every part from the settings: the real Pi driver ("pi") or its simulated twin ("sim").
+
+With a pin bench (sim.devices.bench.PinBench, used when sim.drivers = "real"), the wired parts set to "sim"
+are built as the real drivers on the bench's mock pins and fake I2C bus instead of as twins.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from robot.hardware.interfaces import (
 )
 
 PART_NAMES = ("gps", "scale", "rain", "distance", "power", "camera", "relay")
+# Parts whose real driver talks GPIO or I2C, so a pin bench can stand in for the wires.
+BENCH_PARTS = frozenset({"scale", "rain", "distance", "power", "relay"})
 
 
 @dataclass
@@ -54,11 +60,25 @@ def _source(world: Any, name: str) -> dict[str, Any]:
 
 
 def build_part(
-    name: str, settings: Settings, *, world: Any = None, wake: Callable[[], None] | None = None
+    name: str,
+    settings: Settings,
+    *,
+    world: Any = None,
+    wake: Callable[[], None] | None = None,
+    bench: Any = None,
 ) -> Any:
-    """One part by name (see PART_NAMES); the camera may be None ("none"). Raises HardwareError subclasses."""
+    """One part by name (see PART_NAMES); the camera may be None ("none"). Raises HardwareError subclasses.
+
+    With `bench` (a PinBench), a wired part set to "sim" is the real driver on the bench's pins or bus."""
     hw = settings.hardware
     kind = getattr(hw, name)
+    on_bench = bench is not None and kind == "sim" and name in BENCH_PARTS
+    # None lets a "pi" part find the machine's own GPIO; the bench's MockFactory otherwise.
+    pins = bench.pin_factory if on_bench else None
+    # A bench on a virtual clock times the drivers' debounce, staleness and charge counting on it too.
+    timed: dict[str, Any] = {"clock": bench.clock} if on_bench and bench.clock is not None else {}
+    if on_bench:
+        kind = "pi"
     if name == "gps":
         if kind == "pi":
             from robot.drivers.gps import SerialGps
@@ -71,7 +91,8 @@ def build_part(
         if kind == "pi":
             from robot.drivers.scale import Hx711Scale
 
-            return Hx711Scale(hw.scale_dout_pin, hw.scale_sck_pin, settings.robot.state_dir)
+            state = bench.state_dir if on_bench else settings.robot.state_dir
+            return Hx711Scale(hw.scale_dout_pin, hw.scale_sck_pin, state, pin_factory=pins)
         from robot.drivers.sim import SimScale
 
         return SimScale(**_source(world, "tray_kg"))
@@ -79,7 +100,14 @@ def build_part(
         if kind == "pi":
             from robot.drivers.rain import GpioRain
 
-            return GpioRain(hw.rain_pin, active_low=hw.rain_active_low, debounce_s=hw.rain_debounce_s, on_change=wake)
+            return GpioRain(
+                hw.rain_pin,
+                active_low=hw.rain_active_low,
+                debounce_s=hw.rain_debounce_s,
+                on_change=wake,
+                pin_factory=pins,
+                **timed,
+            )
         from robot.drivers.sim import SimRain
 
         return SimRain(**_source(world, "raining"), on_change=wake)
@@ -95,6 +123,8 @@ def build_part(
                 stop_distance_m=stop,
                 stale_s=max(settings.obstacle.stale_s, 0.3),
                 on_change=wake,
+                pin_factory=pins,
+                **timed,
             )
         from robot.drivers.sim import SimDistance
 
@@ -112,6 +142,8 @@ def build_part(
                 panel_shunt_ohms=hw.power_panel_shunt_ohms,
                 battery_shunt_ohms=hw.power_battery_shunt_ohms,
                 battery_charge_positive=hw.power_battery_charge_positive,
+                bus=bench.bus if on_bench else None,
+                **timed,
             )
         from robot.drivers.sim import SimPower
 
@@ -130,22 +162,30 @@ def build_part(
         if kind == "pi":
             from robot.drivers.relay import GpioRelay
 
-            return GpioRelay(hw.relay_pin, active_high=hw.relay_active_high)
+            return GpioRelay(hw.relay_pin, active_high=hw.relay_active_high, pin_factory=pins)
         from robot.drivers.sim import SimRelay
 
         return SimRelay()
     raise ValueError(f"unknown part {name!r}; parts are {', '.join(PART_NAMES)}")
 
 
-def build_parts(settings: Settings, *, world: Any = None, wake: Callable[[], None] | None = None) -> Parts:
+def build_parts(
+    settings: Settings,
+    *,
+    world: Any = None,
+    wake: Callable[[], None] | None = None,
+    bench: Any = None,
+) -> Parts:
     """Open every configured part. `world` (the simulator's) may offer gps_fix(), tray_kg(), raining(),
     distance_m(), power_reading(), camera_jpeg() to feed the twins; `wake` is called from a driver's thread
-    when rain starts or an obstacle comes inside the stop distance. On any failure the parts opened so far
-    are closed and the error (a HardwareError) is raised."""
+    when rain starts or an obstacle comes inside the stop distance. With `bench` (a PinBench), the "sim"
+    scale, rain, distance, power and relay are the real drivers on the bench (gps and camera stay twins);
+    the bench must outlive the parts: close the parts first. On any failure the parts opened so far are
+    closed and the error (a HardwareError) is raised."""
     built: dict[str, Any] = {}
     try:
         for name in PART_NAMES:
-            built[name] = build_part(name, settings, world=world, wake=wake)
+            built[name] = build_part(name, settings, world=world, wake=wake, bench=bench)
     except BaseException:
         for part in built.values():
             if part is not None:
