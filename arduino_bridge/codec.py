@@ -69,6 +69,12 @@ def crc16(data: bytes) -> int:
     return binascii.crc_hqx(data, 0xFFFF)
 
 
+_crc_hqx = binascii.crc_hqx
+# Precompiled layouts: the simulator encodes and decodes four frames per 50 ms step.
+_HEADER = struct.Struct("<BBHB")
+_U16 = struct.Struct("<H")
+
+
 # --- COBS (Cheshire & Baker 1999): removes every 0x00 so 0x00 can delimit frames.
 
 
@@ -76,6 +82,12 @@ def cobs_encode(data: bytes) -> bytes:
     """COBS-encode `data` (no delimiter appended); a full 254-byte run at the end gets no empty block."""
     out = bytearray()
     chunks = data.split(b"\x00")
+    if len(data) < 254:
+        # No run can reach 254 bytes: one code byte per chunk (every frame of this protocol is this short).
+        for chunk in chunks:
+            out.append(len(chunk) + 1)
+            out += chunk
+        return bytes(out)
     last = len(chunks) - 1
     for i, chunk in enumerate(chunks):
         while len(chunk) >= 254:
@@ -94,6 +106,19 @@ def cobs_decode(data: bytes) -> bytes:
     out = bytearray()
     i = 0
     n = len(data)
+    if n < 255 and 0 not in data:
+        # What a FrameReader passes on: no zero byte, and too short for a 0xFF (254-byte) block, so the only
+        # possible fault is truncation. Every code byte but the first then stands where a zero was: put the
+        # zeros back and drop the first code byte.
+        buf = bytearray(data)
+        i = data[0] if n else 0
+        while i < n:
+            code = data[i]
+            buf[i] = 0
+            i += code
+        if i > n:
+            raise FrameError(ErrorCode.FRAME, "COBS block is truncated")
+        return bytes(buf[1:])
     while i < n:
         code = data[i]
         if code == 0:
@@ -128,8 +153,8 @@ def pack_frame(msg_type: int, seq: int, payload: bytes, version: int = PROTOCOL_
     """Frame bytes before COBS: header, payload, CRC (little-endian)."""
     if len(payload) > MAX_PAYLOAD:
         raise FrameError(ErrorCode.LENGTH, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    body = struct.pack("<BBHB", version, msg_type, seq & 0xFFFF, len(payload)) + payload
-    return body + struct.pack("<H", crc16(body))
+    body = _HEADER.pack(version, msg_type, seq & 0xFFFF, len(payload)) + payload
+    return body + _U16.pack(_crc_hqx(body, 0xFFFF))
 
 
 def encode_frame(msg_type: int, seq: int, payload: bytes = b"", version: int = PROTOCOL_VERSION) -> bytes:
@@ -143,10 +168,10 @@ def unpack_frame(raw: bytes) -> Frame:
         raise FrameError(ErrorCode.FRAME, f"frame of {len(raw)} bytes is shorter than {HEADER_LEN + CRC_LEN}")
     if len(raw) > MAX_FRAME:
         raise FrameError(ErrorCode.OVERFLOW, f"frame of {len(raw)} bytes exceeds {MAX_FRAME}")
-    (crc,) = struct.unpack_from("<H", raw, len(raw) - CRC_LEN)
-    if crc16(raw[:-CRC_LEN]) != crc:
+    (crc,) = _U16.unpack_from(raw, len(raw) - CRC_LEN)
+    if _crc_hqx(raw[:-CRC_LEN], 0xFFFF) != crc:
         raise FrameError(ErrorCode.CRC, "CRC mismatch")
-    version, msg_type, seq, length = struct.unpack_from("<BBHB", raw)
+    version, msg_type, seq, length = _HEADER.unpack_from(raw)
     if length != len(raw) - HEADER_LEN - CRC_LEN:
         raise FrameError(ErrorCode.FRAME, f"length field {length} disagrees with the frame")
     return Frame(version, msg_type, seq, bytes(raw[HEADER_LEN:-CRC_LEN]))
@@ -168,6 +193,14 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         """Bytes in; decoded frames and errors out, in order. Empty blocks (0x00 0x00) are skipped."""
+        if not self._buf and not self._overflowed:
+            end = data.find(0)
+            if 0 < end == len(data) - 1 and end <= MAX_ENCODED:
+                # The usual case: exactly one whole frame. The same result as the loop below, sooner.
+                try:
+                    return [decode_frame(bytes(data[:end]))]
+                except FrameError as err:
+                    return [err]
         out: list[Frame | FrameError] = []
         start = 0
         while True:
@@ -282,6 +315,22 @@ def _pins_from(raw: bytes) -> MotorOutputs:
 
 def check_outputs(outputs: MotorOutputs) -> None:
     """Raise FrameError(VALUE) unless every IN is 0/1 and every EN 0..255 (what the device would reject)."""
+    for p in outputs:
+        # Fast path for plain int pins; anything else (bools, odd types, bad values) takes the full check.
+        if type(p) is not PinState:
+            break
+        in1, in2, en = p
+        if not (
+            type(in1) is int
+            and type(in2) is int
+            and type(en) is int
+            and 0 <= in1 <= 1
+            and 0 <= in2 <= 1
+            and 0 <= en <= 255
+        ):
+            break
+    else:
+        return
     for ch, p in enumerate(outputs):
         for k, v in enumerate(p):
             hi = 255 if k == 2 else 1
@@ -289,8 +338,32 @@ def check_outputs(outputs: MotorOutputs) -> None:
                 raise FrameError(ErrorCode.VALUE, f"channel {ch} pin {k} value {v!r} outside 0..{hi}")
 
 
+_SET_MOTORS_PAYLOADS: dict[MotorOutputs, bytes] = {}
+
+
+def set_motors_payload(outputs: MotorOutputs) -> bytes:
+    """The SET_MOTORS payload of outputs that passed check_outputs(), cached: a robot sends few distinct ones.
+
+    Only for checked outputs: their values are ints (or bools), so equal outputs always give equal bytes.
+    """
+    payload = _SET_MOTORS_PAYLOADS.get(outputs)
+    if payload is None:
+        payload = b"".join(bytes((ch, *p)) for ch, p in enumerate(outputs))
+        if len(_SET_MOTORS_PAYLOADS) >= 1024:
+            _SET_MOTORS_PAYLOADS.clear()
+        _SET_MOTORS_PAYLOADS[outputs] = payload
+    return payload
+
+
+def encode_set_motors(outputs: MotorOutputs, seq: int, version: int = PROTOCOL_VERSION) -> bytes:
+    """encode_message(SetMotors(outputs), seq, version) for outputs that passed check_outputs(), cheaper."""
+    return cobs_encode(pack_frame(MsgType.SET_MOTORS, seq, set_motors_payload(outputs), version)) + b"\x00"
+
+
 def message_payload(msg: Message) -> tuple[MsgType, bytes]:
     """The type and little-endian payload of a message."""
+    if type(msg) is Ack:  # the most frequent message first, without the match below
+        return MsgType.ACK, _U16.pack(msg.ref_seq)
     match msg:
         case Hello(watchdog_ms=ms):
             return MsgType.HELLO, struct.pack("<H", ms)
@@ -332,6 +405,7 @@ def encode_message(msg: Message, seq: int, version: int = PROTOCOL_VERSION) -> b
     return encode_frame(msg_type, seq, payload, version)
 
 
+_MSG_TYPES: dict[int, MsgType] = {int(t): t for t in MsgType}
 _FIXED_LEN = {
     MsgType.HELLO: 2,
     MsgType.SET_MOTORS: 4 * CHANNELS,
@@ -344,8 +418,14 @@ _FIXED_LEN = {
 }
 
 
+_DECODED_SET_MOTORS: dict[bytes, MotorOutputs] = {}
+
+
 def _check_set_motors(p: bytes) -> MotorOutputs:
     """Validate every byte before building anything, so a bad command is rejected whole."""
+    hit = _DECODED_SET_MOTORS.get(p) if type(p) is bytes else None
+    if hit is not None:
+        return hit  # these exact bytes were valid before: the same pins again
     pins: list[PinState | None] = [None] * CHANNELS
     for i in range(CHANNELS):
         ch, in1, in2, en = p[4 * i : 4 * i + 4]
@@ -356,21 +436,29 @@ def _check_set_motors(p: bytes) -> MotorOutputs:
         if in2 > 1:
             raise FrameError(ErrorCode.VALUE, f"channel {ch} IN2 = {in2}, must be 0 or 1", 4 * i + 2)
         pins[ch] = PinState(in1, in2, en)
-    return MotorOutputs(*pins)  # type: ignore[arg-type]
+    out = MotorOutputs(*pins)  # type: ignore[arg-type]
+    if len(_DECODED_SET_MOTORS) >= 1024:
+        _DECODED_SET_MOTORS.clear()
+    _DECODED_SET_MOTORS[bytes(p)] = out
+    return out
 
 
 def decode_message(frame: Frame) -> Message:
     """Parse a frame's payload; raises FrameError (TYPE, LENGTH or VALUE). The version is the caller's
     check."""
-    try:
-        msg_type = MsgType(frame.type)
-    except ValueError:
-        raise FrameError(ErrorCode.TYPE, f"unknown message type 0x{frame.type:02x}") from None
+    msg_type = _MSG_TYPES.get(frame.type)
+    if msg_type is None:
+        raise FrameError(ErrorCode.TYPE, f"unknown message type 0x{frame.type:02x}")
     p = frame.payload
     if len(p) != _FIXED_LEN[msg_type]:
         raise FrameError(
             ErrorCode.LENGTH, f"{msg_type.name} payload is {len(p)} bytes, expected {_FIXED_LEN[msg_type]}"
         )
+    # The two messages of every simulator step first, without the match below.
+    if msg_type is MsgType.SET_MOTORS:
+        return SetMotors(_check_set_motors(p))
+    if msg_type is MsgType.ACK:
+        return Ack(_U16.unpack(p)[0])
     match msg_type:
         case MsgType.HELLO:
             (ms,) = struct.unpack("<H", p)
@@ -441,4 +529,6 @@ __all__ = [
     "decode_message",
     "encode_frame",
     "encode_message",
+    "encode_set_motors",
+    "set_motors_payload",
 ]

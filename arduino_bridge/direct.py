@@ -21,6 +21,7 @@ from arduino_bridge.codec import (
     check_outputs,
     decode_message,
     encode_message,
+    encode_set_motors,
 )
 from arduino_bridge.sim_arduino import SimArduino
 from robot.core.types import ALL_BRAKED, MotorOutputs
@@ -57,7 +58,16 @@ class DirectLink:
         self._last_ack: float | None = None
         self._was_healthy = False
         self._closed = False
-        self._stats = {"sent": 0, "acked": 0, "lost": 0, "errors": 0, "crc_errors": 0, "handshakes": 0}
+        # Kept as floats (exact to 2**53) so stats(), asked every step by the telemetry, is a plain copy.
+        self._stats = {
+            "sent": 0.0,
+            "acked": 0.0,
+            "lost": 0.0,
+            "errors": 0.0,
+            "crc_errors": 0.0,
+            "handshakes": 0.0,
+            "rtt_ms": 0.0,
+        }
 
     # --- MotorLink
 
@@ -82,7 +92,7 @@ class DirectLink:
     def stats(self) -> dict[str, float]:
         """Counters: sent, acked, lost (no reply), errors (ERROR reports), crc_errors, handshakes, rtt_ms
         (0)."""
-        return {**{k: float(v) for k, v in self._stats.items()}, "rtt_ms": 0.0}
+        return self._stats.copy()
 
     def close(self) -> None:
         """Brake everything once, then ignore further sends."""
@@ -149,7 +159,9 @@ class DirectLink:
             self._stats["lost"] += 1
             return None
         reply = None
-        for item in self._reader.feed(self.sim.feed(encode_message(msg, seq), now)):
+        # Every SetMotors here carries checked outputs (send() checks; close() sends ALL_BRAKED).
+        wire = encode_set_motors(msg.outputs, seq) if type(msg) is SetMotors else encode_message(msg, seq)
+        for item in self._reader.feed(self.sim.feed(wire, now)):
             if isinstance(item, FrameError):
                 self._stats["crc_errors"] += 1
                 continue

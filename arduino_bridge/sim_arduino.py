@@ -89,8 +89,11 @@ class SimArduino:
         """Receive `data` at time `now` (watchdog checked first, like the firmware loop); returns the reply
         bytes."""
         self.tick(now)
+        items = self._reader.feed(data)
+        if len(items) == 1:  # the usual case: one frame, one reply
+            return self._handle(items[0])
         out = bytearray()
-        for item in self._reader.feed(data):
+        for item in items:
             out += self._handle(item)
         return bytes(out)
 
@@ -121,6 +124,10 @@ class SimArduino:
         except FrameError as err:
             return self._reject(err.code, frame.seq, err.detail)
         self.frames_ok += 1
+        if type(msg) is SetMotors and self.session:  # every step's command, without the match below
+            self.pins = msg.outputs
+            self._last_valid_ms = self._now_ms
+            return self._reply(Ack(frame.seq))
         match msg:
             case Hello(watchdog_ms=ms):
                 self.pins = ALL_BRAKED  # a new session starts from rest

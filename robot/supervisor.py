@@ -114,6 +114,9 @@ class Supervisor:
         self._relay_source: PowerSource | None = None
         self._last_fix: GpsFix | None = None
         self._recent: tuple[Alert, ...] | None = None
+        self._counters_key: tuple[int, ...] = ()
+        self._counters_dict: dict[str, int] = {}
+        self._readers: list[tuple[str, Callable[[], Any]]] | None = None
         self._closed = False
 
     # ---- readings -------------------------------------------------------------------------------------------
@@ -136,12 +139,15 @@ class Supervisor:
 
     def poll_parts(self, now: float) -> None:
         """Read every part synchronously (the simulator's way; the runner polls each part in its own thread)."""
-        for name, (attr, method) in POLLED.items():
-            part = getattr(self.parts, attr, None)
-            if part is None:
-                continue
+        if self._readers is None:
+            self._readers = [
+                (name, getattr(part, method))
+                for name, (attr, method) in POLLED.items()
+                if (part := getattr(self.parts, attr, None)) is not None
+            ]
+        for name, read in self._readers:
             try:
-                self.ingest(name, getattr(part, method)(), now)
+                self.ingest(name, read(), now)
             except Exception as err:  # a failing part must go stale, not stop the robot's brain
                 self.ingest_error(name, err)
 
@@ -174,6 +180,7 @@ class Supervisor:
             log.info("route pass %d done; starting the next", self.passes)
         self.guidance = guidance
         power: PowerReading | None = rd.power.value
+        link_ok = self.link.healthy
         snap = Snapshot(
             distance_m=rd.distance.value,
             distance_t=rd.distance.at,
@@ -186,7 +193,7 @@ class Supervisor:
             battery_v=power.battery_v if power is not None else None,
             battery_soc=power.soc if power is not None else None,
             power_t=rd.power.at,
-            link_ok=self.link.healthy,
+            link_ok=link_ok,
             guidance=guidance,
             guidance_t=now,
             commands=commands,
@@ -200,7 +207,7 @@ class Supervisor:
             log.log(logging.WARNING if a.severity != "info" else logging.INFO, "%s: %s", a.kind, a.message)
         self.last = decision
         self.steps += 1
-        self._publish(decision, now, fix)
+        self._publish(decision, now, fix, link_ok)
         if now - self._persisted_at >= PERSIST_EVERY_S:
             self._persist_progress(now)
         return decision
@@ -215,7 +222,7 @@ class Supervisor:
         except Exception as err:  # retried next step; the core's dwell is unaffected
             log.error("power relay: could not select %s: %s", source.value, err)
 
-    def _publish(self, d: Decision, now: float, fix: GpsFix | None) -> None:
+    def _publish(self, d: Decision, now: float, fix: GpsFix | None, link_ok: bool) -> None:
         rd = self.readings
         power: PowerReading | None = rd.power.value
         stats_fn = getattr(self.link, "stats", None)
@@ -236,16 +243,32 @@ class Supervisor:
                 battery_v=power.battery_v if power is not None else None,
                 battery_soc=power.soc if power is not None else None,
                 fix=fix,
-                link_ok=self.link.healthy,
+                link_ok=link_ok,
                 link_stats=stats_fn() if stats_fn is not None else {},
                 route_progress=min(1.0, self.nav.progress_m / self.site.route_length)
                 if self.site.route_length
                 else 0.0,
                 recent_alerts=self._recent_alerts(bool(d.alerts)),
-                counters={f"{n}_errors": getattr(rd, n).errors for n in POLLED}
-                | {"commands_dropped": self.commands.dropped},
+                counters=self._counters(),
             )
         )
+
+    def _counters(self) -> dict[str, int]:
+        """Read-failure and dropped-command counts; the same dict object until one of them changes."""
+        rd = self.readings
+        key = (
+            rd.distance.errors,
+            rd.tray.errors,
+            rd.rain.errors,
+            rd.power.errors,
+            rd.gps.errors,
+            self.commands.dropped,
+        )
+        if key != self._counters_key:
+            self._counters_key = key
+            self._counters_dict = {f"{n}_errors": v for n, v in zip(POLLED, key, strict=False)}
+            self._counters_dict["commands_dropped"] = key[-1]
+        return self._counters_dict
 
     def _recent_alerts(self, changed: bool) -> tuple[Alert, ...]:
         if changed or self._recent is None:

@@ -203,6 +203,7 @@ class World:
         # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
         self._obstacles = self._build_obstacles()
         self._obs_pos: list[tuple[float, float, float]] = []
+        self._distance_memo: tuple[object, float, float, float, float | None] | None = None
         # Positions change only for walkers and for obstacles that come and go.
         self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
         self.collisions = 0
@@ -643,8 +644,18 @@ class World:
 
     def true_distance_m(self) -> float | None:
         """Distance from the sensor to the nearest obstacle edge in its cone, None when none within range."""
-        if not self._obs_pos:
+        obs = self._obs_pos
+        if not obs:
             return None
+        # Asked twice a step (the sensor, the recorder) with nothing moved in between: answer once.
+        m = self._distance_memo
+        if m is not None and m[0] is obs and m[1] == self.x and m[2] == self.y and m[3] == self.heading:
+            return m[4]
+        d = self._measure_distance()
+        self._distance_memo = (obs, self.x, self.y, self.heading, d)
+        return d
+
+    def _measure_distance(self) -> float | None:
         c, s = math.cos(self.heading), math.sin(self.heading)
         sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
         best: float | None = None

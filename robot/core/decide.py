@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from robot.core.rules import TABLE, Rule, Wheels
 from robot.core.types import (
@@ -82,9 +82,12 @@ class CoreConfig:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class CoreState:
-    """Everything the core remembers between steps. `*_since` fields are the start of a held condition."""
+class CoreState(NamedTuple):
+    """Everything the core remembers between steps. `*_since` fields are the start of a held condition.
+
+    A named tuple rather than a frozen dataclass: as immutable, and built in a fraction of the time, which
+    matters at 20 steps a second on a Pi and 12,000 a second in the simulator.
+    """
 
     state: State = State.FAULT
     mode: Mode = Mode.AUTO
@@ -120,8 +123,7 @@ class CoreState:
     gps_alerted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Situation:
+class Situation(NamedTuple):
     """What the rules of the table look at (derived each step)."""
 
     estop: bool

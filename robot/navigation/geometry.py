@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import heapq
 import itertools
@@ -183,12 +184,91 @@ def segment_clearance(a: Point, b: Point, poly: Sequence[Point]) -> float:
     return min(segment_distance(a, b, poly[i], poly[(i + 1) % n]) for i in range(n))
 
 
+_BOXES: dict[int, tuple[Sequence[Point], list[tuple[float, float, float, float, Point, Point]]]] = {}
+# A bounding-box gap must beat the needed clearance by this much before an edge is skipped untested, so float
+# rounding in the exact distance can never turn a skipped edge into a deciding one.
+_BOX_SLACK = 1e-9
+
+
+def _boxes(poly: Sequence[Point]) -> list[tuple[float, float, float, float, Point, Point]]:
+    """(min x, max x, min y, max y, a, b) per edge, cached per ring like _edges()."""
+    hit = _BOXES.get(id(poly))
+    if hit is not None and hit[0] is poly:
+        return hit[1]
+    n = len(poly)
+    out = []
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        out.append((min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]), a, b))
+    if len(_BOXES) > 64:
+        _BOXES.clear()
+    _BOXES[id(poly)] = (poly, out)
+    return out
+
+
 def segment_inside(a: Point, b: Point, poly: Sequence[Point], min_clear: float = 0.0) -> bool:
     """True when the whole segment ab lies inside the ring, at least min_clear from its edges."""
     if not point_in_polygon(((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0), poly):
         return False
-    c = segment_clearance(a, b, poly)
-    return c > 0.0 and c >= min_clear
+    if min_clear != min_clear:  # NaN: the plain test decides (it says False)
+        c = segment_clearance(a, b, poly)
+        return c > 0.0 and c >= min_clear
+    # The same answer as min(segment_distance) > 0 and >= min_clear, without measuring the edges whose
+    # bounding box is already further away than that (the distance is never below the boxes' gap).
+    need = (min_clear if min_clear > 0.0 else 0.0) + _BOX_SLACK
+    ax, ay = a
+    bx, by = b
+    sx0, sx1 = (ax, bx) if ax <= bx else (bx, ax)
+    sy0, sy1 = (ay, by) if ay <= by else (by, ay)
+    for ex0, ex1, ey0, ey1, c, d in _boxes(poly):
+        gx = ex0 - sx1 if ex0 > sx1 else sx0 - ex1 if sx0 > ex1 else 0.0
+        gy = ey0 - sy1 if ey0 > sy1 else sy0 - ey1 if sy0 > ey1 else 0.0
+        if gx > need or gy > need or gx * gx + gy * gy > need * need:
+            continue
+        dd = _segment_distance_inline(ax, ay, bx, by, c[0], c[1], d[0], d[1])
+        if not (dd > 0.0 and dd >= min_clear):
+            return False
+    return True
+
+
+def _point_seg(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
+    """point_segment_distance((px, py), (ax, ay), (bx, by)) with the very same arithmetic, unpacked."""
+    dx, dy = bx - ax, by - ay
+    L2 = dx * dx + dy * dy
+    if L2 == 0.0:
+        return math.hypot(ax - px, ay - py)
+    t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+    return math.hypot(ax + t * dx - px, ay + t * dy - py)
+
+
+def _segment_distance_inline(
+    ax: float, ay: float, bx: float, by: float, cx: float, cy: float, dx: float, dy: float
+) -> float:
+    """segment_distance(a, b, c, d) with the very same arithmetic (and so the same result), unpacked: this
+    is the inner loop of every visibility test."""
+    eps = 1e-12
+    # _orient(c, d, a), _orient(c, d, b), _orient(a, b, c), _orient(a, b, d)
+    d1 = (dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)
+    d2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
+    d3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+    d4 = (bx - ax) * (dy - ay) - (by - ay) * (dx - ax)
+    if ((d1 > eps and d2 < -eps) or (d1 < -eps and d2 > eps)) and (
+        (d3 > eps and d4 < -eps) or (d3 < -eps and d4 > eps)
+    ):
+        return 0.0
+    if (
+        (abs(d1) <= eps and min(cx, dx) <= ax <= max(cx, dx) and min(cy, dy) <= ay <= max(cy, dy))
+        or (abs(d2) <= eps and min(cx, dx) <= bx <= max(cx, dx) and min(cy, dy) <= by <= max(cy, dy))
+        or (abs(d3) <= eps and min(ax, bx) <= cx <= max(ax, bx) and min(ay, by) <= cy <= max(ay, by))
+        or (abs(d4) <= eps and min(ax, bx) <= dx <= max(ax, bx) and min(ay, by) <= dy <= max(ay, by))
+    ):
+        return 0.0
+    return min(
+        _point_seg(ax, ay, cx, cy, dx, dy),
+        _point_seg(bx, by, cx, cy, dx, dy),
+        _point_seg(cx, cy, ax, ay, bx, by),
+        _point_seg(dx, dy, ax, ay, bx, by),
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -315,23 +395,31 @@ class Polyline:
     def at(self, s: float) -> Point:
         """The point `s` metres along the path (clamped to its ends)."""
         s = max(0.0, min(self.length, s))
-        for i in range(1, len(self.cum)):
-            if s <= self.cum[i] or i == len(self.cum) - 1:
-                a, b = self.points[i - 1], self.points[i]
-                seg = self.cum[i] - self.cum[i - 1]
-                t = 0.0 if seg == 0.0 else (s - self.cum[i - 1]) / seg
-                return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
-        return self.points[-1]
+        cum = self.cum
+        n = len(cum)
+        if n < 2:
+            return self.points[-1]
+        # The first segment ending at or beyond s (the last one when s is past every end).
+        i = bisect.bisect_left(cum, s, 1, n - 1)
+        a, b = self.points[i - 1], self.points[i]
+        seg = cum[i] - cum[i - 1]
+        t = 0.0 if seg == 0.0 else (s - cum[i - 1]) / seg
+        return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
 
     def project(self, p: Point, s_lo: float = 0.0, s_hi: float = math.inf) -> tuple[float, float]:
         """(s, distance) of the point of the path nearest to p, searching only between s_lo and s_hi."""
         s_lo = max(0.0, s_lo)
         s_hi = min(self.length, s_hi)
         best_s, best_d = s_lo, math.inf
-        for i in range(1, len(self.cum)):
-            c0, c1 = self.cum[i - 1], self.cum[i]
-            if c1 < s_lo or c0 > s_hi:
-                continue
+        px, py = p
+        cum = self.cum
+        n = len(cum)
+        # Only the segments overlapping the window: from the first that ends at or after s_lo, while they
+        # start at or before s_hi (cum never decreases).
+        for i in range(bisect.bisect_left(cum, s_lo, 1) if n > 1 else n, n):
+            c0, c1 = cum[i - 1], cum[i]
+            if c0 > s_hi:
+                break
             a, b = self.points[i - 1], self.points[i]
             seg = c1 - c0
             if seg == 0.0:
@@ -339,11 +427,18 @@ class Polyline:
             # Restrict the segment to the window before projecting.
             t0 = max(0.0, (s_lo - c0) / seg)
             t1 = min(1.0, (s_hi - c0) / seg)
-            a2 = (a[0] + t0 * (b[0] - a[0]), a[1] + t0 * (b[1] - a[1]))
-            b2 = (a[0] + t1 * (b[0] - a[0]), a[1] + t1 * (b[1] - a[1]))
-            q = closest_on_segment(p, a2, b2)
-            d = dist(p, q)
+            ax, ay = a[0] + t0 * (b[0] - a[0]), a[1] + t0 * (b[1] - a[1])
+            bx, by = a[0] + t1 * (b[0] - a[0]), a[1] + t1 * (b[1] - a[1])
+            # closest_on_segment(p, a2, b2) and the distances, unpacked (same arithmetic, fewer calls).
+            dx, dy = bx - ax, by - ay
+            L2 = dx * dx + dy * dy
+            if L2 == 0.0:
+                qx, qy = ax, ay
+            else:
+                t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+                qx, qy = ax + t * dx, ay + t * dy
+            d = math.hypot(qx - px, qy - py)
             if d < best_d - 1e-9:
                 best_d = d
-                best_s = c0 + t0 * seg + dist(a2, q)
+                best_s = c0 + t0 * seg + math.hypot(qx - ax, qy - ay)
         return best_s, best_d
