@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
+from robot.navigation.site import DEMO_FILE
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,21 @@ class ScaledClock:
 def load_robot_site(settings: Settings) -> Site:
     """The configured site file, or the bundled demo alley."""
     return load_site(settings.robot.site) if settings.robot.site else demo_site()
+
+
+def site_geojson(settings: Settings) -> dict[str, Any] | None:
+    """The site file as GeoJSON for the dashboard's map (already validated by load_robot_site)."""
+    try:
+        if settings.robot.site:
+            return json.loads(Path(settings.robot.site).read_text(encoding="utf-8"))
+        from robot.navigation import site as site_module
+
+        return json.loads(
+            resources.files(site_module.__package__ + ".sites").joinpath(DEMO_FILE).read_text("utf-8")
+        )
+    except (OSError, ValueError) as err:  # the map is a nicety; the robot runs without it
+        log.warning("site map for the dashboard unavailable: %s", err)
+        return None
 
 
 def state_dir(settings: Settings) -> Path:
@@ -236,7 +254,7 @@ async def run_async(
                 token=settings.web.token,
                 tray_capacity_kg=settings.tray.capacity_kg,
                 clock=clock,
-                site_geojson=robot.site.to_geojson() if hasattr(robot.site, "to_geojson") else None,
+                site_geojson=site_geojson(settings),
             )
             the_port = port if port is not None else settings.web.port
 
