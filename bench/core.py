@@ -51,39 +51,32 @@ def core_step_us(n: int = 100_000) -> dict[str, float]:
 
 
 def tick_cpu_ms(n: int = 20_000) -> float:
-    """CPU time of one whole supervisor tick (read parts, navigate, decide, apply, publish) in the simulator."""
-    from arduino_bridge.direct import DirectLink
-    from arduino_bridge.sim_arduino import SimArduino
-    from robot.alerts import AlertOutbox
-    from robot.commands import CommandQueue
-    from robot.config import Settings
-    from robot.hardware.factory import build_parts
-    from robot.navigation import demo_site
-    from robot.supervisor import Supervisor
-    from robot.telemetry import TelemetryBus
+    """CPU time of one whole supervisor tick (read parts, navigate, decide, apply over the link, publish) while
+    the simulated robot cleans the sunny-day route; the world's own physics is not counted."""
+    from sim.run import build
+    from sim.scenario import load
 
-    settings = Settings()
-    now = [0.0]
-    arduino = SimArduino()
-    link = DirectLink(arduino, lambda: now[0])
-    with build_parts(settings) as parts:
-        sup = Supervisor(
-            settings,
-            parts,
-            link,
-            site=demo_site(),
-            outbox=AlertOutbox(),
-            commands=CommandQueue(),
-            telemetry=TelemetryBus(),
-        )
-        for i in range(200):  # through the boot fault
-            now[0] = i * 0.05
-            sup.poll_parts(now[0])
-            sup.step(now[0])
-        t0 = time.process_time()
-        for i in range(200, 200 + n):
-            now[0] = i * 0.05
-            arduino.tick(now[0])
-            sup.poll_parts(now[0])
-            sup.step(now[0])
-        return round((time.process_time() - t0) / n * 1000, 4)
+    run = build(load("sunny_day"), None, None)
+    world, arduino, sup, clock = run.world, run.arduino, run.supervisor, run.clock
+    dt = 1.0 / run.settings.control.rate_hz
+    cpu = 0.0
+    counted = 0
+    t = 0.0
+    try:
+        for i in range(1, 1200 + n):
+            t = i * dt
+            clock.t = t
+            arduino.tick(t)
+            world.set_power_source(run.parts.relay.source)
+            world.advance(dt, arduino.pins)
+            t0 = time.process_time()
+            sup.poll_parts(t)
+            d = sup.step(t)
+            if i >= 1200:  # after boot and the GPS settling: the robot is cleaning
+                cpu += time.process_time() - t0
+                counted += d.state.value == "cleaning"
+    finally:
+        sup.close()
+    if counted < n // 2:
+        raise RuntimeError(f"the robot cleaned in only {counted} of {n} measured ticks")
+    return round(cpu / n * 1000, 4)
