@@ -63,9 +63,9 @@ def test_demo_site_is_a_small_alley_route_near_bangalore() -> None:
     assert 12.9 < site.origin[0] < 13.0 and 77.5 < site.origin[1] < 77.7
     assert 150.0 <= site.route_length <= 250.0
     assert len(site.lanes) == 3
-    assert 1000.0 < site.fence_area < 1600.0  # about 60 m x 25 m, less the building corner
-    # A cheap GPS is good to ~2.5 m: the lanes keep well away from the fence.
-    assert site.route_min_clearance >= 4.0
+    assert 1000.0 < site.fence_area < 1800.0  # about 63 m x 28 m, less the building corner
+    # A cheap GPS is good to ~2.5 m CEP but drifts 5-6 m at times: the lanes keep 2.5 x CEP from the fence.
+    assert site.route_min_clearance >= 6.4
     assert site.clearance(site.shelter) > 2.0 and site.clearance(site.park) > 2.0
     pts = site.route.points
     assert all(segment_inside(a, b, site.fence, 1.0) for a, b in itertools.pairwise(pts))
