@@ -43,15 +43,18 @@ class ProgressBar:
 
     def __call__(self, fraction: float) -> None:
         pct = int(fraction * 100)
-        if pct == self._last:
+        # Redrawn in place on a terminal; into a log file only every 10 %, one line each.
+        tty = self.stream.isatty()
+        if pct == self._last or (not tty and pct % 10 and fraction < 1.0):
             return
         self._last = pct
         filled = int(fraction * self.width)
         wall = time.perf_counter() - self.started
+        start = "\r" if tty else ""
         self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}% {wall:6.1f} s"
+            f"{start}{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {pct:3d}% {wall:6.1f} s"
         )
-        if fraction >= 1.0:
+        if fraction >= 1.0 or not tty:
             self.stream.write("\n")
         self.stream.flush()
 
