@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -69,6 +70,34 @@ def state_dir(settings: Settings) -> Path:
     return Path(settings.robot.state_dir).expanduser()
 
 
+class CameraCache:
+    """Takes a JPEG from the camera a couple of times a second in its own thread and keeps the newest, so the
+    dashboard reads a cache, never the hardware, and a slow camera never stalls anything."""
+
+    def __init__(self, camera: Any, period_s: float = 0.5) -> None:
+        self._camera = camera
+        self._period = period_s
+        self.latest: bytes | None = None
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.latest = self._camera.snapshot_jpeg()
+            except Exception as err:  # no picture on the dashboard; the robot carries on
+                self.errors += 1
+                log.debug("camera: %s", err)
+            self._stop.wait(self._period)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+
 class Robot:
     """Everything `ramudroid run` holds open; close() brakes first and releases every part (idempotent)."""
 
@@ -122,6 +151,10 @@ class Robot:
                 state_dir=state_dir(settings),
             )
             self._build_sms()
+            self._camera: CameraCache | None = None
+            if self.parts.camera is not None:
+                self._camera = CameraCache(self.parts.camera)
+                self._closers.append(self._camera.close)
         except BaseException:
             self.close()
             raise
@@ -175,14 +208,8 @@ class Robot:
             hook()
 
     def camera_jpeg(self) -> bytes | None:
-        cam = getattr(self.parts, "camera", None)
-        if cam is None:
-            return None
-        try:
-            return cam.snapshot_jpeg()
-        except Exception as err:  # the dashboard shows no picture; the robot carries on
-            log.debug("camera: %s", err)
-            return None
+        """The newest cached frame: the dashboard never reads the camera itself."""
+        return self._camera.latest if self._camera is not None else None
 
     async def world_task(self) -> None:
         """Advance the simulated world in step with the clock, from the pins the simulated Arduino applied."""
