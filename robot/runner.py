@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from robot.errors import RamudroidError
 from robot.supervisor import POLLED, Supervisor
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,14 @@ class Runner:
         try:
             self.start_pollers()
             code = await self._loop_forever(tasks, max_steps)
-        except Exception:
-            log.exception("supervisor crashed: braking and exiting")
+        except Exception as err:
+            cause = err.__cause__
+            if isinstance(
+                cause, RamudroidError
+            ):  # a known failure (port in use, ...): its one line says it all
+                log.error("%s: %s; braking and exiting", err, cause)
+            else:
+                log.exception("supervisor crashed: braking and exiting")
             code = 1
         finally:
             self.sup.close()
