@@ -23,7 +23,7 @@ from arduino_bridge.codec import (
 )
 from arduino_bridge.emulator import AvrEmulator, build_all
 from arduino_bridge.fake_device import FakeArduino
-from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
+from robot.core.types import ALL_BRAKED, BRAKE, MotorOutputs, PinState
 
 
 def _exchange(port: serial.Serial, reader: FrameReader, wire: bytes) -> object:
@@ -77,8 +77,8 @@ def frame_to_pins_us(frames: int = 20) -> float:
 
 
 def link_loss_to_brake_ms() -> float:
-    """Simulated milliseconds from the last frame the firmware read to every EN pin low, when the host goes
-    silent with the motors running (watchdog 300 ms). Target <= 300."""
+    """Simulated milliseconds from the last frame the firmware read to both drive wheels actively braked
+    (IN1 = IN2 = 0, EN high), when the host goes silent with the motors running (watchdog 300 ms). Target <= 300."""
     with AvrEmulator(*_built()) as emu, serial.serial_for_url(emu.path, 115200, timeout=1.0) as port:
         reader = FrameReader()
         assert isinstance(_exchange(port, reader, encode_message(Hello(300), 1)), HelloReply)
@@ -89,7 +89,7 @@ def link_loss_to_brake_ms() -> float:
         emu.wait(lambda: emu.pins_at() == ALL_BRAKED, 3.0)
         moved = emu.first_ns(lambda p: p == moving, after_ns=last)
         assert moved is not None
-        braked = emu.first_ns(lambda p: all(ch.en == 0 for ch in p), after_ns=moved)
+        braked = emu.first_ns(lambda p: p.drive_left == BRAKE and p.drive_right == BRAKE, after_ns=moved)
         assert braked is not None
         return (braked - last) / 1e6
 

@@ -122,10 +122,10 @@ def ocv(soc: float) -> float:
 
 def _wheel(p: PinState) -> tuple[float, float]:
     """(target speed m/s, time constant) for one drive channel's pins."""
-    if p.in1 == p.in2:
-        return 0.0, BRAKE_TAU_S
     if p.en <= 0:
-        return 0.0, COAST_TAU_S
+        return 0.0, COAST_TAU_S  # bridge off: the motor turns freely, whatever IN1/IN2 say
+    if p.in1 == p.in2:
+        return 0.0, BRAKE_TAU_S  # 00 or 11 with EN high: both leads shorted, an active brake
     s = min(p.en, 255) / 255.0 * MAX_WHEEL_SPEED
     return (s if p.in1 else -s), DRIVE_TAU_S
 

@@ -31,7 +31,7 @@ from arduino_bridge.codec import (
 )
 from arduino_bridge.emulator import AvrEmulator, build_all
 from arduino_bridge.link import ArduinoLink
-from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
+from robot.core.types import ALL_BRAKED, BRAKE, COAST, MotorOutputs, PinState
 
 HAVE_AVR = shutil.which("avr-g++") is not None and Path("/usr/include/simavr/parts/uart_pty.h").is_file()
 pytestmark = [
@@ -99,14 +99,24 @@ def test_firmware_build_fails_loudly_on_a_broken_sketch(
         build_firmware(tmp_path / "out", sketch_dir=sketch)
 
 
-def test_boots_with_every_motor_pin_low(avr: AvrEmulator) -> None:
-    avr.wait(lambda: len(avr.events) >= 5)
-    assert avr.pins_at() == ALL_BRAKED
-    assert all(e.state == PinState(0, 0, 0) for e in avr.events)
+def _never_driven(avr: AvrEmulator) -> bool:
+    """No channel ever drove a direction: IN1 == IN2 (brake, or coast while EN is low) in every event."""
+    return all(e.state.in1 == e.state.in2 for e in avr.events)
+
+
+def test_boots_with_every_motor_actively_braked_within_a_millisecond(avr: AvrEmulator) -> None:
+    # Before setup() the pins are inputs (the harness reports them as all low); setup() brakes every channel
+    # with IN1 = IN2 = LOW and EN = HIGH, never passing through a driving state.
+    avr.wait(lambda: avr.pins_at() == ALL_BRAKED)
+    braked_ns = avr.first_ns(lambda p: p == ALL_BRAKED)
+    assert braked_ns is not None and braked_ns <= 1 * MS
+    assert avr.events[0].state == COAST  # at reset the pins are inputs: nothing drives the bridge yet
+    time.sleep(0.2)  # a while of simulated time with no host: it stays braked
+    assert avr.pins_at() == ALL_BRAKED and _never_driven(avr)
 
 
 def test_link_handshakes_with_the_firmware_and_every_command_reaches_the_right_pins(avr: AvrEmulator) -> None:
-    br = PinState(0, 0, 0)
+    br = BRAKE
     commands = [
         MotorOutputs(PinState(1, 0, 180), PinState(0, 1, 255), PinState(1, 0, 1), PinState(0, 1, 128), br),
         MotorOutputs(br, PinState(1, 0, 77), PinState(0, 1, 254), PinState(1, 0, 255), PinState(0, 1, 33)),
@@ -121,7 +131,9 @@ def test_link_handshakes_with_the_firmware_and_every_command_reaches_the_right_p
         assert link.healthy and link.stats()["crc_errors"] == 0
 
 
-def test_host_silence_brakes_everything_within_300_ms_of_simulated_time(avr: AvrEmulator) -> None:
+def test_host_silence_actively_brakes_the_drive_wheels_within_300_ms_of_simulated_time(
+    avr: AvrEmulator,
+) -> None:
     host = Host(avr.path)
     moving = MotorOutputs(*(PinState(1, 0, 200),) * 5)
     host.send(Hello(300))
@@ -132,9 +144,13 @@ def test_host_silence_brakes_everything_within_300_ms_of_simulated_time(avr: Avr
     avr.wait(lambda: avr.pins_at() == ALL_BRAKED, 3.0)
     moving_ns = avr.first_ns(lambda p: p == moving, after_ns=last_frame_ns)
     assert moving_ns is not None
-    braked_ns = avr.first_ns(lambda p: all(ch.en == 0 for ch in p), after_ns=moving_ns)
+    # The drive wheels stop by braking (IN1 = IN2 = 0, EN = 255), not by letting go (EN = 0).
+    braked_ns = avr.first_ns(lambda p: p.drive_left == BRAKE and p.drive_right == BRAKE, after_ns=moving_ns)
     assert braked_ns is not None
     assert 250 * MS <= braked_ns - last_frame_ns <= 300 * MS  # not early either: the watchdog is 300 ms
+    # On the way from driving to braked, a drive channel never lets go (EN 0) even for an instant.
+    wheels = [e.state for e in avr.events if e.ns > moving_ns and e.channel in (0, 1)]
+    assert COAST not in wheels and all(s.en > 0 for s in wheels if s.in1 == s.in2)
     host.send(GetStatus())
     status = next(r for r in host.replies(1) if isinstance(r, Status))
     assert status.watchdog_tripped and not status.session and status.pins == ALL_BRAKED
@@ -158,4 +174,4 @@ def test_corrupted_and_random_bytes_never_move_a_motor_and_errors_are_reported(a
     host.send(GetStatus())
     status = [r for r in host.replies(1) if isinstance(r, Status)][-1]
     assert status.crc_errors + status.bad_frames >= 20 and status.overflows >= 1
-    assert all(e.state == PinState(0, 0, 0) for e in avr.events)  # no pin ever left its braked state
+    assert _never_driven(avr) and avr.pins_at() == ALL_BRAKED  # no channel ever left its braked state

@@ -17,6 +17,7 @@ from robot.core.types import (
     Goal,
     Guidance,
     Mode,
+    MotorOutputs,
     PinState,
     PowerSource,
     Severity,
@@ -31,7 +32,7 @@ from robot.core.types import (
     [
         (1.0, PinState(1, 0, 180)),  # 10 forward
         (-1.0, PinState(0, 1, 180)),  # 01 backward
-        (0.0, BRAKE),  # 00 brake
+        (0.0, PinState(0, 0, 255)),  # 00 with EN high: the active brake, not a coast (EN 0)
         (0.5, PinState(1, 0, 90)),  # speed is EN duty
         (-0.25, PinState(0, 1, 45)),
         (2.0, PinState(1, 0, 180)),  # clamped to full duty
@@ -42,6 +43,14 @@ from robot.core.types import (
 )
 def test_wheel_speed_maps_to_truth_table_and_en_duty(speed: float, expected: PinState) -> None:
     assert pins_for(speed, 180) == expected
+
+
+def test_every_stop_brakes_actively_and_never_counts_as_moving() -> None:
+    assert PinState(0, 0, 255) == BRAKE
+    assert MotorOutputs(*(PinState(0, 0, 255),) * 5) == ALL_BRAKED
+    assert not ALL_BRAKED.moving and not ALL_BRAKED.brushing
+    assert not MotorOutputs(*(PinState(1, 1, 255),) * 5).moving  # 11 with EN high brakes too
+    assert MotorOutputs(PinState(1, 0, 1), BRAKE, BRAKE, BRAKE, BRAKE).moving
 
 
 def test_cleaning_drives_both_rear_wheels_forward_at_the_guided_speed(core: CoreDriver) -> None:

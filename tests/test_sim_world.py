@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from robot.core.types import ALL_BRAKED, BRAKE, MotorOutputs, PinState, PowerSource
+from robot.core.types import ALL_BRAKED, BRAKE, COAST, MotorOutputs, PinState, PowerSource
 from sim import scenario as scen
 from sim.world import (
     BRUSH_W,
@@ -99,16 +99,19 @@ def test_unequal_wheels_drive_an_arc_of_the_kinematic_radius() -> None:
 
 
 def test_brake_stops_within_a_few_centimetres_and_coasting_rolls_on() -> None:
-    braked, coasting = make(), make()
-    for w in (braked, coasting):
+    braked, coasting, all_low = make(), make(), make()
+    for w in (braked, coasting, all_low):
         place(w, 0.0, 0.0, 0.0)
         run(w, 3.0, drive(180, 180))
     run(braked, 1.0, ALL_BRAKED)
     coast = PinState(1, 0, 0)  # direction set, EN 0: free-wheeling
     run(coasting, 1.0, MotorOutputs(coast, coast, BRAKE, BRAKE, BRAKE))
+    # 00 with EN low is not a brake on an L298N: the bridge is off and the wheels roll on.
+    run(all_low, 1.0, MotorOutputs(COAST, COAST, BRAKE, BRAKE, BRAKE))
     x_before = 3.0
     assert abs(braked.speed_m_s) < 0.01
     assert braked.x < coasting.x
+    assert all_low.x == pytest.approx(coasting.x) and braked.x < all_low.x
     assert braked.x > x_before - 1.0  # sanity: it did move before braking
 
 

@@ -158,7 +158,7 @@ def _age(t: float | None, now: float) -> float:
 
 
 def pins_for(speed: float, max_duty: int) -> PinState:
-    """One wheel: signed speed in [-1, 1] to IN1/IN2/EN (10 forward, 01 backward, 00 brake)."""
+    """One wheel: signed speed in [-1, 1] to IN1/IN2/EN (10 forward, 01 backward, BRAKE = 00 with EN high)."""
     if math.isnan(speed) or abs(speed) < DEADBAND:
         return BRAKE
     duty = round(min(abs(speed), 1.0) * max_duty)

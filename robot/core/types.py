@@ -8,14 +8,19 @@ from typing import NamedTuple
 
 
 class PinState(NamedTuple):
-    """One L298N channel: IN1, IN2 (0/1) and EN duty (0-255). 00 brake, 10 forward, 01 backward, 11 brake."""
+    """One L298N channel: IN1, IN2 (0/1) and EN duty (0-255). 10 forward, 01 backward; 00 or 11 with EN high
+    brake; EN low (0) switches the bridge off and the motor coasts."""
 
     in1: int
     in2: int
     en: int
 
 
-BRAKE = PinState(0, 0, 0)
+# Active brake: IN1 = IN2 = 0 with EN high turns on both low-side switches of the L298N, shorting the motor, so
+# a wheel resists turning (a 10 kg robot on a sloping street must not roll). Every stop uses it.
+BRAKE = PinState(0, 0, 255)
+# Every pin low: the bridge is off and the motor turns freely. Never used as a stop; named so tests can say it.
+COAST = PinState(0, 0, 0)
 
 
 class Channel(IntEnum):
@@ -49,9 +54,11 @@ class MotorOutputs(NamedTuple):
 
 
 def _powered(p: PinState) -> bool:
+    # Only 10 and 01 with EN above 0 drive a motor; 00/11 with EN high is the brake, EN 0 is coasting.
     return p.en > 0 and p.in1 != p.in2
 
 
+# The one safe state: every channel actively braked (the firmware's boot and watchdog state too).
 ALL_BRAKED = MotorOutputs(BRAKE, BRAKE, BRAKE, BRAKE, BRAKE)
 
 

@@ -20,7 +20,7 @@ static uint16_t refCrc(const uint8_t* d, size_t n) {
 
 static bool braked(const rd::PinState* p) {
   for (int c = 0; c < rd::CHANNELS; ++c)
-    if (p[c].in1 || p[c].in2 || p[c].en) return false;
+    if (p[c].in1 || p[c].in2 || p[c].en != rd::BRAKE_EN) return false;
   return true;
 }
 

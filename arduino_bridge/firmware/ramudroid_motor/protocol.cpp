@@ -58,16 +58,20 @@ int cobsDecode(const uint8_t* in, size_t len, uint8_t* out) {
 }
 
 void MotorProtocol::begin(uint32_t nowMs) {
-  memset(this, 0, sizeof(*this));  // plain data only: every pin braked, no session, counters zero
+  memset(this, 0, sizeof(*this));  // plain data only: no session, counters zero
   watchdogMs_ = DEFAULT_WATCHDOG_MS;
   bootMs_ = nowMs;
   nowMs_ = nowMs;
   lastValidMs_ = nowMs;
-  pinsChanged_ = true;  // make the sketch write the braked state once
+  brakeAll();  // and make the sketch write the braked state once
 }
 
 void MotorProtocol::brakeAll() {
-  memset(pins_, 0, sizeof(pins_));
+  for (uint8_t c = 0; c < CHANNELS; ++c) {
+    pins_[c].in1 = 0;
+    pins_[c].in2 = 0;
+    pins_[c].en = BRAKE_EN;
+  }
   pinsChanged_ = true;
 }
 

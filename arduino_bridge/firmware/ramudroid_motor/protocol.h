@@ -54,6 +54,10 @@ enum ErrorCode {
   ERR_NOT_READY = 8,
 };
 
+// The safe state of every channel: IN1 = IN2 = 0 with EN high is the L298N's active brake (EN low would let
+// the motor coast, and a robot on a slope roll). Boot, HELLO and the watchdog all set it.
+const uint8_t BRAKE_EN = 255;
+
 const uint8_t FLAG_TRIPPED = 0x01;
 const uint8_t FLAG_SESSION = 0x02;
 
@@ -73,7 +77,8 @@ int cobsDecode(const uint8_t* in, size_t len, uint8_t* out);
 class MotorProtocol {
  public:
   void begin(uint32_t nowMs);
-  // Advance the clock; brakes everything when no valid frame came within the watchdog timeout.
+  // Advance the clock; brakes everything (IN1 = IN2 = 0, EN high) when no valid frame came within the
+  // watchdog timeout.
   void tick(uint32_t nowMs);
   // One received byte; a complete frame is handled at once (at the time of the last tick).
   void rxByte(uint8_t b);

@@ -1,7 +1,8 @@
 // Ramudroid motor controller: five L298N channels driven from the Pi over a CRC-checked serial protocol.
-// Safety: every pin low at boot, all motors braked when no valid frame arrives within the watchdog timeout
-// (set by the host's HELLO, at most 1000 ms, 300 ms by default), and the AVR hardware watchdog resets a hung
-// sketch into that same safe state. The protocol itself lives in protocol.cpp (plain C++, host-tested).
+// Safety: every motor actively braked (IN1 = IN2 = LOW, EN = HIGH) from the first instructions of setup(), again
+// when no valid frame arrives within the watchdog timeout (set by the host's HELLO, at most 1000 ms, 300 ms by
+// default), and the AVR hardware watchdog resets a hung sketch into that same safe state. EN low would only let
+// a motor coast. The protocol itself lives in protocol.cpp (plain C++, host-tested).
 #include <avr/wdt.h>
 
 #include "pins.h"
@@ -26,11 +27,15 @@ void loop();
 static void applyPins(bool force);
 
 void setup() {
+  // PORT is written before DDR makes each pin an output, so no pin ever shows another level: IN1 and IN2 come
+  // up low, EN comes up high, and the channel is braked from its first output instant.
   for (uint8_t c = 0; c < RD_CHANNELS; ++c) {
-    for (uint8_t k = 0; k < 3; ++k) {
-      digitalWrite(MOTOR_PINS[c][k], LOW);  // PORT low before DDR output: no glitch high
+    for (uint8_t k = 0; k < 2; ++k) {
+      digitalWrite(MOTOR_PINS[c][k], LOW);
       pinMode(MOTOR_PINS[c][k], OUTPUT);
     }
+    digitalWrite(MOTOR_PINS[c][2], HIGH);
+    pinMode(MOTOR_PINS[c][2], OUTPUT);
   }
   Serial.begin(RD_BAUD);
   proto.begin(millis());
@@ -45,7 +50,9 @@ static void applyPins(bool force) {
     rd::PinState& h = written[c];
     if (!force && w.in1 == h.in1 && w.in2 == h.in2 && w.en == h.en) continue;
     if (force || w.in1 != h.in1 || w.in2 != h.in2) {
-      analogWrite(MOTOR_PINS[c][2], 0);  // never switch direction with the bridge enabled
+      // Never switch into a driving direction with the bridge enabled. Into the brake (IN1 == IN2) EN stays
+      // as it is: dropping it would let the motor coast for that instant.
+      if (w.in1 != w.in2) analogWrite(MOTOR_PINS[c][2], 0);
       digitalWrite(MOTOR_PINS[c][0], w.in1 ? HIGH : LOW);
       digitalWrite(MOTOR_PINS[c][1], w.in2 ? HIGH : LOW);
     }
