@@ -23,6 +23,7 @@ from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
+from robot.store import Store
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,16 @@ class Robot:
         self.settings = settings
         self.clock = clock
         self.site = load_robot_site(settings)
-        self.outbox = AlertOutbox()
+        self._closers: list[Callable[[], None]] = []
+        self.store = Store.in_dir(state_dir(settings))
+        self._closers.append(self.store.close)  # closed last: everything below may still write to it
+        self.outbox = AlertOutbox(store=self.store, now=clock())
         self.commands = CommandQueue()
         self.telemetry = TelemetryBus()
         self.world: Any = None
         self.sim_arduino: Any = None
         self.sms: Any = None
         self._fake_modem: Any = None
-        self._closers: list[Callable[[], None]] = []
         self.wake_hook: Callable[[], None] | None = (
             None  # set by the runner: drivers wake it on safety events
         )
@@ -149,6 +152,7 @@ class Robot:
                 commands=self.commands,
                 telemetry=self.telemetry,
                 state_dir=state_dir(settings),
+                store=self.store,
             )
             self._build_sms()
             self._camera: CameraCache | None = None

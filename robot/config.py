@@ -49,6 +49,7 @@ class ControlSettings:
     gps_stale_s: float = _f(2.0, 0.2, 30.0)
     gps_alert_s: float = _f(60.0, 1.0, 3600.0)
     start_mode: str = _f("auto", choices=("auto", "manual", "paused"))
+    resume_after_restart: bool = _f(True)
     route_passes: int = _f(0, 0, 1000)
 
 

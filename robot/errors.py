@@ -67,6 +67,10 @@ class FirmwareBuildError(RamudroidError):
     """Compiling the Arduino firmware failed."""
 
 
+class StoreError(RamudroidError):
+    """The state store (SQLite, robot.state_dir/ramudroid.db) could not be opened, read or written."""
+
+
 class CommandRejected(RamudroidError, ValueError):
     """An operator command (web, SMS, CLI) is malformed or not allowed now."""
 

@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from robot.errors import RamudroidError
+from robot.core.boot import StopReason
+from robot.errors import RamudroidError, StoreError
 from robot.supervisor import POLLED, Supervisor
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pollers: list[Poller] = []
         self.wakeups = 0
+        self.stop_reason = StopReason.CLEAN
 
     # Called from poller threads.
     def _deliver(self, name: str, value: Any, err: BaseException | None) -> None:
@@ -137,7 +139,9 @@ class Runner:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.wake)
 
-    def stop(self) -> None:
+    def stop(self, reason: StopReason = StopReason.CLEAN) -> None:
+        """End the run (the motors are braked on the way out); `reason` is recorded in the store."""
+        self.stop_reason = reason
         self._stop.set()
         self._wake.set()
 
@@ -154,7 +158,7 @@ class Runner:
         self._loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self.stop)
+                self._loop.add_signal_handler(sig, self.stop, StopReason.SIGNAL)
         self.sup.commands.on_put = self.wake_threadsafe
         link_flip = getattr(self.sup.link, "on_change", "absent")
         if link_flip != "absent":
@@ -162,6 +166,7 @@ class Runner:
         self.sup.brake()  # boot braked, whatever the Arduino was doing
         tasks = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.extra_tasks]
         code = 0
+        why = ""
         try:
             self.start_pollers()
             code = await self._loop_forever(tasks, max_steps)
@@ -174,8 +179,10 @@ class Runner:
             else:
                 log.exception("supervisor crashed: braking and exiting")
             code = 1
+            why = f"{type(err).__name__}: {err}"
         finally:
             self.sup.close()
+            self._record_stop(StopReason.CRASH if code else self.stop_reason, why)
             for p in self._pollers:
                 p.close()
             for t in tasks:
@@ -187,6 +194,15 @@ class Runner:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     self._loop.remove_signal_handler(sig)
         return code
+
+    def _record_stop(self, reason: StopReason, detail: str) -> None:
+        store = self.sup.store
+        if store is None:
+            return
+        try:
+            store.record_stop(reason, detail)
+        except StoreError as err:
+            log.error("%s", err)
 
     async def _loop_forever(self, tasks: list[asyncio.Task[None]], max_steps: int | None) -> int:
         next_tick = self.clock()

@@ -19,20 +19,25 @@ from typing import Any
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
 from robot.core import CoreConfig, CoreState, step
+from robot.core.boot import BootPlan, boot_mode
 from robot.core.types import (
     ALL_BRAKED,
     Alert,
+    Command,
     CommandKind,
     Decision,
     Goal,
     Guidance,
     Mode,
     PowerSource,
+    Severity,
     Snapshot,
     State,
 )
+from robot.errors import StoreError
 from robot.hardware.interfaces import GpsFix, MotorLink, PowerReading
 from robot.navigation import NavConfig, NavState, Site, guide, wheel_fractions
+from robot.store import Store
 from robot.telemetry import Telemetry, TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,7 @@ class Supervisor:
         state_dir: Path | None = None,
         nav_config: NavConfig | None = None,
         wall: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
         self.parts = parts
@@ -104,7 +110,13 @@ class Supervisor:
         self.gps_stale_s = settings.control.gps_stale_s
         self.route_passes = settings.control.route_passes
         self.passes = 0
-        self.core = CoreState(mode=Mode(settings.control.start_mode))
+        self.store = store
+        self.boot_plan: BootPlan | None = None
+        self._estop_seen = 0
+        if store is None:
+            self.core = CoreState(mode=Mode(settings.control.start_mode))
+        else:
+            self.core = self._boot(store)
         self.nav = self._load_progress()
         self.readings = Readings()
         self.last: Decision | None = None
@@ -151,10 +163,74 @@ class Supervisor:
             except Exception as err:  # a failing part must go stale, not stop the robot's brain
                 self.ingest_error(name, err)
 
+    # ---- boot and persistence (the store) -------------------------------------------------------------------
+    def _boot(self, store: Store) -> CoreState:
+        """The boot rule applied to what the store remembers; this run is marked as running (a crash until
+        told otherwise)."""
+        plan = boot_mode(store.saved(), self.settings)
+        self.boot_plan = plan
+        self._estop_seen = store.estop_generation
+        log.info("boot: %s", plan.reason)
+        try:
+            if plan.estop and not store.estop_latched:
+                self._estop_seen = store.latch_estop("boot (saved state unreadable)")
+            store.save_mode(plan.mode, "boot")
+            store.mark_running(plan.reason)
+        except StoreError as err:
+            log.error("boot: %s", err)
+        return CoreState(mode=plan.mode, estop=plan.estop)
+
+    def _boot_alert(self, now: float) -> Alert:
+        plan = self.boot_plan
+        assert plan is not None
+        resumed = plan.mode is Mode(self.settings.control.start_mode) and not plan.estop
+        severity = Severity.WARNING if plan.estop or not resumed else Severity.INFO
+        if self.store is not None and self.store.recovered:
+            severity = Severity.CRITICAL
+        return Alert("boot", severity, f"boot: {plan.reason}", now)
+
+    def _latched_commands(self, commands: tuple[Command, ...], now: float) -> tuple[Command, ...]:
+        """An e-stop latched in the store that this loop has not applied yet joins this step's commands, so a
+        latch stops the robot even when its queued command was lost (a full queue)."""
+        store = self.store
+        if store is None:
+            return commands
+        gen = store.estop_generation
+        if gen == self._estop_seen:
+            return commands
+        self._estop_seen = gen
+        if not store.estop_latched:
+            return commands
+        return (*commands, Command(CommandKind.ESTOP, at=now, source=store.estop_source or "store"))
+
+    def _persist(self, before: CoreState, commands: tuple[Command, ...], decision: Decision) -> None:
+        """Record e-stop, mode and state changes; a failing store is logged, never stops the loop."""
+        store = self.store
+        if store is None:
+            return
+        core = self.core
+        try:
+            if core.estop and not before.estop and not store.estop_latched:
+                src = next((c.source for c in commands if c.kind is CommandKind.ESTOP), "supervisor")
+                self._estop_seen = store.latch_estop(src)
+            elif before.estop and not core.estop:
+                src = next((c.source for c in reversed(commands) if c.kind is CommandKind.RESET), "reset")
+                if not store.clear_estop(self._estop_seen, src):
+                    log.warning("reset: a newer e-stop was latched meanwhile; it applies next step")
+            if core.mode is not before.mode:
+                src = next(
+                    (c.source for c in reversed(commands) if c.kind is CommandKind.SET_MODE), "supervisor"
+                )
+                store.save_mode(core.mode, src)
+            if self.last is None or decision.state is not self.last.state:
+                store.save_state(decision.state)
+        except StoreError as err:
+            log.error("%s", err)
+
     # ---- the step -------------------------------------------------------------------------------------------
     def step(self, now: float) -> Decision:
         """One decision: commands, navigation, core, then apply. Raises only on a bug (the runner brakes)."""
-        commands = self.commands.drain()
+        commands = self._latched_commands(self.commands.drain(), now)
         rd = self.readings
         fix = rd.gps.value if rd.gps.at is not None and now - rd.gps.at <= self.gps_stale_s else None
         goal = self.last.goal if self.last is not None else Goal.HOLD
@@ -198,16 +274,21 @@ class Supervisor:
             guidance_t=now,
             commands=commands,
         )
+        before = self.core
         self.core, decision = step(self.core, snap, now, self.cfg)
+        self._persist(before, commands, decision)
         # If the decided goal changed, navigation answers for it from the next step on (one step, 50 ms, later).
         self.link.send(decision.motors)
         self._apply_relay(decision.power)
-        for a in decision.alerts:
+        alerts = decision.alerts
+        if self.boot_plan is not None and self.steps == 0:
+            alerts = (self._boot_alert(now), *alerts)
+        for a in alerts:
             self.outbox.add(a)
             log.log(logging.WARNING if a.severity != "info" else logging.INFO, "%s: %s", a.kind, a.message)
         self.last = decision
         self.steps += 1
-        self._publish(decision, now, fix, link_ok)
+        self._publish(decision, now, fix, link_ok, bool(alerts))
         if now - self._persisted_at >= PERSIST_EVERY_S:
             self._persist_progress(now)
         return decision
@@ -222,7 +303,7 @@ class Supervisor:
         except Exception as err:  # retried next step; the core's dwell is unaffected
             log.error("power relay: could not select %s: %s", source.value, err)
 
-    def _publish(self, d: Decision, now: float, fix: GpsFix | None, link_ok: bool) -> None:
+    def _publish(self, d: Decision, now: float, fix: GpsFix | None, link_ok: bool, alerted: bool) -> None:
         rd = self.readings
         power: PowerReading | None = rd.power.value
         stats_fn = getattr(self.link, "stats", None)
@@ -248,7 +329,7 @@ class Supervisor:
                 route_progress=min(1.0, self.nav.progress_m / self.site.route_length)
                 if self.site.route_length
                 else 0.0,
-                recent_alerts=self._recent_alerts(bool(d.alerts)),
+                recent_alerts=self._recent_alerts(alerted),
                 counters=self._counters(),
             )
         )
