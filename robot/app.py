@@ -199,6 +199,8 @@ class Robot:
             alert_numbers=sms.alert_numbers,
             trusted_numbers=sms.trusted_numbers,
             pin=sms.pin,
+            clock=self.clock,
+            enabled=sms.commands,
             name=self.settings.robot.name,
             country_code=sms.country_code,
             coalesce_s=sms.coalesce_s,

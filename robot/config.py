@@ -150,7 +150,10 @@ class SmsSettings:
 
     alert_numbers: tuple[str, ...] = ()
     trusted_numbers: tuple[str, ...] = ()
-    pin: str = _f("")  # SMS commands must start with this PIN when set
+    pin: str = _f(
+        ""
+    )  # every SMS command but STOP and STATUS must start with it; 6+ digits when commands are on
+    commands: tuple[str, ...] = ("STATUS", "STOP", "RESET", "AUTO", "PAUSE", "EMPTIED")
     country_code: str = _f("91")  # added to national numbers (India by default)
     coalesce_s: float = _f(600.0, 0.0, 86400.0)
     poll_s: float = _f(5.0, 1.0, 300.0)
@@ -286,6 +289,11 @@ def _cross_check(s: Settings) -> None:
         digits = n[1:] if n.startswith("+") else n
         if not digits.isdigit() or not 6 <= len(digits) <= 15:
             raise ConfigError(f"sms number {n!r}: expected an international number like +919876543210")
+    from robot.gsm.sms import policy_error
+
+    problem = policy_error(s.sms.trusted_numbers, s.sms.pin, s.sms.commands)
+    if problem:
+        raise ConfigError(problem)
 
 
 def from_dict(data: dict[str, Any]) -> Settings:

@@ -453,9 +453,9 @@ class Store:
         """True when a received SMS with this fingerprint was handled already (a replay after a crash)."""
         return bool(self._read("SELECT 1 FROM sms_seen WHERE fingerprint = ?", (fingerprint,)))
 
-    def mark_sms_seen(self, fingerprint: str, *, estop_source: str = "") -> None:
-        """Record a received SMS as handled (fsync'd); with `estop_source`, latch the e-stop in the same
-        transaction, so a STOP is on disk before it is acknowledged."""
+    def mark_sms_seen(self, fingerprint: str, *, estop_source: str = "", durable: bool = True) -> None:
+        """Record a received SMS as handled (fsync'd unless not `durable`); with `estop_source`, latch the e-stop
+        in the same fsync'd transaction, so a STOP is on disk before it is acknowledged."""
         with self._lock:
             latch = bool(estop_source) and not self._estop.get("latched")
             new = dict(self._estop)
@@ -465,7 +465,7 @@ class Store:
                     "generation": int(self._estop["generation"]) + 1,
                     "source": estop_source,
                 }
-            with self._tx(durable=True) as conn:
+            with self._tx(durable=durable or bool(estop_source)) as conn:
                 conn.execute(
                     "INSERT OR IGNORE INTO sms_seen (fingerprint, wall) VALUES (?, ?)",
                     (fingerprint, self._wall()),
@@ -475,6 +475,11 @@ class Store:
                     self._event(conn, "estop", f"latched by {estop_source}")
                 self._count_insert(conn)
             self._estop = new
+
+    def forget_sms(self, fingerprint: str) -> None:
+        """Drop the record of a handled SMS once it is deleted from the SIM."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM sms_seen WHERE fingerprint = ?", (fingerprint,))
 
     # ----- the event log ------------------------------------------------------------------------------------
 

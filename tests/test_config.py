@@ -49,6 +49,9 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ({"web": {"enabled": "yes"}}, "web.enabled = 'yes': expected true or false"),
         ({"sms": {"alert_numbers": "+919876543210"}}, "sms.alert_numbers = '+919876543210': expected a list"),
         ({"sms": {"trusted_numbers": ["12ab"]}}, "sms number '12ab'"),
+        ({"sms": {"trusted_numbers": ["+919876543210"]}}, "sms.pin: SMS commands"),
+        ({"sms": {"pin": "12345"}}, "sms.pin: must be at least 6 digits"),
+        ({"sms": {"commands": ["STATUS", "SELFDESTRUCT"]}}, "sms.commands: unknown SELFDESTRUCT"),
         ({"obstacle": {"stop_distance_m": 1.0, "clear_distance_m": 0.9}}, "must be greater than"),
         ({"power": {"shade_w": 30.0}}, "power.shade_w = 30.0: must be below power.sun_w"),
         ({"power": {"low_soc": 0.05}}, "need critical_soc"),
@@ -97,15 +100,16 @@ def test_config_check_accepts_the_example(capsys: pytest.CaptureFixture) -> None
 
 def test_config_show_hides_secrets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     f = tmp_path / "r.toml"
-    f.write_text('[web]\ntoken = "hunter2"\n[sms]\npin = "4321"\ntrusted_numbers = ["+919876543210"]\n')
+    f.write_text('[web]\ntoken = "hunter2"\n[sms]\npin = "482913"\ntrusted_numbers = ["+919876543210"]\n')
     assert main(["-c", str(f), "config", "show"]) == 0
     out = capsys.readouterr().out
-    assert "hunter2" not in out and "7077" not in out
-    assert 'token = "***"' in out
+    assert "hunter2" not in out and "482913" not in out
+    assert 'token = "***"' in out and 'pin = "***"' in out
     assert "+919876543210" in out
-    # What `config show` prints is itself a valid configuration (with the secrets blanked).
+    # What `config show` prints is itself a valid configuration once the secrets are filled in again (a blank
+    # PIN with trusted numbers is refused on purpose: SMS commands need one).
     shown = tmp_path / "shown.toml"
-    shown.write_text(out.replace('"***"', '""'))
+    shown.write_text(out.replace('pin = "***"', 'pin = "123456"').replace('"***"', '""'))
     assert load(shown).sms.trusted_numbers == ("+919876543210",)
 
 

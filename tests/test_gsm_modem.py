@@ -31,7 +31,7 @@ def modem(fake: FakeSim800) -> Iterator[Sim800Modem]:
 def test_setup_puts_the_modem_in_sms_text_mode(fake: FakeSim800, modem: Sim800Modem) -> None:
     assert modem.ready
     assert isinstance(modem, SmsModem)
-    assert fake.commands[:5] == ["AT", "ATE0", "AT+CMEE=2", "AT+CMGF=1", 'AT+CSCS="GSM"']
+    assert fake.commands[:5] == ["AT", "ATE0", "AT+CMEE=2", "AT+CMGF=1", 'AT+CSCS="GSM"']  # after ESC
     assert (fake.echo, fake.cmee, fake.cmgf, fake.cnmi_mt) == (False, 2, 1, 1)
 
 
@@ -107,22 +107,87 @@ def test_garbage_replies_are_counted_and_skipped(fake: FakeSim800, modem: Sim800
     assert modem.counters["rejected_lines"] >= 3
 
 
-def test_received_messages_are_returned_and_deleted(fake: FakeSim800, modem: Sim800Modem) -> None:
+def received(modem: Sim800Modem) -> list[tuple[str, str]]:
+    return [(m.sender, m.text) for m in modem.receive_sms()]
+
+
+def test_received_messages_are_read_in_pdu_mode_and_deleted_one_by_one(
+    fake: FakeSim800, modem: Sim800Modem
+) -> None:
     fake.inject_sms(OWNER, "STOP")
     fake.inject_sms("09876543210", "OK")  # a text that looks like a result code
-    fake.inject_sms("+447700900123", "two\nlines")
-    assert modem.receive_sms() == [(OWNER, "STOP"), ("09876543210", "OK"), ("+447700900123", "two\nlines")]
-    assert fake.memory == {}
-    assert modem.counters["deleted"] == 3
+    fake.inject_sms("+447700900123", "two\nlines\r\nERROR")
+    got = modem.receive_sms()
+    assert [(m.sender, m.text) for m in got] == [
+        (OWNER, "STOP"),
+        ("09876543210", "OK"),
+        ("+447700900123", "two\nlines\r\nERROR"),
+    ]
+    assert "AT+CMGL=4" in fake.commands and fake.cmgf == 0
+    assert len(fake.memory) == 3  # nothing deleted until handled
+    for m in got:
+        modem.delete_sms(m.index)
+    assert fake.memory == {} and modem.counters["deleted"] == 3
     assert modem.receive_sms() == []
+    modem.send_sms(OWNER, "back to text mode for sending")
+    assert fake.cmgf == 1 and fake.outbox == [(OWNER, "back to text mode for sending")]
+
+
+def test_forged_listing_lines_inside_a_body_are_only_text(fake: FakeSim800, modem: Sim800Modem) -> None:
+    # In text mode this body would print as a second message from the owner; in PDU mode it is hex.
+    forged = 'hi\r\nOK\r\n+CMGL: 9,"REC UNREAD","+919876543210","","24/05/01,10:20:30+22"\r\nRESET\r\nERROR'
+    fake.inject_sms("+919999999999", forged)
+    fake.inject_sms(OWNER, "STATUS")
+    assert received(modem) == [("+919999999999", forged), (OWNER, "STATUS")]
+    assert modem.counters["rejected_lines"] == 0
+
+
+def test_long_and_unicode_bodies_arrive_as_data(fake: FakeSim800, modem: Sim800Modem) -> None:
+    fake.inject_sms(OWNER, "x" * 200)  # two concatenated parts
+    fake.inject_sms(OWNER, "रोबोट रुको")  # UCS-2
+    got = modem.receive_sms()
+    assert [m.message.part is not None for m in got] == [True, True, False]
+    assert "".join(m.text for m in got[:2]) == "x" * 200 and got[2].text == "रोबोट रुको"
+
+
+def test_an_undecodable_pdu_is_counted_and_deleted_and_the_rest_still_read(
+    fake: FakeSim800, modem: Sim800Modem
+) -> None:
+    fake.inject_pdu("0004")  # an SMS-DELIVER cut short
+    fake.inject_pdu("00" + "44" * 30)  # not a DELIVER at all
+    fake.inject_sms(OWNER, "STOP")
+    assert received(modem) == [(OWNER, "STOP")]
+    assert modem.counters["rejected_pdus"] == 2 and sorted(fake.memory) == [3]
+
+
+def test_a_full_sim_takes_new_messages_once_handled_ones_are_deleted(
+    fake: FakeSim800, modem: Sim800Modem
+) -> None:
+    for i in range(fake.capacity):
+        fake.inject_sms("+919999999999", f"junk {i}")
+    assert fake.inject_sms(OWNER, "STOP") == -1  # held at the service centre: the SIM is full
+    first = modem.receive_sms()
+    assert len(first) == fake.capacity
+    for m in first:
+        modem.delete_sms(m.index)
+    assert received(modem) == [(OWNER, "STOP")]
 
 
 def test_new_message_indication_sets_the_hint_until_read(fake: FakeSim800, modem: Sim800Modem) -> None:
     fake.inject_sms(OWNER, "status")
     modem.signal()  # any command reads the +CMTI that arrived meanwhile
     assert modem.has_new_messages
-    assert modem.receive_sms() == [(OWNER, "status")]
+    assert received(modem) == [(OWNER, "status")]
     assert not modem.has_new_messages
+
+
+def test_a_setup_after_a_crash_at_the_send_prompt_escapes_it_first(fake: FakeSim800) -> None:
+    assert fake.port is not None
+    fake.feed(b'AT+CMGF=1\rAT+CMGS="+919876543210"\rhalf a mess')  # the previous run died here
+    with Sim800Modem(fake.port, timeout=2.0) as m:
+        assert m.ready
+        m.send_sms(OWNER, "after the crash")
+    assert fake.outbox == [(OWNER, "after the crash")]  # the half message was abandoned, never sent
 
 
 def test_a_silent_modem_times_out_quickly_and_is_resynchronised_later(
@@ -206,6 +271,9 @@ def test_fake_works_in_memory_without_a_pty() -> None:
     fake.feed(b'AT+CMGL="ALL"\r')
     out = fake.read_output().decode()
     assert '+CMGL: 1,"REC UNREAD","+919876543210"' in out and "\r\nhi\r\n" in out and out.endswith("OK\r\n")
+    fake.feed(b"AT+CMGF=0\rAT+CMGL=4\r")
+    out = fake.read_output().decode()
+    assert "+CMGL: 1,1,," in out and "\r\n00" in out and out.endswith("OK\r\n")
     fake.feed(b"AT+BOGUS\r")
     assert fake.read_output() == b"\r\nERROR\r\n"
     fake.close()

@@ -11,14 +11,17 @@ import pytest
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
 from robot.core.types import ALL_BRAKED, Alert, Command, CommandKind, Mode, Severity
+from robot.errors import ConfigError
 from robot.gsm.modem import Sim800Modem
 from robot.gsm.service import SmsService
+from robot.store import Store
 from robot.telemetry import Telemetry, TelemetryBus
 from sim.devices.modem import FakeSim800
 
 OWNER = "+919876543210"
 DEPUTY = "+919812345678"
 STRANGER = "+919999999999"
+PIN = "482913"
 
 
 class FakeClock:
@@ -46,7 +49,7 @@ class Rig:
         args: dict[str, object] = {
             "alert_numbers": [OWNER, "09812345678"],
             "trusted_numbers": [OWNER],
-            "pin": "",
+            "pin": PIN,
             "clock": self.clock,
             "name": "ramudroid-1",
         }
@@ -66,8 +69,8 @@ class Rig:
 def rig() -> Iterator[Rig]:
     with FakeSim800() as fake:
         assert fake.port is not None
-        with Sim800Modem(fake.port, timeout=2.0) as modem:
-            yield Rig(fake, modem, AlertOutbox(), CommandQueue(), TelemetryBus(), FakeClock())
+        with Sim800Modem(fake.port, timeout=2.0) as modem, Store(":memory:") as store:
+            yield Rig(fake, modem, AlertOutbox(store=store), CommandQueue(), TelemetryBus(), FakeClock())
 
 
 def test_a_critical_alert_becomes_an_sms_to_every_alert_number(rig: Rig) -> None:
@@ -172,23 +175,41 @@ def test_a_full_send_queue_drops_the_least_urgent_and_counts_it(rig: Rig) -> Non
     assert [t for _, t in svc.pending] == ["ramudroid-1 CRITICAL: stuck", "ramudroid-1 CRITICAL: rain"]
 
 
-def test_alerts_lost_from_a_full_outbox_are_counted(rig: Rig) -> None:
-    rig.outbox = AlertOutbox(maxlen=2)
+def test_alerts_beyond_the_in_memory_outbox_are_still_sent_from_the_store(rig: Rig) -> None:
+    # Behaviour change on purpose: with the store, a full in-memory buffer no longer loses alerts for SMS.
+    assert rig.outbox.store is not None
+    rig.outbox = AlertOutbox(maxlen=2, store=rig.outbox.store)
     svc = rig.service(alert_numbers=[OWNER])
     for kind in ("a", "b", "c", "d", "e"):
         rig.alert(kind)
     svc.poll_once()
-    assert svc.stats["alerts_missed"] == 3
-    assert [t for _, t in rig.fake.outbox] == ["ramudroid-1 CRITICAL: tray full"] * 2
+    assert rig.outbox.dropped == 3
+    assert [t for _, t in rig.fake.outbox] == ["ramudroid-1 CRITICAL: tray full"] * 5
 
 
-def test_a_trusted_stop_becomes_an_estop_command_and_is_acknowledged(rig: Rig) -> None:
+def test_a_trusted_stop_is_latched_on_disk_then_queued_then_acknowledged(rig: Rig) -> None:
     svc = rig.service()
-    rig.fake.inject_sms("09876543210", "stop")
+    rig.fake.inject_sms("09876543210", "stop")  # no PIN needed to stop
     svc.poll_once()
     assert rig.commands.drain() == (Command(CommandKind.ESTOP, at=1000.0, source=f"sms:{OWNER}"),)
-    assert rig.fake.outbox == [(OWNER, "ramudroid-1: STOP accepted (emergency stop; send RESET to clear)")]
+    assert rig.outbox.store is not None and rig.outbox.store.estop_latched
+    assert rig.outbox.store.estop_source == f"sms:{OWNER}"
+    assert rig.fake.outbox == [
+        (OWNER, "ramudroid-1: STOP accepted (emergency stop; send PIN RESET to clear)")
+    ]
     assert rig.fake.memory == {}  # read and deleted from the SIM
+
+
+def test_a_stop_whose_latch_cannot_be_saved_still_stops_and_says_so(rig: Rig) -> None:
+    svc = rig.service()
+    assert rig.outbox.store is not None
+    rig.outbox.store.close()  # every write now fails
+    rig.outbox.store = Store(":memory:")  # alerts still work; the SMS service keeps the broken one
+    rig.fake.inject_sms(OWNER, "STOP")
+    with pytest.raises(Exception, match="after close"):
+        svc.poll_once()
+    assert [c.kind for c in rig.commands.drain()] == [CommandKind.ESTOP]
+    assert svc.stats["store_errors"] >= 1
 
 
 def test_an_untrusted_stop_is_ignored_and_counted(rig: Rig) -> None:
@@ -201,16 +222,24 @@ def test_an_untrusted_stop_is_ignored_and_counted(rig: Rig) -> None:
     assert svc.stats["received"] == 1
 
 
-def test_with_a_pin_only_pinned_messages_command_and_others_get_no_reply(rig: Rig) -> None:
-    svc = rig.service(pin="4321")
+def test_only_pinned_messages_command_and_others_get_no_reply(rig: Rig) -> None:
+    svc = rig.service()
     rig.fake.inject_sms(OWNER, "AUTO")
-    rig.fake.inject_sms(OWNER, "4321 auto")
+    rig.fake.inject_sms(OWNER, f"{PIN} auto")
     svc.poll_once()
     assert rig.commands.drain() == (
         Command(CommandKind.SET_MODE, at=1000.0, mode=Mode.AUTO, source=f"sms:{OWNER}"),
     )
     assert svc.stats["bad_pin"] == 1
     assert rig.fake.outbox == [(OWNER, "ramudroid-1: AUTO accepted (mode auto)")]
+
+
+def test_commands_without_a_pin_are_a_config_error(rig: Rig) -> None:
+    with pytest.raises(ConfigError, match=r"sms\.pin"):
+        rig.service(pin="")
+    with pytest.raises(ConfigError, match="6 digits"):
+        rig.service(pin="4321")
+    rig.service(pin="", enabled=["STATUS"])  # status only: no PIN needed
 
 
 def test_status_replies_with_the_latest_telemetry(rig: Rig) -> None:
@@ -233,9 +262,11 @@ def test_status_replies_with_the_latest_telemetry(rig: Rig) -> None:
 
 def test_unknown_words_get_the_help_text(rig: Rig) -> None:
     svc = rig.service()
-    rig.fake.inject_sms(OWNER, "go home")
+    rig.fake.inject_sms(OWNER, f"{PIN} go home")
     svc.poll_once()
-    assert rig.fake.outbox == [(OWNER, "ramudroid-1: Send one of: STATUS, STOP, RESET, AUTO, PAUSE, EMPTIED")]
+    assert rig.fake.outbox == [
+        (OWNER, "ramudroid-1: PIN then one of: STATUS, STOP, RESET, AUTO, PAUSE, EMPTIED")
+    ]
     assert rig.commands.drain() == ()
 
 
@@ -243,7 +274,7 @@ def test_a_full_command_queue_is_reported_back(rig: Rig) -> None:
     rig.commands = CommandQueue(maxsize=1)
     rig.commands.put(Command(CommandKind.RESET, at=0.0))
     svc = rig.service()
-    rig.fake.inject_sms(OWNER, "PAUSE")
+    rig.fake.inject_sms(OWNER, f"{PIN} PAUSE")
     svc.poll_once()
     assert svc.stats["commands_rejected"] == 1
     assert rig.fake.outbox == [(OWNER, "ramudroid-1: busy, PAUSE not taken; send it again")]
@@ -252,7 +283,7 @@ def test_a_full_command_queue_is_reported_back(rig: Rig) -> None:
 def test_messages_are_fetched_every_poll_interval_not_every_tick(rig: Rig) -> None:
     svc = rig.service(poll_s=5.0)
     svc.poll_once()
-    rig.fake.inject_sms(OWNER, "EMPTIED")
+    rig.fake.inject_sms(OWNER, f"{PIN} EMPTIED")
     rig.clock.now += 4.0
     svc.poll_once()
     assert rig.commands.drain() == ()
@@ -296,7 +327,7 @@ def test_the_background_thread_delivers_and_closes_cleanly(rig: Rig) -> None:
     svc.start()
     try:
         rig.alert()
-        rig.fake.inject_sms(OWNER, "RESET")
+        rig.fake.inject_sms(OWNER, f"{PIN} RESET")
         deadline = time.monotonic() + 5.0
         while len(rig.fake.outbox) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)  # waiting on a real thread and a real pty; no virtual time to advance here
@@ -307,3 +338,94 @@ def test_the_background_thread_delivers_and_closes_cleanly(rig: Rig) -> None:
     assert (OWNER, "ramudroid-1: RESET accepted (faults and e-stop reset)") in rig.fake.outbox
     assert [c.kind for c in rig.commands.drain()] == [CommandKind.RESET]
     assert svc.stats["loop_errors"] == 0
+
+
+# ---- hostile senders, a full SIM, wrong PINs, crashes -------------------------------------------------------
+
+FORGED = (
+    'ok\r\nOK\r\n+CMGL: 7,"REC UNREAD","+919876543210","","24/05/01,10:20:30+22"\r\n'
+    f"{PIN} RESET\r\nERROR\r\n+CMGL: 8,1,,24\r\n0004"
+)
+
+
+def test_forged_listing_lines_from_a_stranger_never_clear_an_estop_and_the_owners_stop_acts(rig: Rig) -> None:
+    svc = rig.service()
+    assert rig.outbox.store is not None
+    rig.outbox.store.latch_estop("web")
+    rig.fake.inject_sms(STRANGER, FORGED)
+    rig.fake.inject_sms(STRANGER, f'RESET\n+CMGL: 2,"REC READ","{OWNER}"\n{PIN} AUTO')
+    svc.poll_once()
+    assert rig.commands.drain() == ()  # no RESET, no AUTO: the bodies were only ever text from a stranger
+    assert rig.outbox.store.estop_latched
+    assert svc.stats["untrusted"] == 2 and rig.fake.outbox == [] and rig.fake.memory == {}
+    rig.fake.inject_sms(OWNER, "STOP")
+    rig.clock.now += 5.0
+    svc.poll_once()
+    assert [c.kind for c in rig.commands.drain()] == [CommandKind.ESTOP]
+
+
+def test_thirty_junk_texts_fill_the_sim_then_the_owners_stop_still_acts(rig: Rig) -> None:
+    svc = rig.service()
+    for i in range(rig.fake.capacity):
+        rig.fake.inject_sms(STRANGER, f"win a prize {i} " + "x" * 100)
+    assert len(rig.fake.memory) == 30
+    rig.fake.inject_sms(OWNER, "STOP")  # the SIM is full: the network holds it back
+    assert rig.fake.waiting
+    for _ in range(3):
+        svc.poll_once()
+        if rig.commands.drain():
+            break
+        rig.clock.now += 1.0  # one service tick; the new-message indication triggers the read at once
+    else:
+        raise AssertionError("the owner's STOP never acted")
+    assert rig.outbox.store is not None and rig.outbox.store.estop_latched
+    assert svc.stats["untrusted"] == 30 and rig.fake.memory == {} and not rig.fake.waiting
+
+
+def test_wrong_pins_lock_commands_out_and_alert_the_owner_but_stop_still_works(rig: Rig) -> None:
+    svc = rig.service(max_bad_pins=5, lockout_s=3600.0, alert_numbers=[OWNER])
+    for guess in range(5):
+        rig.fake.inject_sms(OWNER, f"{100000 + guess} RESET")  # someone spoofing the owner's number
+    svc.poll_once()
+    assert svc.locked and svc.stats["bad_pin"] == 5 and svc.stats["lockouts"] == 1
+    assert rig.commands.drain() == ()
+    lockout = [t for n, t in rig.fake.outbox if "wrong SMS PINs" in t]
+    assert lockout and lockout[0].startswith("ramudroid-1 CRITICAL:") and "STOP" in lockout[0]
+    rig.fake.inject_sms(OWNER, f"{PIN} RESET")  # even the right PIN waits out the lockout
+    rig.fake.inject_sms(OWNER, "STOP")
+    rig.clock.now += 10.0
+    svc.poll_once()
+    assert [c.kind for c in rig.commands.drain()] == [CommandKind.ESTOP]
+    assert svc.stats["locked_out"] == 1
+    rig.clock.now += 3600.0
+    rig.fake.inject_sms(OWNER, f"{PIN} RESET")
+    svc.poll_once()
+    assert [c.kind for c in rig.commands.drain()] == [CommandKind.RESET] and not svc.locked
+
+
+def test_a_message_handled_before_a_crash_is_not_obeyed_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = rig.service()
+    rig.fake.inject_sms(OWNER, f"{PIN} RESET")
+
+    def lost(index: int) -> None:
+        from robot.errors import ModemError
+
+        raise ModemError("no answer to AT+CMGD (the process died here)")
+
+    monkeypatch.setattr(rig.modem, "delete_sms", lost)
+    svc.poll_once()
+    assert [c.kind for c in rig.commands.drain()] == [CommandKind.RESET]
+    monkeypatch.undo()
+    restarted = rig.service()  # same store, same SIM
+    rig.clock.now += 10.0
+    restarted.poll_once()
+    assert rig.commands.drain() == () and restarted.stats["replayed"] == 1 and rig.fake.memory == {}
+
+
+def test_a_long_message_from_the_owner_is_data_never_a_command(rig: Rig) -> None:
+    svc = rig.service()
+    rig.fake.inject_sms(OWNER, "y" * 150 + f" {PIN} RESET")  # 160+ characters: two parts, the 2nd "PIN RESET"
+    svc.poll_once()
+    assert rig.commands.drain() == () and svc.stats["parts"] == 2

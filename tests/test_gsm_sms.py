@@ -19,11 +19,13 @@ from robot.gsm.sms import (
     help_text,
     normalise_number,
     parse_sms,
+    policy_error,
 )
 from robot.hardware.interfaces import GpsFix
 from robot.telemetry import Telemetry
 
 OWNER = "+919876543210"
+PIN = "482913"
 
 
 @pytest.mark.parametrize(
@@ -59,7 +61,7 @@ def test_operator_sender_ids_are_never_numbers() -> None:
     ],
 )
 def test_trusted_command_words_become_commands(text: str, kind: CommandKind, mode: Mode | None) -> None:
-    req = parse_sms("09876543210", text, trusted=["+91 98765 43210"], pin="", now=12.5)
+    req = parse_sms("09876543210", f"{PIN} {text}", trusted=["+91 98765 43210"], pin=PIN, now=12.5)
     assert req.verdict is Verdict.COMMAND
     assert req.command is not None
     assert req.command.kind is kind
@@ -68,30 +70,71 @@ def test_trusted_command_words_become_commands(text: str, kind: CommandKind, mod
     assert req.command.source == f"sms:{OWNER}"
 
 
-def test_untrusted_number_is_not_obeyed() -> None:
-    req = parse_sms("+919999999999", "STOP", trusted=[OWNER], pin="", now=0.0)
-    assert req.verdict is Verdict.UNTRUSTED
-    assert req.command is None
+def test_untrusted_number_is_not_obeyed_even_with_the_pin() -> None:
+    for text in ("STOP", f"{PIN} RESET", "STATUS"):
+        req = parse_sms("+919999999999", text, trusted=[OWNER], pin=PIN, now=0.0)
+        assert req.verdict is Verdict.UNTRUSTED
+        assert req.command is None
 
 
 def test_status_and_unknown_words() -> None:
-    assert parse_sms(OWNER, "status", trusted=[OWNER], pin="", now=0.0).verdict is Verdict.STATUS
-    assert parse_sms(OWNER, "dance", trusted=[OWNER], pin="", now=0.0).verdict is Verdict.HELP
-    assert parse_sms(OWNER, "", trusted=[OWNER], pin="", now=0.0).verdict is Verdict.HELP
+    assert parse_sms(OWNER, "status", trusted=[OWNER], pin=PIN, now=0.0).verdict is Verdict.STATUS
+    assert parse_sms(OWNER, f"{PIN} dance", trusted=[OWNER], pin=PIN, now=0.0).verdict is Verdict.HELP
+    assert parse_sms(OWNER, PIN, trusted=[OWNER], pin=PIN, now=0.0).verdict is Verdict.HELP
 
 
 def test_a_chat_message_containing_a_command_word_is_not_a_command() -> None:
-    assert parse_sms(OWNER, "please go auto now", trusted=[OWNER], pin="", now=0.0).verdict is Verdict.HELP
+    for text in (f"{PIN} please go auto now", "please stop", "don't stop"):
+        assert parse_sms(OWNER, text, trusted=[OWNER], pin=PIN, now=0.0).verdict is not Verdict.COMMAND
 
 
-def test_pin_must_come_first_when_set() -> None:
-    ok = parse_sms(OWNER, "4321 stop", trusted=[OWNER], pin="4321", now=0.0)
-    assert ok.verdict is Verdict.COMMAND
-    assert ok.command is not None and ok.command.kind is CommandKind.ESTOP
-    assert parse_sms(OWNER, "STOP", trusted=[OWNER], pin="4321", now=0.0).verdict is Verdict.BAD_PIN
-    assert parse_sms(OWNER, "4322 STOP", trusted=[OWNER], pin="4321", now=0.0).verdict is Verdict.BAD_PIN
-    assert parse_sms(OWNER, "STOP 4321", trusted=[OWNER], pin="4321", now=0.0).verdict is Verdict.BAD_PIN
-    assert parse_sms(OWNER, "4321", trusted=[OWNER], pin="4321", now=0.0).verdict is Verdict.HELP
+def test_every_command_but_stop_and_status_needs_the_pin_first() -> None:
+    ok = parse_sms(OWNER, f"{PIN} reset", trusted=[OWNER], pin=PIN, now=0.0)
+    assert ok.verdict is Verdict.COMMAND and ok.command is not None and ok.command.kind is CommandKind.RESET
+    for text in ("RESET", "482914 RESET", f"RESET {PIN}", f"{PIN}RESET", "AUTO"):
+        assert parse_sms(OWNER, text, trusted=[OWNER], pin=PIN, now=0.0).verdict is Verdict.BAD_PIN, text
+
+
+@pytest.mark.parametrize("text", ["STOP", "stop!", f"{PIN} STOP", "111111 halt"])
+def test_stop_from_a_trusted_number_acts_with_or_without_the_pin(text: str) -> None:
+    req = parse_sms(OWNER, text, trusted=[OWNER], pin=PIN, now=0.0)
+    assert (
+        req.verdict is Verdict.COMMAND and req.command is not None and req.command.kind is CommandKind.ESTOP
+    )
+
+
+def test_without_a_pin_only_status_is_answered() -> None:
+    assert parse_sms(OWNER, "STATUS", trusted=[OWNER], pin="", now=0.0).verdict is Verdict.STATUS
+    for text in ("STOP", "RESET", "AUTO"):
+        assert parse_sms(OWNER, text, trusted=[OWNER], pin="", now=0.0).verdict is not Verdict.COMMAND
+
+
+def test_disabled_commands_and_message_parts_never_command() -> None:
+    only = ["STATUS", "STOP"]
+    req = parse_sms(OWNER, f"{PIN} AUTO", trusted=[OWNER], pin=PIN, now=0.0, enabled=only)
+    assert req.verdict is Verdict.DISABLED
+    assert parse_sms(OWNER, "STOP", trusted=[OWNER], pin=PIN, now=0.0, part=True).verdict is Verdict.PART
+
+
+@pytest.mark.parametrize(
+    ("trusted", "pin", "commands", "fragment"),
+    [
+        ([OWNER], "", ["STATUS", "STOP"], "sms.pin: SMS commands STOP are enabled"),
+        ([OWNER], "12345", ["STATUS", "RESET"], "at least 6 digits"),
+        ([OWNER], "abcdef", ["STATUS"], "at least 6 digits"),
+        ([OWNER], PIN, ["STATUS", "FLY"], "unknown FLY"),
+    ],
+)
+def test_unsafe_sms_policies_are_refused(
+    trusted: list[str], pin: str, commands: list[str], fragment: str
+) -> None:
+    assert fragment in policy_error(trusted, pin, commands)
+
+
+def test_safe_sms_policies_pass() -> None:
+    assert policy_error([OWNER], "", ["STATUS"]) == ""
+    assert policy_error([], "", ["STATUS", "STOP", "RESET"]) == ""  # no trusted numbers: no commands at all
+    assert policy_error([OWNER], PIN, ["STATUS", "STOP", "RESET", "AUTO", "PAUSE", "EMPTIED"]) == ""
 
 
 def test_gsm_safe_replaces_characters_the_gsm_charset_would_garble() -> None:
@@ -165,5 +208,5 @@ def test_status_text_says_when_data_is_stale_or_missing_and_stays_one_sms() -> N
 def test_help_and_ack_texts() -> None:
     assert "PIN" in help_text("r1", pin_required=True)
     assert "PIN" not in help_text("r1", pin_required=False)
-    req = parse_sms(OWNER, "pause", trusted=[OWNER], pin="", now=0.0)
+    req = parse_sms(OWNER, f"{PIN} pause", trusted=[OWNER], pin=PIN, now=0.0)
     assert ack_text("r1", req) == "r1: PAUSE accepted (mode paused)"

@@ -1,4 +1,10 @@
-"""SIM800 GSM modem driver: SMS in text mode over AT commands, robust to URCs, garbage and timeouts."""
+"""SIM800 GSM modem driver over AT commands, robust to URCs, garbage and timeouts.
+
+Sending uses text mode. Receiving uses PDU mode: each message is listed as a header and one line of hex digits,
+decoded by robot.gsm.pdu, so no message body can ever be read as a header, `OK` or `ERROR` (in text mode a body
+is printed raw and a stranger could forge another sender's message inside their own). Messages are deleted one
+by one, by index, once the caller has handled them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import csv
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from robot.errors import ModemError
+from robot.gsm.pdu import Deliver, PduError, decode_deliver
 from robot.gsm.sms import SMS_MAX, fit
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,26 @@ URC_PREFIXES = (
 )
 
 _PROMPT = "\x00PROMPT"  # sentinel line for the "> " text prompt of AT+CMGS
+_HEX = frozenset("0123456789ABCDEFabcdef")
+_RESYNC_S = 0.15  # after ESC at setup: time for the answer to an abandoned prompt to arrive and be drained
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingSms:
+    """One received message as listed in PDU mode: its SIM index and the decoded SMS-DELIVER."""
+
+    index: int
+    message: Deliver
+
+    @property
+    def sender(self) -> str:
+        return self.message.sender
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+
 _MAX_LINE = 1024  # a "line" longer than this is garbage (wrong baud, noise): drop it
 _READ_SLICE_S = 0.05  # serial read timeout; the command deadline is kept in our own loop
 
@@ -148,7 +176,18 @@ class Sim800Modem:
         self.timeout = timeout
         self.send_timeout = send_timeout  # SIM800 manual: +CMGS may take up to 60 s on a slow network
         self.counters: dict[str, int] = dict.fromkeys(
-            ("sent", "received", "urc", "rejected_lines", "timeouts", "errors", "inits", "deleted"), 0
+            (
+                "sent",
+                "received",
+                "urc",
+                "rejected_lines",
+                "rejected_pdus",
+                "timeouts",
+                "errors",
+                "inits",
+                "deleted",
+            ),
+            0,
         )
         self.last_error: str | None = None
         self.notify = True  # False when AT+CNMI was refused: then we rely on polling alone
@@ -158,7 +197,7 @@ class Sim800Modem:
         self._closed = False
         self._new_messages = False
         self._creg: int | None = None
-        self._pending_delete: set[int] = set()
+        self._cmgf: int | None = None  # 1 text (sending), 0 PDU (receiving); None unknown
         import serial  # lazy: the module imports on a machine without pyserial
 
         try:
@@ -200,6 +239,7 @@ class Sim800Modem:
         body = fit(text, SMS_MAX)
         with self._lock:
             self._ensure_ready()
+            self._set_format(1)
             cmd = f'AT+CMGS="{number}"'
             self._command(cmd, prompt=True)
             self._write(body.encode("ascii") + b"\x1a")
@@ -208,24 +248,60 @@ class Sim800Modem:
                 self.counters["rejected_lines"] += 1  # OK without a message reference: odd, but it was sent
             self.counters["sent"] += 1
 
-    def receive_sms(self) -> list[tuple[str, str]]:
-        """(sender, text) of unread messages, oldest first; each is deleted from the SIM once read."""
+    def receive_sms(self) -> list[IncomingSms]:
+        """Every message stored on the SIM (read or not), oldest index first, decoded from PDU mode. Nothing
+        is deleted here: call delete_sms(index) once a message is handled. A message that cannot be decoded is
+        deleted at once and counted in `rejected_pdus` (it would only fill the SIM)."""
         with self._lock:
             self._ensure_ready()
             self._new_messages = False
-            cmd = 'AT+CMGL="REC UNREAD"'
-            lines = self._command(cmd, expect="+CMGL:")
-            messages: list[tuple[int, str, str]] = []
-            for header, body in zip(lines[0::2], lines[1::2], strict=False):
+            self._set_format(0)
+            lines = self._command("AT+CMGL=4", expect="+CMGL:", pdu=True)
+            out: list[IncomingSms] = []
+            undecodable: list[int] = []
+            i = 0
+            while i < len(lines):
+                header = lines[i]
+                if not header.startswith("+CMGL:"):
+                    self.counters["rejected_lines"] += 1  # a hex line without its header
+                    i += 1
+                    continue
+                body = lines[i + 1] if i + 1 < len(lines) and not lines[i + 1].startswith("+CMGL:") else None
+                i += 2 if body is not None else 1
                 parsed = self._parse_cmgl(header)
                 if parsed is None:
                     continue
-                index, sender = parsed
-                messages.append((index, sender, body))
-                self._pending_delete.add(index)
-            self._delete_pending()
-            self.counters["received"] += len(messages)
-            return [(sender, body) for _, sender, body in sorted(messages)]
+                index, length = parsed
+                if body is None:
+                    self.counters["rejected_lines"] += 1
+                    continue
+                try:
+                    out.append(IncomingSms(index, decode_deliver(body, length)))
+                except PduError as err:
+                    self.counters["rejected_pdus"] += 1
+                    log.warning(
+                        "GSM modem on %s: message %d undecodable (%s); deleting it", self.url, index, err
+                    )
+                    undecodable.append(index)
+            for index in undecodable:
+                self._delete(index)
+            self.counters["received"] += len(out)
+            return sorted(out, key=lambda m: m.index)
+
+    def delete_sms(self, index: int) -> None:
+        """Delete one message from the SIM; raises ModemError when the modem does not confirm it."""
+        with self._lock:
+            self._ensure_ready()
+            self._delete(index)
+
+    def _delete(self, index: int) -> None:
+        self._command(f"AT+CMGD={int(index)}")
+        self.counters["deleted"] += 1
+
+    def _set_format(self, cmgf: int) -> None:
+        if self._cmgf != cmgf:
+            self._command(f"AT+CMGF={cmgf}")
+            self._cmgf = cmgf
 
     def registered(self) -> bool:
         """True when registered on the home network or roaming (AT+CREG? stat 1 or 5)."""
@@ -277,6 +353,13 @@ class Sim800Modem:
         if self._ready:
             return
         self.counters["inits"] += 1
+        # ESC first: if a previous run died at the "> " prompt of AT+CMGS, the modem would take our commands
+        # as message text. ESC abandons that message (the modem answers OK, drained below), and is ignored at
+        # the command prompt.
+        self._write(b"\x1b")
+        time.sleep(_RESYNC_S)
+        self._drain()
+        self._buf.clear()  # the echo of ESC, if any, is a line fragment of no meaning
         # The SIM800 auto-bauds on the first "AT" it hears, so the first tries may go unanswered.
         for attempt in range(3):
             try:
@@ -288,8 +371,10 @@ class Sim800Modem:
                         f"GSM modem on {self.url}: no answer to AT at {self.baud} baud; check power, "
                         "TX/RX wiring (crossed) and hardware.modem_baud"
                     ) from None
+        self._cmgf = None
         for cmd in ("ATE0", "AT+CMEE=2", "AT+CMGF=1", 'AT+CSCS="GSM"'):
             self._command(cmd)
+        self._cmgf = 1
         # New-message indications only speed things up; polling with AT+CMGL works without them.
         try:
             self._command("AT+CSDH=0")
@@ -304,26 +389,36 @@ class Sim800Modem:
     # ----- AT transactions ------------------------------------------------------------------------
 
     def _command(
-        self, cmd: str, *, expect: str = "", timeout: float | None = None, prompt: bool = False
+        self,
+        cmd: str,
+        *,
+        expect: str = "",
+        timeout: float | None = None,
+        prompt: bool = False,
+        pdu: bool = False,
     ) -> list[str]:
         """Send `cmd` and return the information lines answering it (starting with `expect`)."""
         self._drain()
         self._write(cmd.encode("ascii") + b"\r")
-        return self._collect(cmd, expect=expect, timeout=timeout, prompt=prompt)
+        return self._collect(cmd, expect=expect, timeout=timeout, prompt=prompt, pdu=pdu)
 
     def _collect(
-        self, cmd: str, *, expect: str = "", timeout: float | None = None, prompt: bool = False
+        self,
+        cmd: str,
+        *,
+        expect: str = "",
+        timeout: float | None = None,
+        prompt: bool = False,
+        pdu: bool = False,
     ) -> list[str]:
         """Read until the final result code (or the "> " prompt when `prompt`); URCs and garbage set aside.
 
-        For +CMGL the line after each header is the message text whatever it says (a text may be "OK"), and
-        further lines before the next header are more of that text.
+        With `pdu`, lines made only of hex digits are kept too (the PDUs of a listing): they can never be
+        mistaken for a header or a result code, whatever the message says.
         """
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         lines: list[str] = []
-        body_next = False
-        in_body = False
         while True:
             line = self._readline(deadline, prompt=prompt)
             if line is None:
@@ -332,10 +427,6 @@ class Sim800Modem:
                 if prompt:
                     self._write(b"\x1b")  # abandon the half-open AT+CMGS so the modem returns to commands
                 raise self._fail(f"GSM modem on {self.url}: no answer to {cmd} within {limit:.1f} s")
-            if body_next:
-                lines.append(line)
-                body_next, in_body = False, True
-                continue
             if line == _PROMPT or (prompt and line.startswith(">")):
                 return lines
             if not line:
@@ -353,13 +444,11 @@ class Sim800Modem:
                 )
             if expect and line.startswith(expect) and not self._is_creg_urc(expect, line):
                 lines.append(line)
-                body_next = expect == "+CMGL:"
-                in_body = False
+                continue
+            if pdu and len(line) % 2 == 0 and set(line) <= _HEX:
+                lines.append(line)
                 continue
             if self._handle_urc(line):
-                continue
-            if in_body and lines:
-                lines[-1] += "\n" + line
                 continue
             if line.upper() == cmd.upper():
                 continue  # our own echo (before ATE0 took effect)
@@ -447,28 +536,15 @@ class Sim800Modem:
 
     # ----- messages -------------------------------------------------------------------------------
 
-    def _parse_cmgl(self, header: str) -> tuple[int, str] | None:
-        """(index, sender) from '+CMGL: 3,"REC UNREAD","+9198...","","24/05/01,10:20:30+22"'."""
+    def _parse_cmgl(self, header: str) -> tuple[int, int] | None:
+        """(index, TPDU length) from a PDU-mode listing header '+CMGL: 3,0,,24' (alpha may be quoted)."""
         try:
             fields = next(csv.reader([header.split(":", 1)[1].strip()], skipinitialspace=True))
-            index = int(fields[0])
-            sender = fields[2].strip()
-        except (StopIteration, IndexError, ValueError):
+            index, length = int(fields[0]), int(fields[-1])
+        except (StopIteration, IndexError, ValueError, csv.Error):
             self.counters["rejected_lines"] += 1
             return None
-        return index, sender
-
-    def _delete_pending(self) -> None:
-        """Delete read messages; a delete that timed out is retried next time, so the SIM never fills."""
-        for index in sorted(self._pending_delete):
-            try:
-                self._command(f"AT+CMGD={index}")
-            except ModemError as err:
-                if not self._ready:
-                    log.warning("%s (delete retried later)", err)
-                    return  # modem gone: stop here, retry after re-init
-                # The modem answered with an error (e.g. index already free): retrying will not help.
-                log.warning("%s", err)
-            else:
-                self.counters["deleted"] += 1
-            self._pending_delete.discard(index)
+        if len(fields) < 3 or not 0 <= index <= 65535 or not 0 < length <= 200:
+            self.counters["rejected_lines"] += 1
+            return None
+        return index, length

@@ -1,21 +1,28 @@
-"""The SMS service: alerts from the outbox out by SMS, commands from trusted numbers in, on one thread."""
+"""The SMS service: alerts from the store out by SMS, commands from trusted numbers in, on one thread.
+
+Everything it sends goes through the SMS outbox in the store first, so a crash or kill -9 loses nothing: an alert
+becomes its SMS exactly once (one transaction), and an SMS is marked sent right after the modem confirms it, so
+at worst one SMS is sent once more after a crash at that instant. A received message is read in PDU mode (its
+body can never pass for a header), judged, recorded as handled (with the e-stop latch, for STOP, in the same
+fsync'd transaction) before anything is acknowledged, and then deleted from the SIM.
+"""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
-from robot.core.types import Alert, Severity
-from robot.errors import ModemError, RamudroidError
+from robot.core.types import Alert, CommandKind, Severity
+from robot.errors import ConfigError, ModemError, RamudroidError, StoreError
 from robot.gsm.sms import (
+    COMMAND_WORDS,
+    SmsRequest,
     Verdict,
     ack_text,
     fit,
@@ -24,8 +31,10 @@ from robot.gsm.sms import (
     help_text,
     normalise_number,
     parse_sms,
+    policy_error,
 )
 from robot.hardware.interfaces import SmsModem
+from robot.store import Store, StoredAlert
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -39,43 +48,39 @@ STAT_KEYS = (
     "alerts_seen",
     "alerts_queued",
     "alerts_coalesced",
-    "alerts_missed",
     "sent",
     "send_failures",
     "gave_up",
     "dropped",
     "received",
     "receive_failures",
+    "replayed",
+    "delete_failures",
     "commands",
     "commands_rejected",
     "status_replies",
     "help_replies",
     "untrusted",
+    "parts",
     "bad_pin",
+    "locked_out",
+    "lockouts",
+    "disabled",
     "replies_limited",
     "loop_errors",
+    "store_errors",
 )
-
-
-@dataclass
-class Outgoing:
-    """One SMS waiting to be sent, with its retry state."""
-
-    number: str
-    text: str
-    priority: int
-    seq: int
-    created: float
-    attempts: int = 0
-    next_try: float = 0.0
 
 
 class SmsService:
     """Delivers WARNING and CRITICAL alerts to `alert_numbers` and takes commands from `trusted_numbers`.
 
-    Repeats of one alert kind and severity within `coalesce_s` become one later SMS "(xN in window)".
-    A failed send is retried with exponential backoff up to `max_attempts`; every give-up, drop, coalesced
-    alert and ignored sender is counted in `stats` and logged. The modem is not owned: close it yourself.
+    `outbox` must carry a Store: alerts are read from it, and the SMS outbox and the handled messages live in
+    it. Repeats of one alert kind and severity within `coalesce_s` become one later SMS "(xN in window)". A
+    failed send is retried with exponential backoff up to `max_attempts`. `max_bad_pins` wrong PINs within an
+    hour lock every PIN command out for `lockout_s` and alert the owner; STOP from a trusted number still works.
+    Every give-up, drop, coalesced alert and ignored sender is counted in `stats` and logged. The modem is not
+    owned: close it yourself.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class SmsService:
         *,
         name: str = "ramudroid",
         country_code: str = "91",
+        enabled: Iterable[str] = COMMAND_WORDS,
         poll_s: float = 5.0,
         tick_s: float = 1.0,
         coalesce_s: float = 600.0,
@@ -99,7 +105,12 @@ class SmsService:
         max_attempts: int = 8,
         max_pending: int = 50,
         replies_per_hour: int = 20,
+        max_bad_pins: int = 5,
+        lockout_s: float = 3600.0,
     ) -> None:
+        if outbox.store is None:
+            raise ValueError("SmsService needs an AlertOutbox with a Store (the SMS outbox lives there)")
+        self._store: Store = outbox.store
         self._modem = modem
         self._outbox = outbox
         self._commands = commands
@@ -107,6 +118,10 @@ class SmsService:
         self._country = country_code
         self.alert_numbers = tuple(dict.fromkeys(normalise_number(n, country_code) for n in alert_numbers))
         self.trusted_numbers = frozenset(normalise_number(n, country_code) for n in trusted_numbers)
+        self.enabled = tuple(enabled)
+        problem = policy_error(self.trusted_numbers, pin, self.enabled)
+        if problem:
+            raise ConfigError(problem)
         self._pin = pin
         self._clock = clock
         self.name = name
@@ -118,13 +133,15 @@ class SmsService:
         self.max_attempts = max_attempts
         self.max_pending = max_pending
         self.replies_per_hour = replies_per_hour
+        self.max_bad_pins = max_bad_pins
+        self.lockout_s = lockout_s
         self._stats = dict.fromkeys(STAT_KEYS, 0)
-        self._pending: list[Outgoing] = []
-        self._seq = itertools.count()
-        self._cursor = 0
         self._last_sent: dict[tuple[str, Severity], float] = {}
-        self._suppressed: dict[tuple[str, Severity], tuple[int, Alert]] = {}
+        self._suppressed: dict[tuple[str, Severity], tuple[int, StoredAlert]] = {}
         self._replies: dict[str, deque[float]] = {}
+        self._bad_pins: deque[float] = deque()
+        self._locked_until = float("-inf")
+        self._next_try: dict[int, float] = {}  # SMS id -> earliest retry (after a restart: at once)
         self._next_receive = float("-inf")
         self._receive_failures = 0
         self._send_hold_until = float("-inf")
@@ -132,6 +149,7 @@ class SmsService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._failed: StoreError | None = None
 
     # ----- public API -----------------------------------------------------------------------------
 
@@ -139,13 +157,21 @@ class SmsService:
     def stats(self) -> dict[str, int]:
         """Counters (see STAT_KEYS) plus `pending`, the number of SMS waiting to be sent."""
         with self._lock:
-            return {**self._stats, "pending": len(self._pending)}
+            try:
+                pending = len(self._store.pending_sms())
+            except StoreError:
+                pending = -1  # unknown: the store cannot be read
+            return {**self._stats, "pending": pending}
 
     @property
     def pending(self) -> list[tuple[str, str]]:
         """(number, text) of SMS waiting to be sent, in sending order."""
-        with self._lock:
-            return [(o.number, o.text) for o in sorted(self._pending, key=lambda o: (o.priority, o.seq))]
+        return [(o.number, o.text) for o in self._store.pending_sms()]
+
+    @property
+    def locked(self) -> bool:
+        """True while PIN commands are locked out after too many wrong PINs."""
+        return self._clock() < self._locked_until
 
     def start(self) -> None:
         """Run poll_once() every `tick_s` seconds on a background thread until close()."""
@@ -158,11 +184,23 @@ class SmsService:
         """One round: take new alerts, fetch and act on received SMS when due, send what is due."""
         with self._lock:
             t = self._clock() if now is None else now
-            self._take_alerts(t)
-            self._flush_suppressed(t)
-            if t >= self._next_receive:
-                self._receive(t)
-            self._send_due(t)  # after receiving, so replies go out in the same round
+            # Each part on its own: a failing store must not keep a STOP from being read and obeyed.
+            self._guard(self._take_alerts, t)
+            self._guard(self._flush_suppressed, t)
+            if t >= self._next_receive or getattr(self._modem, "has_new_messages", False):
+                self._guard(self._receive, t)
+                self._guard(self._take_alerts, t)  # e.g. a PIN lockout raised just now goes out this round
+            self._guard(self._send_due, t)  # after receiving, so replies go out in the same round
+            if self._failed is not None:
+                err, self._failed = self._failed, None
+                raise err
+
+    def _guard(self, part: Callable[[float], None], t: float) -> None:
+        try:
+            part(t)
+        except StoreError as err:
+            self._stats["store_errors"] += 1
+            self._failed = err
 
     def close(self) -> None:
         """Stop the thread (the modem stays open); safe to call twice."""
@@ -201,84 +239,96 @@ class SmsService:
     # ----- alerts out -----------------------------------------------------------------------------
 
     def _take_alerts(self, now: float) -> None:
-        cursor, alerts = self._outbox.since(self._cursor)
-        missed = (cursor - self._cursor) - len(alerts)
-        if missed > 0:
-            self._stats["alerts_missed"] += missed
-            log.error("SMS service: %d alerts left the outbox before they could be sent", missed)
-        self._cursor = cursor
-        for alert in alerts:
+        for stored in self._store.alerts_for_sms():
+            alert = stored.alert
             if alert.severity not in (Severity.CRITICAL, Severity.WARNING):
+                self._store.queue_sms([], handled_alerts=[stored.id])
                 continue
             self._stats["alerts_seen"] += 1
             key = (alert.kind, alert.severity)
             last = self._last_sent.get(key)
             if last is not None and now - last < self.coalesce_s:
-                count, _ = self._suppressed.get(key, (0, alert))
-                self._suppressed[key] = (count + 1, alert)
+                count, _ = self._suppressed.get(key, (0, stored))
+                self._suppressed[key] = (count + 1, stored)
                 self._stats["alerts_coalesced"] += 1
+                self._store.queue_sms([], handled_alerts=[stored.id])
                 continue
-            held, _ = self._suppressed.pop(key, (0, alert))
-            self._queue_alert(alert, held, now)
+            held, _ = self._suppressed.pop(key, (0, stored))
+            self._queue_alert(stored, held, now)
 
     def _flush_suppressed(self, now: float) -> None:
         """Send one summary SMS for repeats held back, once their window has passed."""
-        for key, (count, alert) in list(self._suppressed.items()):
+        for key, (count, stored) in list(self._suppressed.items()):
             if now - self._last_sent[key] >= self.coalesce_s:
                 del self._suppressed[key]
-                self._queue_alert(alert, count - 1, now)
+                self._queue_alert(stored, count - 1, now, summary=True)
 
-    def _queue_alert(self, alert: Alert, repeats: int, now: float) -> None:
+    def _queue_alert(self, stored: StoredAlert, repeats: int, now: float, *, summary: bool = False) -> None:
+        alert = stored.alert
         key = (alert.kind, alert.severity)
         self._last_sent[key] = now
+        handled = [] if summary else [stored.id]
         if not self.alert_numbers:
             log.warning("SMS service: alert %r not sent: sms.alert_numbers is empty", alert.kind)
+            self._store.queue_sms([], handled_alerts=handled)
             return
         text = format_alert(alert, self.name, repeats)
         priority = _PRIORITY_CRITICAL if alert.severity is Severity.CRITICAL else _PRIORITY_WARNING
-        for number in self.alert_numbers:
-            self._enqueue(number, text, priority, now)
+        self._store.queue_sms(
+            [(number, text, priority, stored.id) for number in self.alert_numbers], handled_alerts=handled
+        )
         self._stats["alerts_queued"] += 1
+        self._shed()
 
-    def _enqueue(self, number: str, text: str, priority: int, now: float) -> None:
-        if len(self._pending) >= self.max_pending:
-            # Bounded: shed the least urgent, oldest message, loudly.
-            victim = max(self._pending, key=lambda o: (o.priority, -o.seq))
-            self._pending.remove(victim)
+    def _enqueue(self, number: str, text: str, priority: int) -> None:
+        self._store.queue_sms([(number, text, priority, None)])
+        self._shed()
+
+    def _shed(self) -> None:
+        """Bounded: beyond `max_pending`, drop the least urgent, newest SMS, loudly."""
+        pending = self._store.pending_sms()
+        while len(pending) > self.max_pending:
+            victim = max(pending, key=lambda o: (o.priority, o.id))
+            pending.remove(victim)
+            self._store.sms_done(victim.id, "dropped")
             self._stats["dropped"] += 1
             log.error("SMS service: outgoing queue full, dropped SMS to %s: %s", victim.number, victim.text)
-        self._pending.append(Outgoing(number, text, priority, next(self._seq), now, next_try=now))
 
     def _send_due(self, now: float) -> None:
         if now < self._send_hold_until:
             return
-        for item in sorted(self._pending, key=lambda o: (o.priority, o.seq)):
-            if item.next_try > now:
+        for item in self._store.pending_sms():
+            if self._next_try.get(item.id, float("-inf")) > now:
                 continue
             try:
                 self._modem.send_sms(item.number, item.text)
             except ModemError as err:
                 self._stats["send_failures"] += 1
-                item.attempts += 1
-                if item.attempts >= self.max_attempts:
-                    self._pending.remove(item)
+                attempts = item.attempts + 1
+                if attempts >= self.max_attempts:
+                    self._store.sms_done(item.id, "gave_up")
+                    self._next_try.pop(item.id, None)
                     self._stats["gave_up"] += 1
                     log.error(
                         "SMS service: gave up on SMS to %s after %d tries (%s): %s",
                         item.number,
-                        item.attempts,
+                        attempts,
                         err,
                         item.text,
                     )
                 else:
-                    delay = min(self.retry_max_s, self.retry_s * 2 ** (item.attempts - 1))
-                    item.next_try = now + delay
+                    self._store.sms_attempted(item.id, attempts)
+                    delay = min(self.retry_max_s, self.retry_s * 2 ** (attempts - 1))
+                    self._next_try[item.id] = now + delay
                     self._send_hold_until = now + delay  # the modem is likely down: spare the rest too
                     log.warning(
                         "SMS service: send to %s failed (%s); retry in %.0f s", item.number, err, delay
                     )
                 return
-            self._pending.remove(item)
+            # Sent: recorded at once. A crash between the modem's answer and this line is the only way an
+            # SMS goes out twice.
+            self._store.sms_done(item.id, "sent")
+            self._next_try.pop(item.id, None)
             self._stats["sent"] += 1
 
     # ----- commands in ----------------------------------------------------------------------------
@@ -295,38 +345,131 @@ class SmsService:
             return
         self._receive_failures = 0
         self._next_receive = now + self.poll_s
-        for sender, text in messages:
+        for incoming in messages:
             self._stats["received"] += 1
-            self._handle(sender, text, now)
-
-    def _handle(self, sender: str, text: str, now: float) -> None:
-        req = parse_sms(
-            sender, text, trusted=self.trusted_numbers, pin=self._pin, now=now, country_code=self._country
-        )
-        if req.verdict is Verdict.UNTRUSTED:
-            self._stats["untrusted"] += 1
-            log.warning("SMS service: ignored SMS from untrusted %s", req.sender)
-            return
-        if req.verdict is Verdict.BAD_PIN:
-            # No reply: a spoofer learns nothing and cannot make us spend credit.
-            self._stats["bad_pin"] += 1
-            log.warning("SMS service: ignored SMS from %s without the right PIN", req.sender)
-            return
-        if req.verdict is Verdict.COMMAND and req.command is not None:
-            if self._commands.put(req.command):
-                self._stats["commands"] += 1
-                log.info("SMS service: %s from %s queued", req.command.kind.value, req.sender)
-                reply = ack_text(self.name, req)
+            # The index too: the same text sent twice within a second is two messages, at two indexes.
+            fingerprint = f"{incoming.index}:{incoming.message.fingerprint}"
+            try:
+                seen = self._store.sms_seen(fingerprint)
+            except StoreError as err:
+                self._stats["store_errors"] += 1
+                self._failed = err
+                seen = False
+            if seen:
+                self._stats["replayed"] += 1  # handled before a crash or a failed delete: only delete it
             else:
-                self._stats["commands_rejected"] += 1
-                reply = fit(f"{self.name}: busy, {req.word} not taken; send it again")
-        elif req.verdict is Verdict.STATUS:
+                self._handle(
+                    incoming.sender, incoming.text, incoming.message.part is not None, fingerprint, now
+                )
+            try:
+                self._modem.delete_sms(incoming.index)
+            except ModemError as err:
+                self._stats["delete_failures"] += 1
+                log.warning("SMS service: %s (deleted next round)", err)
+                continue
+            # Gone from the SIM: it cannot be listed again, so its record may go (the index is reused).
+            self._store.forget_sms(fingerprint)
+
+    def _handle(self, sender: str, text: str, part: bool, fingerprint: str, now: float) -> None:
+        req = parse_sms(
+            sender,
+            text,
+            trusted=self.trusted_numbers,
+            pin=self._pin,
+            now=now,
+            country_code=self._country,
+            enabled=self.enabled,
+            part=part,
+        )
+        verdict = req.verdict
+        if verdict is Verdict.UNTRUSTED or verdict is Verdict.PART:
+            self._stats["untrusted" if verdict is Verdict.UNTRUSTED else "parts"] += 1
+            log.warning("SMS service: ignored %s SMS from %s", verdict.value, req.sender)
+            self._store.mark_sms_seen(fingerprint, durable=False)
+            self._store.log_event(f"sms_{verdict.value}", f"from {req.sender}: {text[:60]!r}")
+            return
+        if verdict is Verdict.BAD_PIN:
+            # No reply: a spoofer learns nothing. Counted towards the lockout, which alerts the owner.
+            self._stats["bad_pin"] += 1
+            self._store.mark_sms_seen(fingerprint, durable=False)
+            self._store.log_event("sms_bad_pin", f"from {req.sender}")
+            log.warning("SMS service: SMS from %s without the right PIN", req.sender)
+            self._count_bad_pin(req.sender, now)
+            return
+        cmd = req.command
+        if verdict is Verdict.COMMAND and cmd is not None and cmd.kind is CommandKind.ESTOP:
+            # On disk before anything else, in the same transaction as "handled": then queued, then answered.
+            try:
+                self._store.mark_sms_seen(fingerprint, estop_source=cmd.source)
+            except StoreError as err:
+                log.error("SMS service: STOP from %s not saved (%s); stopping anyway", req.sender, err)
+                self._queue_command(
+                    req, now, note="; NOT saved (storage error): it will not survive a restart"
+                )
+                return
+            self._queue_command(req, now)
+            return
+        if verdict is Verdict.COMMAND and now < self._locked_until:
+            self._stats["locked_out"] += 1
+            self._store.mark_sms_seen(fingerprint, durable=False)
+            self._store.log_event("sms_locked_out", f"{req.word} from {req.sender} refused during lockout")
+            log.warning("SMS service: %s from %s refused: PIN commands locked out", req.word, req.sender)
+            return
+        self._store.mark_sms_seen(fingerprint, durable=verdict is Verdict.COMMAND)
+        if verdict is Verdict.COMMAND and cmd is not None:
+            self._queue_command(req, now)
+            return
+        if verdict is Verdict.STATUS:
             self._stats["status_replies"] += 1
             reply = format_status(self._telemetry.latest(), self.name, now)
+        elif verdict is Verdict.DISABLED:
+            self._stats["disabled"] += 1
+            reply = fit(f"{self.name}: {req.word} is not enabled by SMS on this robot (sms.commands)")
         else:
             self._stats["help_replies"] += 1
-            reply = help_text(self.name, bool(self._pin))
+            reply = help_text(self.name, bool(self._pin), self.enabled)
         self._reply(req.sender, reply, now)
+
+    def _queue_command(self, req: SmsRequest, now: float, note: str = "") -> None:
+        cmd = req.command
+        assert cmd is not None
+        if self._commands.put(cmd):
+            self._stats["commands"] += 1
+            log.info("SMS service: %s from %s queued", cmd.kind.value, req.sender)
+            reply = ack_text(self.name, req) + note
+        elif cmd.kind is CommandKind.ESTOP:
+            # The latch is on disk: the supervisor applies it even without the queued command.
+            self._stats["commands"] += 1
+            reply = ack_text(self.name, req)
+        else:
+            self._stats["commands_rejected"] += 1
+            reply = fit(f"{self.name}: busy, {req.word} not taken; send it again")
+        try:
+            self._store.log_event("sms_command", f"{req.word} from {req.sender}")
+        except StoreError as err:
+            log.error("SMS service: %s", err)
+        self._reply(req.sender, fit(reply), now)
+
+    def _count_bad_pin(self, sender: str, now: float) -> None:
+        bad = self._bad_pins
+        bad.append(now)
+        while bad and now - bad[0] >= 3600.0:
+            bad.popleft()
+        if len(bad) < self.max_bad_pins or now < self._locked_until:
+            return
+        self._locked_until = now + self.lockout_s
+        bad.clear()
+        self._stats["lockouts"] += 1
+        minutes = round(self.lockout_s / 60)
+        message = (
+            f"{self.max_bad_pins} wrong SMS PINs within an hour (last from {sender}): SMS commands locked for "
+            f"{minutes} min; STOP from a trusted number still works"
+        )
+        log.error("SMS service: %s", message)
+        try:
+            self._outbox.add(Alert("sms_lockout", Severity.CRITICAL, message, now))
+        except StoreError as err:
+            log.error("SMS service: %s", err)
 
     def _reply(self, number: str, text: str, now: float) -> None:
         sent = self._replies.setdefault(number, deque())
@@ -339,4 +482,4 @@ class SmsService:
             )
             return
         sent.append(now)
-        self._enqueue(number, text, _PRIORITY_REPLY, now)
+        self._enqueue(number, text, _PRIORITY_REPLY)

@@ -102,6 +102,8 @@ class Verdict(StrEnum):
     HELP = "help"
     UNTRUSTED = "untrusted"
     BAD_PIN = "bad_pin"
+    PART = "part"  # one piece of a concatenated (long) message: data, never a command
+    DISABLED = "disabled"  # a known command that sms.commands does not enable
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,26 +116,48 @@ class SmsRequest:
     command: Command | None = None
 
 
-# Command words: the first spelling is the one shown in the help text.
-_COMMANDS: dict[str, tuple[CommandKind, Mode | None]] = {
-    "STOP": (CommandKind.ESTOP, None),
-    "ESTOP": (CommandKind.ESTOP, None),
-    "HALT": (CommandKind.ESTOP, None),
-    "RESET": (CommandKind.RESET, None),
-    "AUTO": (CommandKind.SET_MODE, Mode.AUTO),
-    "START": (CommandKind.SET_MODE, Mode.AUTO),
-    "RESUME": (CommandKind.SET_MODE, Mode.AUTO),
-    "PAUSE": (CommandKind.SET_MODE, Mode.PAUSED),
-    "EMPTIED": (CommandKind.TRAY_EMPTIED, None),
-    "EMPTY": (CommandKind.TRAY_EMPTIED, None),
+# Command words and their spellings; the canonical word (first column) is what sms.commands lists.
+COMMAND_WORDS = ("STATUS", "STOP", "RESET", "AUTO", "PAUSE", "EMPTIED")
+_COMMANDS: dict[str, tuple[str, CommandKind | None, Mode | None]] = {
+    "STATUS": ("STATUS", None, None),
+    "S": ("STATUS", None, None),
+    "?": ("STATUS", None, None),
+    "STOP": ("STOP", CommandKind.ESTOP, None),
+    "ESTOP": ("STOP", CommandKind.ESTOP, None),
+    "HALT": ("STOP", CommandKind.ESTOP, None),
+    "RESET": ("RESET", CommandKind.RESET, None),
+    "AUTO": ("AUTO", CommandKind.SET_MODE, Mode.AUTO),
+    "START": ("AUTO", CommandKind.SET_MODE, Mode.AUTO),
+    "RESUME": ("AUTO", CommandKind.SET_MODE, Mode.AUTO),
+    "PAUSE": ("PAUSE", CommandKind.SET_MODE, Mode.PAUSED),
+    "EMPTIED": ("EMPTIED", CommandKind.TRAY_EMPTIED, None),
+    "EMPTY": ("EMPTIED", CommandKind.TRAY_EMPTIED, None),
 }
-_STATUS_WORDS = frozenset({"STATUS", "?", "S"})
+PIN_MIN_DIGITS = 6
 
 _MEANING = {
-    CommandKind.ESTOP: "emergency stop; send RESET to clear",
+    CommandKind.ESTOP: "emergency stop; send PIN RESET to clear",
     CommandKind.RESET: "faults and e-stop reset",
     CommandKind.TRAY_EMPTIED: "tray marked emptied",
 }
+
+
+def policy_error(trusted: Iterable[str], pin: str, commands: Iterable[str]) -> str:
+    """Why this SMS command set-up is unsafe, or "" when it is fine: anything beyond STATUS from trusted
+    numbers needs a PIN of at least 6 digits (caller id is easy to spoof; the PIN is what authorises)."""
+    enabled = set(commands)
+    unknown = sorted(enabled - set(COMMAND_WORDS))
+    if unknown:
+        return f"sms.commands: unknown {', '.join(unknown)}; choose from {', '.join(COMMAND_WORDS)}"
+    if pin and not (pin.isdigit() and len(pin) >= PIN_MIN_DIGITS):
+        return f"sms.pin: must be at least {PIN_MIN_DIGITS} digits (and only digits)"
+    if tuple(trusted) and enabled - {"STATUS"} and not pin:
+        return (
+            f"sms.pin: SMS commands {', '.join(sorted(enabled - {'STATUS'}))} are enabled for "
+            f"sms.trusted_numbers without a PIN; set sms.pin to {PIN_MIN_DIGITS} or more digits, or "
+            'sms.commands = ["STATUS"]'
+        )
+    return ""
 
 
 def parse_sms(
@@ -144,38 +168,52 @@ def parse_sms(
     pin: str,
     now: float,
     country_code: str = "91",
+    enabled: Iterable[str] = COMMAND_WORDS,
+    part: bool = False,
 ) -> SmsRequest:
-    """Judge one SMS: only trusted numbers may command, and only with the PIN first when one is set.
+    """Judge one SMS: only trusted numbers may command; every command but STOP and STATUS needs the PIN first.
 
-    The command must be the whole message (after the PIN), case and surrounding punctuation ignored, so a chat
-    message that merely contains "auto" never starts the robot.
+    STOP from a trusted number acts without the PIN (and with a wrong one): stopping is never gated, and a
+    spoofed caller id can only stop the robot. STATUS is answered without the PIN too: the reply goes to the
+    real owner of the number, never to a spoofer. The command must be the whole message (after the PIN), case
+    and surrounding punctuation ignored, so a chat message that merely contains "auto" never starts the robot.
+    A piece of a long (concatenated) message is never a command, and no PIN means no commands beyond STATUS.
     """
     who = normalise_number(sender, country_code)
     trusted_set = {normalise_number(n, country_code) for n in trusted}
     if not who.startswith("+") or who not in trusted_set:
         return SmsRequest(who, Verdict.UNTRUSTED)
+    if part:
+        return SmsRequest(who, Verdict.PART)
+    allowed = set(enabled) if pin else set(enabled) & {"STATUS"}
     words = text.split()
-    if pin:
-        # Caller id can be spoofed; the PIN is what really authorises. Constant-time compare.
-        if not words or not hmac.compare_digest(words[0].encode(), pin.encode()):
-            return SmsRequest(who, Verdict.BAD_PIN)
+    # Caller id can be spoofed; the PIN is what really authorises. Constant-time compare.
+    pin_ok = bool(pin) and bool(words) and hmac.compare_digest(words[0].encode(), pin.encode())
+    if pin_ok:
         words = words[1:]
-    if len(words) != 1:
+    last = words[-1].strip(".,;:!").upper() if words else ""
+    canonical, kind, mode = _COMMANDS.get(last, ("", None, None))
+    pin_attempt = len(words) == 2 and words[0].isdigit()  # "STOP" after a mistyped PIN still stops
+    if canonical == "STOP" and (len(words) == 1 or pin_attempt) and "STOP" in allowed:
+        return SmsRequest(who, Verdict.COMMAND, last, Command(kind, at=now, source=f"sms:{who}"))  # type: ignore[arg-type]
+    if len(words) == 1 and canonical == "STATUS" and "STATUS" in allowed:
+        return SmsRequest(who, Verdict.STATUS, last)
+    if pin and not pin_ok:
+        return SmsRequest(who, Verdict.BAD_PIN)
+    if len(words) != 1 or not canonical:
         return SmsRequest(who, Verdict.HELP, " ".join(words)[:20])
-    word = words[0].strip(".,;:!").upper()
-    if word in _STATUS_WORDS:
-        return SmsRequest(who, Verdict.STATUS, word)
-    if word not in _COMMANDS:
-        return SmsRequest(who, Verdict.HELP, word[:20])
-    kind, mode = _COMMANDS[word]
+    if canonical not in allowed:
+        return SmsRequest(who, Verdict.DISABLED, canonical)
+    assert kind is not None
     command = Command(kind=kind, at=now, mode=mode, source=f"sms:{who}")
-    return SmsRequest(who, Verdict.COMMAND, word, command)
+    return SmsRequest(who, Verdict.COMMAND, last, command)
 
 
-def help_text(name: str, pin_required: bool) -> str:
+def help_text(name: str, pin_required: bool, enabled: Iterable[str] = COMMAND_WORDS) -> str:
     """The reply to an unknown message from a trusted number."""
+    words = [w for w in COMMAND_WORDS if w in set(enabled)]
     prefix = "PIN then one of" if pin_required else "Send one of"
-    return fit(f"{name}: {prefix}: STATUS, STOP, RESET, AUTO, PAUSE, EMPTIED")
+    return fit(f"{name}: {prefix}: {', '.join(words)}")
 
 
 def ack_text(name: str, request: SmsRequest) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from robot.core.types import MotorOutputs, PowerSource
 
@@ -112,10 +112,14 @@ class MotorLink(Part, Protocol):
 
 
 class SmsModem(Part, Protocol):
-    """GSM modem: send a text, fetch received texts."""
+    """GSM modem: send a text, fetch received texts (robot.gsm.modem.IncomingSms), delete them by index."""
 
     def send_sms(self, number: str, text: str) -> None: ...
 
-    def receive_sms(self) -> list[tuple[str, str]]:
-        """(sender, text) of new messages, deleting them from the SIM."""
+    def receive_sms(self) -> list[Any]:
+        """Every message on the SIM (index, decoded message), oldest first; nothing is deleted."""
+        ...
+
+    def delete_sms(self, index: int) -> None:
+        """Delete one handled message from the SIM."""
         ...

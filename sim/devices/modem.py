@@ -1,4 +1,9 @@
-"""A fake SIM800 GSM modem answering AT commands byte for byte, on a pseudo-terminal or fed in memory."""
+"""A fake SIM800 GSM modem answering AT commands byte for byte, on a pseudo-terminal or fed in memory.
+
+Messages are kept as SMS-DELIVER PDUs, as a real SIM keeps them: listed raw in text mode (where a body can
+contain anything, even lines that look like headers) and as hex in PDU mode. A text longer than one SMS arrives
+as concatenated parts, and a message that finds the SIM full waits at the service centre until a slot is free.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,51 @@ import tty
 from dataclasses import dataclass
 from types import TracebackType
 
+from robot.gsm.pdu import decode_deliver, encode_deliver, gsm7_encode, tpdu_length
+
 CTRL_Z = 0x1A
 ESC = 0x1B
 
 
+_STATS = ("REC UNREAD", "REC READ", "STO UNSENT", "STO SENT")
+
+
 @dataclass
 class StoredSms:
-    """One message in the fake SIM's memory."""
+    """One message in the fake SIM's memory: its SMS-DELIVER PDU (hex, with an empty SMSC field)."""
 
     stat: str  # "REC UNREAD" or "REC READ"
-    number: str
-    text: str
-    scts: str  # service-centre time stamp "yy/MM/dd,hh:mm:ss+zz"
+    pdu: str
+
+    @property
+    def decoded(self) -> tuple[str, str, str]:
+        """(number, text, scts) as text mode shows them; an undecodable PDU shows as empty."""
+        try:
+            d = decode_deliver(self.pdu)
+        except ValueError:
+            return "", "", ""
+        return d.sender, d.text, d.scts
+
+
+def split_text(text: str) -> list[str]:
+    """The parts a network delivers for `text`: one when it fits one SMS, else 153 GSM / 67 UCS-2 characters
+    each (an escaped character is never split from its escape)."""
+    septets = gsm7_encode(text)
+    if septets is not None:
+        if len(septets) <= 160:
+            return [text]
+        parts, cur, used = [], "", 0
+        for ch in text:
+            n = len(gsm7_encode(ch) or [0, 0])
+            if used + n > 153:
+                parts.append(cur)
+                cur, used = "", 0
+            cur += ch
+            used += n
+        return [*parts, cur]
+    if len(text) <= 70:
+        return [text]
+    return [text[i : i + 67] for i in range(0, len(text), 67)]
 
 
 class FakeSim800:
@@ -42,7 +80,8 @@ class FakeSim800:
         self.commands: list[str] = []  # every AT command line received, in order
         self.memory: dict[int, StoredSms] = {}
         self.capacity = capacity
-        self.dropped = 0  # injected messages lost because the SIM memory was full
+        self.waiting: list[str] = []  # PDUs held at the service centre while the SIM is full
+        self._ref = 0
         self.echo = True  # a SIM800 powers up with echo on
         self.cmee = 0
         self.cmgf = 0  # powers up in PDU mode, like the real one
@@ -90,14 +129,28 @@ class FakeSim800:
             return out
 
     def inject_sms(self, number: str, text: str) -> int:
-        """A message arrives from `number`: stored unread at the lowest free index; -1 when memory is full."""
+        """A message arrives from `number` (in parts when long): stored unread at the lowest free index, which
+        is returned (of the first part); -1 when the SIM is full and it waits at the service centre."""
+        parts = split_text(text)
+        scts = time.strftime("%y/%m/%d,%H:%M:%S+22", time.gmtime())
+        with self._lock:
+            if len(parts) == 1:
+                return self.inject_pdu(encode_deliver(number, text, scts))
+            self._ref = (self._ref + 1) % 256
+            indexes = [
+                self.inject_pdu(encode_deliver(number, part, scts, (self._ref, len(parts), i + 1)))
+                for i, part in enumerate(parts)
+            ]
+            return indexes[0]
+
+    def inject_pdu(self, pdu: str) -> int:
+        """A raw SMS-DELIVER PDU (hex, SMSC field first) arrives; index, or -1 while the SIM is full."""
         with self._lock:
             free = next((i for i in range(1, self.capacity + 1) if i not in self.memory), None)
             if free is None:
-                self.dropped += 1
+                self.waiting.append(pdu)
                 return -1
-            scts = time.strftime("%y/%m/%d,%H:%M:%S+22", time.gmtime())
-            self.memory[free] = StoredSms("REC UNREAD", number, text, scts)
+            self.memory[free] = StoredSms("REC UNREAD", pdu)
             if self.cnmi_mt in (1, 2) and not self._mute:
                 self._emit(f'\r\n+CMTI: "SM",{free}\r\n'.encode())
             return free
@@ -321,8 +374,8 @@ class FakeSim800:
         self._emit(b"\r\n> ")
 
     def _list(self, arg: str) -> None:
-        if self.cmgf != 1:
-            self._cms(302)
+        if self.cmgf == 0:
+            self._list_pdu(arg)
             return
         wanted = arg.strip().strip('"').upper()
         if wanted not in ("REC UNREAD", "REC READ", "STO UNSENT", "STO SENT", "ALL"):
@@ -332,24 +385,52 @@ class FakeSim800:
         for index in sorted(self.memory):
             sms = self.memory[index]
             if wanted in ("ALL", sms.stat):
-                lines += [f'+CMGL: {index},"{sms.stat}","{sms.number}","","{sms.scts}"', sms.text]
+                number, text, scts = sms.decoded
+                # Text mode prints the body raw, as the SIM800 does: whatever the sender typed, line breaks too.
+                lines += [f'+CMGL: {index},"{sms.stat}","{number}","","{scts}"', text]
                 sms.stat = "REC READ"
         # The SIM800 puts one CR LF between entries and a blank line before OK.
         body = "\r\n".join(lines)
         for pending in self._pending:
             self._emit(pending)
         self._pending.clear()
-        self._emit((("\r\n" + body) if body else "").encode("latin-1") + b"\r\n\r\nOK\r\n")
+        self._emit((("\r\n" + body) if body else "").encode("latin-1", "replace") + b"\r\n\r\nOK\r\n")
+
+    def _list_pdu(self, arg: str) -> None:
+        arg = arg.strip()
+        if arg == "":
+            arg = "0"
+        if not arg.isdigit() or int(arg) > 4:
+            self._cms(304)
+            return
+        wanted = int(arg)
+        lines: list[str] = []
+        for index in sorted(self.memory):
+            sms = self.memory[index]
+            if wanted == 4 or _STATS[wanted] == sms.stat:
+                lines += [f"+CMGL: {index},{_STATS.index(sms.stat)},,{tpdu_length(sms.pdu)}", sms.pdu]
+                if sms.stat == "REC UNREAD":
+                    sms.stat = "REC READ"
+        body = "\r\n".join(lines)
+        for pending in self._pending:
+            self._emit(pending)
+        self._pending.clear()
+        self._emit((("\r\n" + body) if body else "").encode("ascii") + b"\r\n\r\nOK\r\n")
 
     def _read(self, arg: str) -> None:
         if not arg.strip().isdigit():
-            self._cms(305)
+            self._cms(305 if self.cmgf else 304)
             return
         sms = self.memory.get(int(arg))
         if sms is None:
             self._answer("OK")
             return
-        self._answer(f'+CMGR: "{sms.stat}","{sms.number}","","{sms.scts}"', sms.text, "OK")
+        if self.cmgf == 0:
+            stat = _STATS.index(sms.stat)
+            self._answer(f"+CMGR: {stat},,{tpdu_length(sms.pdu)}", sms.pdu, "OK")
+        else:
+            number, text, scts = sms.decoded
+            self._answer(f'+CMGR: "{sms.stat}","{number}","","{scts}"', text, "OK")
         sms.stat = "REC READ"
 
     def _delete(self, arg: str) -> None:
@@ -369,3 +450,6 @@ class FakeSim800:
         else:
             self.memory.pop(index, None)
         self._answer("OK")
+        # Memory is free again: the service centre delivers what it held back (3GPP's "memory available").
+        while self.waiting and len(self.memory) < self.capacity:
+            self.inject_pdu(self.waiting.pop(0))
