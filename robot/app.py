@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from robot.alerts import AlertOutbox
-from robot.commands import CommandQueue
-from robot.config import Settings, load
+from robot.commands import CommandQueue, EmergencyStop
+from robot.config import Settings, is_loopback, load
 from robot.core.types import ALL_BRAKED, MotorOutputs
-from robot.errors import RamudroidError
+from robot.errors import DashboardError, RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
@@ -245,6 +245,10 @@ class Robot:
         last = self.supervisor.last
         return last.motors if last is not None and self.link.healthy else ALL_BRAKED
 
+    def add_closer(self, closer: Callable[[], None]) -> None:
+        """Close `closer` first when the robot closes (after the supervisor has braked)."""
+        self._closers.append(closer)
+
     def close(self) -> None:
         sup = getattr(self, "supervisor", None)
         if sup is not None:
@@ -274,29 +278,40 @@ async def run_async(
         tasks: list[Callable[[], Awaitable[None]]] = []
         if robot.world is not None:
             tasks.append(robot.world_task)
-        web_ready = asyncio.Event()
+        dashboard: Any = None
         if web and settings.web.enabled:
             from web.app import create_app
-            from web.server import serve
+            from web.server import Dashboard
 
+            w = settings.web
+            if not w.password_hash and not is_loopback(w.host):
+                raise DashboardError(
+                    f"dashboard on {w.host}: reachable from the network without a login; "
+                    "set web.password_hash (`ramudroid passwd`) or web.host = 127.0.0.1"
+                )
+            stop = EmergencyStop(robot.commands, robot.store, clock)
             app = create_app(
                 robot.telemetry,
                 robot.commands,
                 outbox=robot.outbox,
                 camera=robot.camera_jpeg if robot.parts.camera is not None else None,
-                token=settings.web.token,
+                token=w.token,
+                password_hash=w.password_hash,
+                session_s=w.session_s,
+                estop=stop,
+                estop_port=w.estop_port,
+                allowed_hosts=w.allowed_hosts,
                 tray_capacity_kg=settings.tray.capacity_kg,
                 clock=clock,
                 site_geojson=site_geojson(settings),
             )
-            the_port = port if port is not None else settings.web.port
-
-            async def web_task() -> None:
-                await serve(app, settings.web.host, the_port, ready=web_ready)
-
-            tasks.append(web_task)
-        else:
-            web_ready.set()
+            the_port = port if port is not None else w.port
+            # Its own thread and event loop: no request, however slow or many, can delay a control tick.
+            dashboard = Dashboard(
+                app, w.host, the_port, estop_port=w.estop_port, stop=stop, allowed_hosts=w.allowed_hosts
+            )
+            dashboard.start()
+            robot.add_closer(dashboard.close)
         if robot.sms is not None:
             robot.sms.start()
         runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
@@ -304,8 +319,9 @@ async def run_async(
 
         async def announce() -> None:
             await runner.ready.wait()
-            await web_ready.wait()
-            where = f" dashboard on http://{settings.web.host}:{port or settings.web.port}/" if web else ""
+            where = (
+                f" dashboard on http://{settings.web.host}:{port or settings.web.port}/" if dashboard else ""
+            )
             mode = "simulator" if settings.all_sim else "hardware"
             log.info("ready (%s, %s).%s", mode, settings.robot.name, where)
             print(f"ramudroid ready ({mode}){where}", flush=True)

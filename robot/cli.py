@@ -43,6 +43,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_robot(args.config, web=not args.no_web, port=args.port, duration_s=args.duration)
 
 
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from robot.passwords import MIN_LENGTH, hash_password
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Dashboard password: ")
+        if getpass.getpass("Again: ") != password:
+            raise RamudroidError("the two passwords differ; nothing printed")
+    if len(password) < MIN_LENGTH:
+        raise RamudroidError(f"password too short: use at least {MIN_LENGTH} characters")
+    print(f'password_hash = "{hash_password(password)}"')
+    print("# paste the line above under [web] in your configuration, then restart ramudroid", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole CLI, for main() and for the tests."""
     parser = argparse.ArgumentParser(
@@ -59,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="dashboard port (overrides web.port)")
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (for tests)")
     run.set_defaults(func=_cmd_run)
+
+    passwd = sub.add_parser("passwd", help="print a dashboard password hash line for [web] password_hash")
+    passwd.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    passwd.set_defaults(func=_cmd_passwd)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)

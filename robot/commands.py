@@ -5,8 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from robot.core.types import Command
+from robot.core.types import Command, CommandKind
+from robot.errors import StoreError
+
+if TYPE_CHECKING:
+    from robot.store import Store
 
 
 class CommandQueue:
@@ -41,3 +47,35 @@ class CommandQueue:
                 out.append(self._q.get_nowait())
             except queue.Empty:
                 return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class EstopResult:
+    """What became of one e-stop request: `applied` (latched on disk or queued, so the robot stops) and
+    `persisted` (on disk: it survives a restart)."""
+
+    applied: bool
+    persisted: bool
+    error: str = ""
+
+
+class EmergencyStop:
+    """The one way every entry point (dashboard, e-stop listener, CLI) stops the robot: latch the e-stop in the
+    store (fsync'd) first, then queue the command that wakes the supervisor at once. The supervisor also
+    applies any latch it has not seen, so the stop holds even when the queue is full."""
+
+    def __init__(self, commands: CommandQueue, store: Store | None, clock: Callable[[], float]) -> None:
+        self.commands = commands
+        self.store = store
+        self.clock = clock
+
+    def __call__(self, source: str) -> EstopResult:
+        persisted, error = False, ""
+        if self.store is not None:
+            try:
+                self.store.latch_estop(source)
+                persisted = True
+            except StoreError as err:  # stop anyway; the answer says it will not survive a restart
+                error = str(err)
+        queued = self.commands.put(Command(CommandKind.ESTOP, at=self.clock(), source=source))
+        return EstopResult(queued or persisted, persisted, error)

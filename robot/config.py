@@ -7,6 +7,7 @@ Every key is documented in deploy/ramudroid.example.toml; a test keeps the two i
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from robot.errors import ConfigError
 
-SECRET_KEYS = frozenset({"token", "pin", "password"})
+SECRET_KEYS = frozenset({"token", "pin", "password", "password_hash"})
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
@@ -166,7 +167,13 @@ class WebSettings:
     enabled: bool = _f(True)
     host: str = _f("127.0.0.1")
     port: int = _f(8080, 1, 65535)
-    token: str = _f("")  # required for control commands when set
+    password_hash: str = _f("")  # from `ramudroid passwd`; required to listen beyond this machine
+    session_s: float = _f(43200.0, 60.0, 30 * 86400.0)
+    estop_port: int = _f(8081, 0, 65535)  # the separate e-stop listener; 0 = none
+    allowed_hosts: tuple[
+        str, ...
+    ] = ()  # extra names the dashboard answers to (besides IPs and this host's name)
+    token: str = _f("")  # for scripts: "Authorization: Bearer TOKEN" instead of a login
 
 
 @dataclass(frozen=True)
@@ -296,10 +303,38 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError(problem)
 
 
+def is_loopback(host: str) -> bool:
+    """True when `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_web(w: WebSettings) -> None:
+    from robot.passwords import HashFormatError, parse_hash
+
+    if w.password_hash:
+        try:
+            parse_hash(w.password_hash)
+        except HashFormatError as err:
+            raise ConfigError(f"web.password_hash: {err}; run `ramudroid passwd` and paste its line") from err
+    if w.enabled and not w.password_hash and not is_loopback(w.host):
+        raise ConfigError(
+            f"web.host = {w.host!r} makes the dashboard reachable from the network, but web.password_hash is "
+            'not set: run `ramudroid passwd` and paste its line under [web], or keep web.host = "127.0.0.1"'
+        )
+    if w.estop_port and w.estop_port == w.port:
+        raise ConfigError(f"web.estop_port = {w.estop_port}: must differ from web.port (or be 0 for none)")
+
+
 def from_dict(data: dict[str, Any]) -> Settings:
     """Build settings from parsed TOML; raises ConfigError with one clear line."""
     settings = _build(Settings, data, "")
     _cross_check(settings)
+    _check_web(settings.web)
     return settings
 
 
@@ -312,10 +347,17 @@ def load(path: str | Path | None) -> Settings:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"config file {p}: cannot read it ({err.strerror}); check the path") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {p}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "save it as UTF-8"
+        ) from err
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {p}: not valid TOML ({err})") from err
+    except RecursionError as err:
+        raise ConfigError(f"config file {p}: nested too deeply to be a configuration") from err
     return from_dict(data)
 
 

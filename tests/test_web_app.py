@@ -85,7 +85,7 @@ class Rig:
         self.queue = CommandQueue(maxsize=kwargs.pop("maxsize", 256))
         self.outbox = AlertOutbox()
         self.app = create_app(self.bus, self.queue, outbox=self.outbox, clock=self.clock, **kwargs)
-        self.client = TestClient(self.app)
+        self.client = TestClient(self.app, base_url="http://127.0.0.1:8080")
 
     @property
     def counters(self) -> dict[str, int]:
@@ -160,7 +160,6 @@ def test_status_turns_nan_and_infinity_into_null_so_the_json_stays_valid(rig: Ri
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"kind": "estop"}, Command(CommandKind.ESTOP, at=1000.0, source="web")),
         ({"kind": "reset"}, Command(CommandKind.RESET, at=1000.0, source="web")),
         ({"kind": "tray_emptied"}, Command(CommandKind.TRAY_EMPTIED, at=1000.0, source="web")),
         (
@@ -194,6 +193,13 @@ def test_command_time_follows_the_injected_clock(rig: Rig) -> None:
     assert [c.at for c in rig.queue.drain()] == [1000.0, 1234.5]
 
 
+def test_estop_is_queued_stamped_and_says_whether_it_was_saved(rig: Rig) -> None:
+    r = rig.command({"kind": "estop"})
+    assert r.status_code == 202
+    assert r.json() == {"ok": True, "kind": "estop", "at": 1000.0, "persisted": False}  # no store here
+    assert rig.queue.drain() == (Command(CommandKind.ESTOP, at=1000.0, source="web testclient"),)
+
+
 def test_estop_is_accepted_without_a_token_and_counted(locked: Rig) -> None:
     assert locked.command({"kind": "estop"}).status_code == 202
     assert locked.command({"kind": "estop"}, token="wrong").status_code == 202
@@ -206,7 +212,7 @@ def test_estop_is_accepted_without_a_token_and_counted(locked: Rig) -> None:
 def test_estop_with_stray_fields_still_stops(locked: Rig) -> None:
     r = locked.command({"kind": "estop", "left": "garbage", "mode": 7})
     assert r.status_code == 202
-    assert locked.queue.drain() == (Command(CommandKind.ESTOP, at=1000.0, source="web"),)
+    assert locked.queue.drain() == (Command(CommandKind.ESTOP, at=1000.0, source="web testclient"),)
 
 
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x", ""])
@@ -267,7 +273,11 @@ def test_bad_commands_are_rejected_with_a_clear_422_and_counted(rig: Rig, raw: s
 
 
 def test_an_oversized_body_is_refused_and_counted(rig: Rig) -> None:
-    r = rig.client.post("/api/command", content=b'{"kind": "reset", "pad": "' + b"x" * 5000 + b'"}')
+    r = rig.client.post(
+        "/api/command",
+        content=b'{"kind": "reset", "pad": "' + b"x" * 5000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert rig.counters["commands_too_large"] == 1
     assert rig.queue.drain() == ()
@@ -276,11 +286,13 @@ def test_an_oversized_body_is_refused_and_counted(rig: Rig) -> None:
 def test_a_full_queue_answers_503_and_counts_the_drop(rig: Rig) -> None:
     small = Rig(maxsize=1)
     assert small.command({"kind": "reset"}).status_code == 202
-    r = small.command({"kind": "estop"})
+    r = small.command({"kind": "tray_emptied"})
     assert r.status_code == 503
     assert "command queue full" in r.json()["error"]
-    assert small.counters["commands_dropped"] == 1
-    assert small.queue.dropped == 1
+    r = small.command({"kind": "estop"})  # no store to latch it in either: say so, loudly
+    assert r.status_code == 503 and "STOP NOT APPLIED" in r.json()["error"]
+    assert small.counters["commands_dropped"] == 2
+    assert small.queue.dropped == 2
 
 
 # ---- alerts, camera, site, health ---------------------------------------------------------------------
@@ -420,7 +432,8 @@ def test_page_embeds_its_config_and_versioned_assets() -> None:
     assert config == {
         "camera": True,
         "site": True,
-        "token_required": True,
+        "login_required": False,
+        "estop_port": 0,
         "tray_capacity_kg": 2.5,
         "stale_after_s": 4.0,
     }

@@ -1,11 +1,9 @@
-"""The dashboard page in headless Chromium (Playwright): state, e-stop, hold-to-drive, stale banner, token."""
+"""The dashboard page in headless Chromium (Playwright): state, e-stop (both doors), hold-to-drive, stale banner,
+login, and one driver at a time."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,12 +13,16 @@ from typing import Any
 import pytest
 
 from robot.alerts import AlertOutbox
-from robot.commands import CommandQueue
+from robot.commands import CommandQueue, EmergencyStop
 from robot.core.types import ALL_BRAKED, Alert, Command, CommandKind, Severity
 from robot.hardware.interfaces import GpsFix
+from robot.passwords import hash_password
 from robot.telemetry import Telemetry, TelemetryBus
 from web.app import create_app
-from web.server import serve
+from web.server import Dashboard
+
+PASSWORD = "street-sweeper-42"
+HASH = hash_password(PASSWORD, n=2**10)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -115,45 +117,40 @@ def telemetry(at: float, **overrides: Any) -> Telemetry:
     return replace(base, **overrides)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Live:
-    """The app on a real uvicorn server in a background thread, and what the test needs to drive it."""
+    """The app on a real server in its own thread (as `ramudroid run` starts it, e-stop listener included)."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.clock = FakeClock()
         self.bus = TelemetryBus()
         self.queue = CommandQueue()
+        self.port, self.estop_port = _free_port(), _free_port()
+        stop = EmergencyStop(self.queue, None, self.clock)
         self.app = create_app(
-            self.bus, self.queue, outbox=AlertOutbox(), clock=self.clock, site_geojson=SITE, **kwargs
+            self.bus,
+            self.queue,
+            outbox=AlertOutbox(),
+            clock=self.clock,
+            site_geojson=SITE,
+            estop=stop,
+            estop_port=self.estop_port,
+            **kwargs,
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._thread = threading.Thread(
-            target=self._loop.run_until_complete, args=(self._main(),), daemon=True
-        )
-
-    async def _main(self) -> None:
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(serve(self.app, "127.0.0.1", self.port, ready=ready))
-        await ready.wait()
-        self._ready.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self.dashboard = Dashboard(self.app, "127.0.0.1", self.port, estop_port=self.estop_port, stop=stop)
 
     def __enter__(self) -> Live:
-        self._thread.start()
-        assert self._ready.wait(5), "dashboard server did not start"
+        self.dashboard.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join(5)
-        self._loop.close()
+        self.dashboard.close()
 
     def publish(self, **overrides: Any) -> None:
         self.bus.publish(telemetry(self.clock.now, **overrides))
@@ -219,33 +216,79 @@ def test_page_shows_state_reason_and_readings_and_takes_a_screenshot(page: Any) 
         page.screenshot(path="/tmp/ramudroid-dashboard-estop.png")
 
 
-def test_estop_click_puts_an_estop_command_in_the_queue(page: Any) -> None:
-    with Live(token="street-token") as live:
+def test_estop_click_stops_without_a_login_through_both_doors(page: Any) -> None:
+    with Live(password_hash=HASH) as live:
         live.publish(state="cleaning", mode="auto")
         page.goto(live.url)
-        sync_api.expect(page.locator("#state")).to_have_text("Cleaning")
+        sync_api.expect(page.locator("#login-box")).to_be_visible()  # not logged in: only STOP works
         live.clock.now = 5001.5
         page.click("#estop")
-        got = live.wait_for_commands(lambda cs: len(cs) >= 1)
-        assert got[0] == Command(CommandKind.ESTOP, at=5001.5, source="web")
+        got = live.wait_for_commands(lambda cs: len(cs) >= 2)
+        assert {c.kind for c in got} == {CommandKind.ESTOP}
+        assert {c.source for c in got} == {"web 127.0.0.1", "e-stop port 127.0.0.1"}
+        assert all(c.at == 5001.5 for c in got)
         sync_api.expect(page.locator("#msg")).to_have_text("STOP sent.")
+        assert live.dashboard.estop is not None and live.dashboard.estop.counters["estops"] == 1
         page.keyboard.press("Escape")
-        live.wait_for_commands(lambda cs: [c.kind for c in cs] == [CommandKind.ESTOP])
+        live.wait_for_commands(lambda cs: len(cs) >= 1 and {c.kind for c in cs} == {CommandKind.ESTOP})
 
 
-def test_mode_button_needs_the_token_which_the_operator_can_enter(page: Any) -> None:
-    with Live(token="street-token") as live:
+def test_login_then_the_controls_work_and_logout_locks_them_again(page: Any) -> None:
+    with Live(password_hash=HASH) as live:
         live.publish(state="paused", mode="paused")
         page.goto(live.url)
+        sync_api.expect(page.locator("#login-box")).to_be_visible()
         page.click('[data-mode="auto"]')
-        sync_api.expect(page.locator("#msg")).to_contain_text("Token needed")
+        sync_api.expect(page.locator("#msg")).to_contain_text("Log in first")
         assert live.queue.drain() == ()
-        page.fill("#token", "street-token")
-        page.click("#token-form button")
+        page.fill("#password", "wrong password")
+        page.click("#login-form button")
+        sync_api.expect(page.locator("#login-msg")).to_have_text("wrong password")
+        page.fill("#password", PASSWORD)
+        page.click("#login-form button")
+        sync_api.expect(page.locator("#login-box")).to_be_hidden()
+        sync_api.expect(page.locator("#state")).to_have_text("Paused")
+        cookie = next(c for c in page.context.cookies() if c["name"] == "ramudroid_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
         page.click('[data-mode="auto"]')
         got = live.wait_for_commands(lambda cs: len(cs) == 1)
         assert got[0].kind is CommandKind.SET_MODE and got[0].mode == "auto"
         assert live.app.state.counters.commands_unauthorized == 1
+        page.click("#logout")
+        sync_api.expect(page.locator("#login-box")).to_be_visible()
+        page.click('[data-mode="paused"]')
+        sync_api.expect(page.locator("#msg")).to_contain_text("Log in first")
+        assert live.queue.drain() == ()
+
+
+def test_a_second_browser_sees_who_drives_and_may_only_stop_or_take_over(browser: Any, page: Any) -> None:
+    with Live() as live:
+        live.publish()
+        page.goto(live.url)
+        forward = page.locator('[data-dir="f"]')
+        sync_api.expect(forward).to_be_enabled()
+        forward.hover()
+        page.mouse.down()
+        live.wait_for_commands(lambda cs: len(cs) >= 2)
+        other_ctx = browser.new_context(viewport={"width": 390, "height": 844})
+        try:
+            other = other_ctx.new_page()
+            other.goto(live.url)
+            sync_api.expect(other.locator("#driver")).to_contain_text("is driving")
+            sync_api.expect(other.locator('[data-dir="f"]')).to_be_disabled()
+            sync_api.expect(other.locator("#take-over")).to_be_visible()
+            page.mouse.up()
+            live.wait_for_commands(lambda cs: any((c.left, c.right) == (0.0, 0.0) for c in cs))
+            sync_api.expect(page.locator("#driver")).to_have_text("You are driving.")
+            other.click("#take-over")
+            taken = live.wait_for_commands(lambda cs: len(cs) >= 1)
+            assert [(c.kind, c.left, c.right) for c in taken] == [(CommandKind.DRIVE, 0.0, 0.0)]
+            sync_api.expect(other.locator("#driver")).to_have_text("You are driving.")
+            sync_api.expect(page.locator("#driver")).to_contain_text("is driving")
+            sync_api.expect(page.locator('[data-dir="f"]')).to_be_disabled()
+            other.screenshot(path="/tmp/ramudroid-dashboard-lease.png")
+        finally:
+            other_ctx.close()
 
 
 def test_hold_to_drive_sends_drive_ticks_and_release_sends_a_stop(page: Any) -> None:

@@ -209,7 +209,8 @@ from web.server import serve
 
 bus, queue = TelemetryBus(), CommandQueue()
 jpeg = b"\\xff\\xd8" + bytes(30000)
-app = create_app(bus, queue, outbox=AlertOutbox(), camera=lambda: jpeg, stream_interval_s=0.01)
+# No rate limit here: this measures memory under heavy use, not how a flood is turned away.
+app = create_app(bus, queue, outbox=AlertOutbox(), camera=lambda: jpeg, stream_interval_s=0.01, rate_per_s=1e9)
 port = int(os.environ["PORT"])
 
 async def main():
@@ -228,7 +229,9 @@ async def main():
             urllib.request.urlopen(base + "/api/status").read()
             urllib.request.urlopen(base + "/api/camera.jpg").read()
             body = json.dumps({"kind": "drive", "left": 0.1, "right": 0.1}).encode()
-            urllib.request.urlopen(urllib.request.Request(base + "/api/command", body, method="POST")).read()
+            req = urllib.request.Request(base + "/api/command", body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req).read()
             queue.drain()
         urllib.request.urlopen(base + "/").read()
         with urllib.request.urlopen(base + "/api/events") as r:

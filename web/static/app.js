@@ -1,4 +1,5 @@
-// Ramudroid dashboard: status over Server-Sent Events (polling as fallback), commands over POST /api/command.
+// Ramudroid dashboard: status over Server-Sent Events (polling as fallback), commands over POST /api/command,
+// STOP over POST /api/estop and, at the same time, the separate e-stop port (which holds when this one is flooded).
 "use strict";
 (() => {
   const cfg = JSON.parse(document.getElementById("config").textContent);
@@ -19,7 +20,13 @@
   };
   const DRIVE_MS = 100; // the supervisor's deadman is 500 ms: several ticks fit in one deadman period
 
-  let token = localStorage.getItem("ramudroid-token") || "";
+  // This tab's own id, so the robot can tell two browsers apart for the driving lease (no secret in it).
+  let clientId = sessionStorage.getItem("ramudroid-client");
+  if (!clientId) {
+    clientId = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+    sessionStorage.setItem("ramudroid-client", clientId);
+  }
+  let loggedOut = false; // the robot wants a password before it shows or takes anything but STOP
   let last = null; // newest status
   let lastRx = 0; // Date.now() of the newest message from the server
   let waiting = false; // the server is up but the robot has not reported yet
@@ -39,19 +46,31 @@
   }
 
   // ---- commands -------------------------------------------------------------------------------------------
+  function needLogin(text) {
+    loggedOut = true;
+    $("login-box").hidden = false;
+    $("logout").hidden = true;
+    if (text) $("login-msg").textContent = text;
+    setPad(false, "Log in to drive.");
+    if (es) { es.close(); es = null; }
+  }
+
   async function send(body) {
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers.Authorization = "Bearer " + token;
+    const headers = { "Content-Type": "application/json", "X-Ramudroid-Client": clientId };
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 4000);
     try {
       const res = await fetch("/api/command", {
         method: "POST", headers, body: JSON.stringify(body), signal: ctl.signal, cache: "no-store",
+        credentials: "same-origin",
       });
       if (res.status === 401) {
-        showMsg("Token needed: enter it under “Access token”.", true);
-        $("access").hidden = false;
-        $("access").open = true;
+        needLogin("Log in to do that (STOP needs no password).");
+        showMsg("Log in first.", true);
+      } else if (res.status === 409) {
+        const j = await res.json().catch(() => ({}));
+        showMsg(j.error || "Someone else is driving.", true);
+        if (j.driver) renderDriver(j.driver, last ? last.mode : "manual");
       } else if (!res.ok) {
         const j = await res.json().catch(() => ({}));
         showMsg(j.error || "Refused (HTTP " + res.status + ")", true);
@@ -65,12 +84,31 @@
     }
   }
 
+  // One STOP request to one address; resolves true once the robot confirmed it (202).
+  async function postStop(url) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 2000);
+    try {
+      const res = await fetch(url, { method: "POST", cache: "no-store", signal: ctl.signal });
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return true;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  function stopOnce() {
+    // Both doors at once: the dashboard itself, and the e-stop port that slow or flooding clients cannot block.
+    const tries = [postStop("/api/estop")];
+    if (cfg.estop_port) tries.push(postStop(location.protocol + "//" + location.hostname + ":" + cfg.estop_port + "/api/estop"));
+    return Promise.any(tries).then(() => true, () => false);
+  }
+
   async function estop() {
     stopDrive(false);
     $("estop").classList.add("pressed");
     setTimeout(() => $("estop").classList.remove("pressed"), 600);
     for (let i = 0; i < 3; i++) {
-      if (await send({ kind: "estop" })) {
+      if (await stopOnce()) {
         showMsg("STOP sent.");
         return;
       }
@@ -88,6 +126,9 @@
     });
   }
   $("reset").addEventListener("click", async () => { if (await send({ kind: "reset" })) showMsg("Reset requested."); });
+  $("take-over").addEventListener("click", async () => {
+    if (await send({ kind: "take_over" })) showMsg("You drive now: the wheels were braked for the hand-over.");
+  });
   $("tray").addEventListener("click", async () => {
     if (await send({ kind: "tray_emptied" })) showMsg("Tray marked as emptied.");
   });
@@ -157,10 +198,13 @@
     $("reset").disabled = !RESETTABLE.has(s.state);
     // Driving blind is not allowed: the pad works only in manual mode, with fresh data, and not after a STOP.
     let hint = "Hold a button to move; let go to stop.";
+    const other = s.driver && !s.driver.you;
     if (s.state === "estop") hint = "Stopped: press “Reset after stop” first.";
     else if (s.mode !== "manual") hint = "Switch to Manual to drive. Hold a button to move; let go to stop.";
     else if (s.stale) hint = "No fresh data from the robot: driving is disabled.";
-    setPad(s.mode === "manual" && s.state !== "estop" && !s.stale, hint);
+    else if (other) hint = "Someone else is driving: you may press STOP, or take over.";
+    setPad(s.mode === "manual" && s.state !== "estop" && !s.stale && !other, hint);
+    renderDriver(s.driver, s.mode);
 
     const soc = s.battery_soc;
     setText("r-battery", fmt(soc === null ? null : soc * 100, 0, " %") + " · " + fmt(s.battery_v, 1, " V"),
@@ -191,6 +235,14 @@
     renderRobot(fix);
     const when = new Date((s.wall || s.server_time) * 1000);
     setText("footer", "Robot time " + when.toLocaleTimeString() + " · data age " + fmt(s.age_s, 1, " s"), "hint");
+  }
+
+  function renderDriver(d, mode) {
+    let text = "";
+    if (d && d.you) text = "You are driving.";
+    else if (d) text = d.label + " is driving (for " + Math.round(d.since_s) + " s).";
+    setText("driver", text, "driver");
+    $("take-over").hidden = !(d && !d.you && mode === "manual");
   }
 
   let alertsKey = "";
@@ -240,23 +292,26 @@
 
   async function pollOnce() {
     try {
-      const res = await fetch("/api/status", { cache: "no-store" });
+      const res = await fetch("/api/status", { cache: "no-store", headers: { "X-Ramudroid-Client": clientId } });
       if (res.ok) onStatus(await res.json());
       else if (res.status === 503) onWaiting();
+      else if (res.status === 401) needLogin("Your login has ended: log in again.");
     } catch (e) { /* the banner reports the silence */ }
   }
   function startPolling() {
     if (pollTimer === null) pollTimer = setInterval(pollOnce, 1000);
   }
   function connect() {
+    if (loggedOut) return;
     if (!window.EventSource) { startPolling(); return; }
     if (es) es.close();
-    es = new EventSource("/api/events");
+    // EventSource cannot send headers: the tab's id rides in the query string (it is not a secret).
+    es = new EventSource("/api/events?client=" + clientId);
     es.onmessage = (e) => { try { onStatus(JSON.parse(e.data)); } catch (err) { /* ignore a torn message */ } };
     es.addEventListener("waiting", onWaiting);
     es.onerror = () => {
-      // CLOSED: the server refused the stream (e.g. too many tabs); otherwise the browser reconnects by itself.
-      if (es.readyState === EventSource.CLOSED) startPolling();
+      // CLOSED: the server refused the stream (too many tabs, or the login ended); polling tells which.
+      if (es && es.readyState === EventSource.CLOSED) startPolling();
     };
     es.onopen = () => {
       if (pollTimer !== null) { clearInterval(pollTimer); pollTimer = null; }
@@ -270,7 +325,8 @@
   function checkStale() {
     const silent = (Date.now() - lastRx) / 1000;
     let text = "";
-    if (!lastRx) text = "Connecting to the robot…";
+    if (loggedOut) text = "";
+    else if (!lastRx) text = "Connecting to the robot…";
     else if (silent > cfg.stale_after_s) {
       text = "Connection lost: no data for " + Math.round(silent) + " s. Shown values are old.";
       setPad(false, "No connection to the robot: driving is disabled.");
@@ -341,10 +397,13 @@
     robot.setAttribute("transform", "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ") rotate(" + (fix.track || 0) + ")");
     robot.setAttribute("visibility", "visible");
   }
-  if (cfg.site) {
-    fetch("/api/site").then((r) => (r.ok ? r.json() : null)).then((gj) => { if (gj) drawSite(gj); }).catch(() => {});
-  } else {
-    $("map").hidden = true;
+  let siteDrawn = false;
+  function loadSite() {
+    if (!cfg.site) { $("map").hidden = true; return; }
+    if (siteDrawn) return;
+    fetch("/api/site").then((r) => (r.ok ? r.json() : null)).then((gj) => {
+      if (gj && !siteDrawn) { siteDrawn = true; drawSite(gj); }
+    }).catch(() => {});
   }
 
   // ---- camera: one picture at a time, the next only after the last arrived (self-pacing on slow links) ----
@@ -361,17 +420,44 @@
     box.addEventListener("toggle", () => next(0));
   }
 
-  // ---- token ----------------------------------------------------------------------------------------------
-  if (cfg.token_required) $("access").hidden = false;
-  $("token").value = token;
-  $("token-form").addEventListener("submit", (e) => {
+  // ---- login ----------------------------------------------------------------------------------------------
+  $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    token = $("token").value.trim();
-    localStorage.setItem("ramudroid-token", token);
-    showMsg("Token saved on this phone.");
-    $("access").open = false;
+    const password = $("password").value;
+    try {
+      const res = await fetch("/api/login", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ password }),
+        cache: "no-store", credentials: "same-origin",
+      });
+      const j = await res.json().catch(() => ({}));
+      if (!res.ok) { $("login-msg").textContent = j.error || "Login refused (HTTP " + res.status + ")"; return; }
+    } catch (err) {
+      $("login-msg").textContent = "No connection to the robot.";
+      return;
+    }
+    $("password").value = "";
+    $("login-msg").textContent = "";
+    start();
+  });
+  $("logout").addEventListener("click", async () => {
+    await fetch("/api/logout", { method: "POST", cache: "no-store", credentials: "same-origin" }).catch(() => {});
+    needLogin("Logged out.");
   });
 
-  connect();
+  async function start() {
+    let info = { login_required: false, logged_in: false };
+    try {
+      const res = await fetch("/api/session", { cache: "no-store" });
+      if (res.ok) info = await res.json();
+    } catch (e) { /* the banner reports the silence */ }
+    if (info.login_required && !info.logged_in) { needLogin(""); return; }
+    loggedOut = false;
+    $("login-box").hidden = true;
+    $("logout").hidden = !info.logged_in;
+    loadSite();
+    connect();
+  }
+
+  start();
   checkStale();
 })();
