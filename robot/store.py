@@ -385,6 +385,10 @@ class Store:
         )
         return [self._alert(r) for r in reversed(rows)]
 
+    def alert_count(self) -> int:
+        """How many alerts are stored."""
+        return int(self._read("SELECT COUNT(*) FROM alerts")[0][0])
+
     def alerts_for_sms(self, limit: int = 100) -> list[StoredAlert]:
         """Alerts the SMS service has not handled yet, oldest first."""
         rows = self._read(

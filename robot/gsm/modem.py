@@ -170,11 +170,13 @@ class Sim800Modem:
         baud: int = 115200,
         timeout: float = 2.0,
         send_timeout: float = 60.0,
+        resync_s: float = _RESYNC_S,
     ) -> None:
         self.url = url
         self.baud = baud
         self.timeout = timeout
         self.send_timeout = send_timeout  # SIM800 manual: +CMGS may take up to 60 s on a slow network
+        self.resync_s = resync_s
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "sent",
@@ -357,7 +359,7 @@ class Sim800Modem:
         # as message text. ESC abandons that message (the modem answers OK, drained below), and is ignored at
         # the command prompt.
         self._write(b"\x1b")
-        time.sleep(_RESYNC_S)
+        time.sleep(self.resync_s)
         self._drain()
         self._buf.clear()  # the echo of ESC, if any, is a line fragment of no meaning
         # The SIM800 auto-bauds on the first "AT" it hears, so the first tries may go unanswered.
