@@ -366,9 +366,11 @@ class Supervisor:
             return NavState()
         try:
             return NavState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
             log.warning(
-                "route progress in %s unreadable (%s); starting the route from the beginning", path, err
+                "route progress in %s unreadable (%s); starting the route from the beginning",
+                path,
+                type(err).__name__ if isinstance(err, RecursionError) else err,
             )
             return NavState()
 

@@ -68,8 +68,8 @@ def load_calibration(state_dir: Path) -> Calibration | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         cpk = data.get("counts_per_kg")
         return Calibration(float(data["offset"]), None if cpk is None else float(cpk))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # a damaged file is no calibration (deep nesting, a list, garbage): never a crash
 
 
 def save_calibration(state_dir: Path, cal: Calibration) -> Path:
