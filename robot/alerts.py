@@ -71,6 +71,12 @@ class AlertOutbox:
                 log.error("alert %r not stored: %s", alert.kind, err)
         return self._append(alert)
 
+    @property
+    def count(self) -> int:
+        """How many alerts were ever added (the next sequence number)."""
+        with self._lock:
+            return self._next
+
     def since(self, cursor: int) -> tuple[int, list[Alert]]:
         """Alerts with sequence >= cursor, and the cursor to use next time."""
         with self._lock:

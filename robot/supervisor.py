@@ -126,6 +126,7 @@ class Supervisor:
         self._relay_source: PowerSource | None = None
         self._last_fix: GpsFix | None = None
         self._recent: tuple[Alert, ...] | None = None
+        self._recent_count = -1
         self._counters_key: tuple[int, ...] = ()
         self._counters_dict: dict[str, int] = {}
         self._readers: list[tuple[str, Callable[[], Any]]] | None = None
@@ -352,8 +353,11 @@ class Supervisor:
         return self._counters_dict
 
     def _recent_alerts(self, changed: bool) -> tuple[Alert, ...]:
-        if changed or self._recent is None:
+        # Other threads add alerts too (an SMS PIN lockout, a dashboard login lockout): follow the count.
+        count = self.outbox.count
+        if changed or self._recent is None or count != self._recent_count:
             self._recent = self.outbox.recent(10)
+            self._recent_count = count
         return self._recent
 
     # ---- route progress, persisted so a restart resumes where it left off -------------------------------------
