@@ -171,7 +171,6 @@ class Supervisor:
         plan = boot_mode(store.saved(), self.settings)
         self.boot_plan = plan
         self._estop_seen = store.estop_generation
-        log.info("boot: %s", plan.reason)
         try:
             if plan.estop and not store.estop_latched:
                 self._estop_seen = store.latch_estop("boot (saved state unreadable)")
@@ -188,7 +187,7 @@ class Supervisor:
         severity = Severity.WARNING if plan.estop or not resumed else Severity.INFO
         if self.store is not None and self.store.recovered:
             severity = Severity.CRITICAL
-        return Alert("boot", severity, f"boot: {plan.reason}", now)
+        return Alert("boot", severity, f"started: {plan.reason}", now)
 
     def _latched_commands(self, commands: tuple[Command, ...], now: float) -> tuple[Command, ...]:
         """An e-stop latched in the store that this loop has not applied yet joins this step's commands, so a
