@@ -60,9 +60,10 @@ class EstopResult:
 
 
 class EmergencyStop:
-    """The one way every entry point (dashboard, e-stop listener, CLI) stops the robot: latch the e-stop in the
-    store (fsync'd) first, then queue the command that wakes the supervisor at once. The supervisor also
-    applies any latch it has not seen, so the stop holds even when the queue is full."""
+    """The one way every entry point (dashboard, e-stop listener) stops the robot: queue the command that wakes
+    the supervisor at once (the brake never waits for the disk), then latch the e-stop in the store (fsync'd);
+    the caller acknowledges only after that. The supervisor also applies any latch it has not seen, so the stop
+    holds even when the queue is full."""
 
     def __init__(self, commands: CommandQueue, store: Store | None, clock: Callable[[], float]) -> None:
         self.commands = commands
@@ -70,12 +71,12 @@ class EmergencyStop:
         self.clock = clock
 
     def __call__(self, source: str) -> EstopResult:
+        queued = self.commands.put(Command(CommandKind.ESTOP, at=self.clock(), source=source))
         persisted, error = False, ""
         if self.store is not None:
             try:
                 self.store.latch_estop(source)
                 persisted = True
-            except StoreError as err:  # stop anyway; the answer says it will not survive a restart
+            except StoreError as err:  # stopped anyway; the answer says it will not survive a restart
                 error = str(err)
-        queued = self.commands.put(Command(CommandKind.ESTOP, at=self.clock(), source=source))
         return EstopResult(queued or persisted, persisted, error)

@@ -281,23 +281,23 @@ class Store:
 
     # ----- the e-stop latch ---------------------------------------------------------------------------------
 
+    # The three readers below take no lock: the control loop reads them every step and must never wait for
+    # another thread's fsync. `_estop` is only ever replaced whole (after its commit), never changed in place.
+
     @property
     def estop_latched(self) -> bool:
         """True while an e-stop is latched (in memory, as last committed)."""
-        with self._lock:
-            return bool(self._estop.get("latched"))
+        return bool(self._estop.get("latched"))
 
     @property
     def estop_generation(self) -> int:
         """Grows by one with every latch; the supervisor compares it to apply latches it has not seen."""
-        with self._lock:
-            return int(self._estop["generation"])
+        return int(self._estop["generation"])
 
     @property
     def estop_source(self) -> str:
         """Who latched the current (or last) e-stop."""
-        with self._lock:
-            return str(self._estop.get("source", ""))
+        return str(self._estop.get("source", ""))
 
     def latch_estop(self, source: str) -> int:
         """Latch the e-stop (fsync'd before returning) and return its generation. Already latched: nothing to

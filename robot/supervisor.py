@@ -276,9 +276,9 @@ class Supervisor:
         )
         before = self.core
         self.core, decision = step(self.core, snap, now, self.cfg)
-        self._persist(before, commands, decision)
         # If the decided goal changed, navigation answers for it from the next step on (one step, 50 ms, later).
         self.link.send(decision.motors)
+        self._persist(before, commands, decision)  # after the brake went out: a slow disk never delays it
         self._apply_relay(decision.power)
         alerts = decision.alerts
         if self.boot_plan is not None and self.steps == 0:

@@ -398,16 +398,18 @@ class SmsService:
             return
         cmd = req.command
         if verdict is Verdict.COMMAND and cmd is not None and cmd.kind is CommandKind.ESTOP:
-            # On disk before anything else, in the same transaction as "handled": then queued, then answered.
+            # Queued first (the brake never waits for the disk), then latched on disk in the same transaction
+            # that records the message as handled, then answered. A crash before the latch leaves the message on
+            # the SIM: it is read and obeyed again after the restart.
+            queued = self._commands.put(cmd)
             try:
                 self._store.mark_sms_seen(fingerprint, estop_source=cmd.source)
             except StoreError as err:
-                log.error("SMS service: STOP from %s not saved (%s); stopping anyway", req.sender, err)
-                self._queue_command(
-                    req, now, note="; NOT saved (storage error): it will not survive a restart"
-                )
+                log.error("SMS service: STOP from %s not saved (%s); stopped anyway", req.sender, err)
+                note = "; NOT saved (storage error): it will not survive a restart"
+                self._acknowledge(req, queued, now, note)
                 return
-            self._queue_command(req, now)
+            self._acknowledge(req, True, now)  # latched: the supervisor applies it even if the queue was full
             return
         if verdict is Verdict.COMMAND and now < self._locked_until:
             self._stats["locked_out"] += 1
@@ -430,17 +432,18 @@ class SmsService:
             reply = help_text(self.name, bool(self._pin), self.enabled)
         self._reply(req.sender, reply, now)
 
-    def _queue_command(self, req: SmsRequest, now: float, note: str = "") -> None:
+    def _queue_command(self, req: SmsRequest, now: float) -> None:
+        assert req.command is not None
+        self._acknowledge(req, self._commands.put(req.command), now)
+
+    def _acknowledge(self, req: SmsRequest, taken: bool, now: float, note: str = "") -> None:
+        """Reply to a command: accepted (queued, or an e-stop latched on disk) or busy."""
         cmd = req.command
         assert cmd is not None
-        if self._commands.put(cmd):
+        if taken:
             self._stats["commands"] += 1
-            log.info("SMS service: %s from %s queued", cmd.kind.value, req.sender)
+            log.info("SMS service: %s from %s taken", cmd.kind.value, req.sender)
             reply = ack_text(self.name, req) + note
-        elif cmd.kind is CommandKind.ESTOP:
-            # The latch is on disk: the supervisor applies it even without the queued command.
-            self._stats["commands"] += 1
-            reply = ack_text(self.name, req)
         else:
             self._stats["commands_rejected"] += 1
             reply = fit(f"{self.name}: busy, {req.word} not taken; send it again")
