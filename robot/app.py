@@ -23,6 +23,7 @@ from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
+from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,22 @@ async def run_async(
             web_ready.set()
         if robot.sms is not None:
             robot.sms.start()
-        runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
+        # Under systemd (Type=notify): READY=1 once the loop runs, WATCHDOG=1 from the loop while it steps on
+        # time, STOPPING=1 on the way out. Outside systemd these do nothing.
+        notifier = Notifier()
+        watchdog_s = watchdog_period_s()
+        watchdog = (
+            LoopWatchdog(notifier, watchdog_s, status=lambda: _status_line(robot))
+            if notifier.enabled and watchdog_s is not None
+            else None
+        )
+        runner = Runner(
+            robot.supervisor,
+            rate_hz=settings.control.rate_hz,
+            clock=clock,
+            extra_tasks=tasks,
+            on_step=watchdog.on_step if watchdog is not None else None,
+        )
         robot.wake_hook = runner.wake_threadsafe
 
         async def announce() -> None:
@@ -303,6 +319,7 @@ async def run_async(
             mode = "simulator" if settings.all_sim else "hardware"
             log.info("ready (%s, %s).%s", mode, settings.robot.name, where)
             print(f"ramudroid ready ({mode}){where}", flush=True)
+            notifier.notify("READY=1", f"STATUS=ready ({mode}){where}")
             if duration_s is not None:
                 await asyncio.sleep(duration_s)
                 runner.stop()
@@ -311,9 +328,17 @@ async def run_async(
         try:
             return await runner.run()
         finally:
+            notifier.notify("STOPPING=1", "STATUS=stopped: motors braked")
+            notifier.close()
             announcer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await announcer
+
+
+def _status_line(robot: Robot) -> str:
+    """What `systemctl status ramudroid` shows: the state and why."""
+    t = robot.telemetry.latest()
+    return "starting" if t is None else f"{t.state}: {t.reason}"
 
 
 def run_robot(
