@@ -67,6 +67,10 @@ class FirmwareBuildError(RamudroidError):
     """Compiling the Arduino firmware failed."""
 
 
+class FlashError(HardwareError):
+    """Uploading the firmware to the Arduino failed, or the board did not come back running it."""
+
+
 class CommandRejected(RamudroidError, ValueError):
     """An operator command (web, SMS, CLI) is malformed or not allowed now."""
 
