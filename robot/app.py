@@ -21,6 +21,7 @@ from robot.config import Settings, load
 from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
+from robot.lcd_view import LcdView
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
 from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
@@ -152,6 +153,8 @@ class Robot:
                 state_dir=state_dir(settings),
             )
             self._build_sms()
+            self.lcd_view: LcdView | None = None
+            self._build_lcd()
             self._camera: CameraCache | None = None
             if self.parts.camera is not None:
                 self._camera = CameraCache(self.parts.camera)
@@ -202,6 +205,23 @@ class Robot:
             poll_s=sms.poll_s,
         )
         self._closers.append(self.sms.close)
+
+    def _build_lcd(self) -> None:
+        """The status LCD, refreshed by its own thread; the robot runs without it when it is missing."""
+        from robot.hardware.factory import build_part
+
+        try:
+            lcd = build_part("lcd", self.settings)
+        except RamudroidError as err:
+            log.warning("%s; running without the LCD", err)
+            return
+        if lcd is None:
+            return
+        self._closers.append(lcd.close)
+        self.lcd_view = LcdView(
+            lcd, self.telemetry, self.outbox, tray_capacity_kg=self.settings.tray.capacity_kg
+        )
+        self._closers.append(self.lcd_view.close)  # closed first: its last word, then the display
 
     def _wake(self) -> None:
         hook = self.wake_hook
