@@ -170,7 +170,8 @@ def resolve_port(url: str) -> str:
     if not os.path.exists(url):
         raise FlashError(
             f"arduino port {url}: no such device; is the board plugged in? Without the udev rules of "
-            "deploy/install.sh it is /dev/ttyACM0 (Uno) or /dev/ttyUSB0 (Nano clone): pass --port"
+            "deploy/install.sh it is /dev/ttyACM0 (Uno) or /dev/ttyUSB0 (Nano clone): set "
+            "hardware.arduino_port or pass --port"
         )
     return url
 
