@@ -119,8 +119,9 @@ class LcdView:
             self._failing = False
 
     def _run(self) -> None:
-        while not self._stop.wait(self._period):
-            self.refresh()
+        while not self._stop.is_set():
+            self.refresh()  # at once too: "starting..." while the robot boots
+            self._stop.wait(self._period)
 
     def close(self) -> None:
         """Stop refreshing and leave a last word on the display (called once the robot is braked); idempotent."""
