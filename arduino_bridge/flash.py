@@ -68,21 +68,19 @@ def probe(
     *,
     baud: int = 115200,
     timeout_s: float | None = None,
-    open_port: Callable[..., Any] = serial.serial_for_url,
-    clock: Callable[[], float] = time.monotonic,
 ) -> BoardInfo | None:
     """Handshake with the board and ask for its build id; None when nothing answers in our protocol (a blank
     board, another sketch). HELLO brakes every motor; the session then lapses after 300 ms, braked.
 
     Raises HardwareError when the port cannot be opened."""
     try:
-        port = open_port(url, baudrate=baud, timeout=0.05, write_timeout=0.5)
+        port = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=0.5)
     except (serial.SerialException, OSError, ValueError) as err:
         raise HardwareError(
             f"arduino on {url}: cannot open the port ({err}); check --port and the cable"
         ) from err
     try:
-        return _probe(port, url, PROBE_S if timeout_s is None else timeout_s, clock)
+        return _probe(port, url, PROBE_S if timeout_s is None else timeout_s)
     except (serial.SerialException, OSError) as err:
         raise HardwareError(f"arduino on {url}: {err}; check the cable") from err
     finally:
@@ -101,7 +99,8 @@ def _replies(port: Any, reader: FrameReader) -> list[Any]:
     return out
 
 
-def _probe(port: Any, url: str, timeout_s: float, clock: Callable[[], float]) -> BoardInfo | None:
+def _probe(port: Any, url: str, timeout_s: float) -> BoardInfo | None:
+    clock = time.monotonic
     reader = FrameReader()
     port.reset_input_buffer()
     port.write(b"\x00")  # end any partial frame the board holds
