@@ -1,5 +1,5 @@
-"""`ramudroid firmware build|sim`: compile the motor firmware, or run it in simavr behind a pseudo-
-terminal."""
+"""`ramudroid firmware build|flash|sim`: compile the motor firmware, upload it to the Arduino (skipped when the
+board already runs it), or run it in simavr behind a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -20,6 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     build = sub.add_parser("build", help="compile for the ATmega328P (Uno/Nano) and print flash/RAM use")
     build.add_argument("--out", type=Path, default=Path("build/firmware"), help="output directory")
     build.set_defaults(func=_build)
+    flash = sub.add_parser(
+        "flash", help="build and upload with avrdude; skipped when the board already runs this build"
+    )
+    flash.add_argument("--port", help="the Arduino's serial port (default: hardware.arduino_port)")
+    flash.add_argument("--force", action="store_true", help="upload even when the board runs this build")
+    flash.add_argument(
+        "--baud",
+        type=int,
+        default=115200,
+        help="bootloader baud rate: 115200 for an Uno or a new Nano, 57600 for an old Nano bootloader",
+    )
+    flash.add_argument("--out", type=Path, default=None, help="build directory (default: a temporary one)")
+    flash.set_defaults(func=_flash)
     sim = sub.add_parser("sim", help="run the firmware in simavr; prints the pseudo-terminal to connect to")
     sim.add_argument("--out", type=Path, default=None, help="build directory (default: a temporary one)")
     sim.add_argument(
@@ -36,6 +49,27 @@ def _build(args: argparse.Namespace) -> int:
         return 1
     print(f"built {result.hex}")
     print(result.summary())
+    return 0
+
+
+def _flash(args: argparse.Namespace) -> int:
+    from arduino_bridge.flash import flash
+    from robot.config import load
+
+    settings = load(args.config)  # a config error is one clear line from the CLI
+    port = args.port or settings.hardware.arduino_port
+    with tempfile.TemporaryDirectory(prefix="ramudroid-fw-") as tmp:
+        try:
+            flash(
+                port,
+                args.out or Path(tmp),
+                force=args.force,
+                bootloader_baud=args.baud,
+                link_baud=settings.hardware.arduino_baud,
+            )
+        except RamudroidError as err:
+            print(f"ramudroid: {err}", file=sys.stderr)
+            return 1
     return 0
 
 

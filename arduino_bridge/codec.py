@@ -15,7 +15,7 @@ from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
-FIRMWARE_VERSION = (1, 0, 0)
+FIRMWARE_VERSION = (1, 1, 0)  # 1.1.0 added GET_INFO / INFO (the build id)
 MAX_WATCHDOG_MS = 1000
 CHANNELS = 5
 HEADER_LEN = 5  # version, type, seq (u16 LE), payload length
@@ -33,10 +33,12 @@ class MsgType(IntEnum):
     SET_MOTORS = 0x02
     HEARTBEAT = 0x03
     GET_STATUS = 0x04
+    GET_INFO = 0x05
     ACK = 0x80
     HELLO_REPLY = 0x81
     STATUS = 0x82
     ERROR = 0x83
+    INFO = 0x84
 
 
 class ErrorCode(IntEnum):
@@ -253,6 +255,11 @@ class GetStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GetInfo:
+    """Host -> device: ask which firmware build it runs (an INFO report)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """Device -> host: the request with sequence number `ref_seq` was applied."""
 
@@ -296,11 +303,21 @@ class ErrorReport:
     detail: int
 
 
-Message = Hello | SetMotors | Heartbeat | GetStatus | Ack | HelloReply | Status | ErrorReport
+@dataclass(frozen=True, slots=True)
+class Info:
+    """Device -> host: the firmware's build id (firmware_build.source_build_id of the sources it was built
+    from; 0 for a build without one)."""
+
+    ref_seq: int
+    build_id: int
+
+
+Message = Hello | SetMotors | Heartbeat | GetStatus | GetInfo | Ack | HelloReply | Status | ErrorReport | Info
 
 _STATUS_FMT = "<H15sBIHHHHBBBB"
 STATUS_LEN = struct.calcsize(_STATUS_FMT)
 _HELLO_REPLY_FMT = "<HBBBBH"
+_INFO_FMT = "<HI"
 FLAG_TRIPPED = 0x01
 FLAG_SESSION = 0x02
 
@@ -373,6 +390,10 @@ def message_payload(msg: Message) -> tuple[MsgType, bytes]:
             return MsgType.HEARTBEAT, b""
         case GetStatus():
             return MsgType.GET_STATUS, b""
+        case GetInfo():
+            return MsgType.GET_INFO, b""
+        case Info(ref_seq=ref, build_id=build):
+            return MsgType.INFO, struct.pack(_INFO_FMT, ref, build)
         case Ack(ref_seq=ref):
             return MsgType.ACK, struct.pack("<H", ref)
         case HelloReply():
@@ -411,10 +432,12 @@ _FIXED_LEN = {
     MsgType.SET_MOTORS: 4 * CHANNELS,
     MsgType.HEARTBEAT: 0,
     MsgType.GET_STATUS: 0,
+    MsgType.GET_INFO: 0,
     MsgType.ACK: 2,
     MsgType.HELLO_REPLY: struct.calcsize(_HELLO_REPLY_FMT),
     MsgType.STATUS: STATUS_LEN,
     MsgType.ERROR: 4,
+    MsgType.INFO: struct.calcsize(_INFO_FMT),
 }
 
 
@@ -471,6 +494,10 @@ def decode_message(frame: Frame) -> Message:
             return Heartbeat()
         case MsgType.GET_STATUS:
             return GetStatus()
+        case MsgType.GET_INFO:
+            return GetInfo()
+        case MsgType.INFO:
+            return Info(*struct.unpack(_INFO_FMT, p))
         case MsgType.ACK:
             return Ack(struct.unpack("<H", p)[0])
         case MsgType.HELLO_REPLY:
@@ -514,10 +541,12 @@ __all__ = [
     "Frame",
     "FrameError",
     "FrameReader",
+    "GetInfo",
     "GetStatus",
     "Heartbeat",
     "Hello",
     "HelloReply",
+    "Info",
     "Message",
     "MsgType",
     "SetMotors",

@@ -145,7 +145,7 @@ class DirectLink:
         self.last_error = str(
             VersionMismatch(
                 f"arduino (simulated): firmware speaks protocol version {theirs}, this controller "
-                f"{PROTOCOL_VERSION}; flash the matching firmware with `ramudroid firmware build`"
+                f"{PROTOCOL_VERSION}; flash the matching firmware with `ramudroid firmware flash`"
             )
         )
 

@@ -31,10 +31,12 @@ class FakeArduino:
         name: str = "ttyACM0",
         clock: Callable[[], float] = time.monotonic,
         protocol_version: int | None = None,
+        build_id: int | None = None,
     ) -> None:
         self._clock = clock
         self._link_dir = Path(link_dir) if link_dir is not None else None
         self._protocol_version = protocol_version
+        self._build_id = build_id  # None: this controller's own firmware build
         self._lock = threading.Lock()
         self.history: list[tuple[float, MotorOutputs]] = []
         self.received = 0
@@ -48,8 +50,18 @@ class FakeArduino:
 
     def _new_sim(self) -> SimArduino:
         if self._protocol_version is None:
-            return SimArduino(boot_at=self._clock())
-        return SimArduino(boot_at=self._clock(), protocol_version=self._protocol_version)
+            return SimArduino(boot_at=self._clock(), build_id=self._build_id)
+        return SimArduino(
+            boot_at=self._clock(), protocol_version=self._protocol_version, build_id=self._build_id
+        )
+
+    def reflash(self, build_id: int | None = None, protocol_version: int | None = None) -> None:
+        """New firmware was uploaded: the board reboots running this build (None: this controller's)."""
+        with self._lock:
+            self._build_id = build_id
+            self._protocol_version = protocol_version
+            self.sim = self._new_sim()
+            self._record()
 
     # --- plugging
 

@@ -5,6 +5,7 @@ and the host-side tools around it: the simavr harness and host builds of the pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -39,21 +40,41 @@ _COMMON = [
 _CXX = ["-std=gnu++11", "-fpermissive", "-fno-exceptions", "-fno-threadsafe-statics", "-Wno-error=narrowing"]
 
 
+SOURCE_SUFFIXES = (".ino", ".cpp", ".c", ".h")
+
+
+def source_build_id(sketch_dir: Path = SKETCH_DIR) -> int:
+    """The firmware's build id: the first 32 bits of SHA-256 over the sketch's sources and the compiler flags.
+
+    The firmware reports it in its INFO reply (compiled in as RD_BUILD_ID), so "the board runs this
+    controller's firmware" is an exact check, not a version number someone forgot to bump. Never 0 (0 is a
+    build without an id, like the host-side test builds)."""
+    files = sorted(f for f in Path(sketch_dir).iterdir() if f.suffix in SOURCE_SUFFIXES and f.is_file())
+    if not files:
+        raise FirmwareBuildError(f"firmware: no sources in {sketch_dir}; the installation is incomplete")
+    h = hashlib.sha256(" ".join([*_COMMON, *_CXX]).encode())
+    for f in files:
+        h.update(b"\0" + f.name.encode() + b"\0" + f.read_bytes())
+    return int.from_bytes(h.digest()[:4], "big") or 1
+
+
 @dataclass(frozen=True, slots=True)
 class BuildResult:
-    """A built firmware: the ELF and HEX files and their memory use."""
+    """A built firmware: the ELF and HEX files, their memory use and the build id compiled in."""
 
     elf: Path
     hex: Path
     flash_bytes: int
     ram_bytes: int
+    build_id: int = 0
 
     def summary(self) -> str:
         """One line per memory, as avr-size would say it."""
         return (
             f"flash: {self.flash_bytes} bytes "
             f"({100 * self.flash_bytes / FLASH_BYTES:.1f}% of {FLASH_BYTES})\n"
-            f"RAM:   {self.ram_bytes} bytes ({100 * self.ram_bytes / RAM_BYTES:.1f}% of {RAM_BYTES}) static"
+            f"RAM:   {self.ram_bytes} bytes ({100 * self.ram_bytes / RAM_BYTES:.1f}% of {RAM_BYTES}) static\n"
+            f"build id: {self.build_id:08x}"
         )
 
 
@@ -136,6 +157,8 @@ def build_firmware(out: Path, *, sketch_dir: Path = SKETCH_DIR, core_root: Path 
         f"-I{sketch_dir}",
     ]
     warn = ["-Wall", "-Wextra", "-Werror"]
+    build_id = source_build_id(sketch_dir)
+    ident = [f"-DRD_BUILD_ID=0x{build_id:08x}UL"]
     name = sketch_dir.name
     ino = sketch_dir / f"{name}.ino"
     objs = []
@@ -145,7 +168,7 @@ def build_firmware(out: Path, *, sketch_dir: Path = SKETCH_DIR, core_root: Path 
     for src, extra in sources:
         obj = out / (src.name + ".o")
         _run(
-            [gxx, "-c", *_COMMON, *_CXX, *warn, *inc, *extra, str(src), "-o", str(obj)],
+            [gxx, "-c", *_COMMON, *_CXX, *warn, *ident, *inc, *extra, str(src), "-o", str(obj)],
             f"compiling {src.name}",
         )
         objs.append(str(obj))
@@ -159,7 +182,7 @@ def build_firmware(out: Path, *, sketch_dir: Path = SKETCH_DIR, core_root: Path 
     flash, ram = parse_size(_run([size, "-A", str(elf)], "avr-size"))
     if flash > FLASH_BYTES:
         raise FirmwareBuildError(f"firmware build: {flash} bytes of flash exceed the Uno's {FLASH_BYTES}")
-    return BuildResult(elf, hex_file, flash, ram)
+    return BuildResult(elf, hex_file, flash, ram, build_id)
 
 
 def build_harness(out: Path, *, source: Path = HARNESS_SOURCE) -> Path:

@@ -279,7 +279,7 @@ class ArduinoLink:
             VersionMismatch(
                 f"arduino on {self.port_name}: firmware speaks protocol version {theirs}, this controller "
                 f"{PROTOCOL_VERSION}; refusing to drive. "
-                "Flash the matching firmware (`ramudroid firmware build`)"
+                "Flash the matching firmware: `ramudroid firmware flash`"
             )
         )
         self._notify()

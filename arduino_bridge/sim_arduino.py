@@ -20,10 +20,12 @@ from arduino_bridge.codec import (
     Frame,
     FrameError,
     FrameReader,
+    GetInfo,
     GetStatus,
     Heartbeat,
     Hello,
     HelloReply,
+    Info,
     Message,
     MsgType,
     SetMotors,
@@ -51,9 +53,15 @@ class SimArduino:
         boot_at: float = 0.0,
         protocol_version: int = PROTOCOL_VERSION,
         firmware_version: tuple[int, int, int] = FIRMWARE_VERSION,
+        build_id: int | None = None,
     ) -> None:
         self.protocol_version = protocol_version
         self.firmware_version = firmware_version
+        if build_id is None:  # like a board flashed from these very sources
+            from arduino_bridge.firmware_build import source_build_id
+
+            build_id = source_build_id()
+        self.build_id = build_id
         self._boot_ms = to_ms(boot_at)
         self._reader = FrameReader()
         self._tx_seq = 0
@@ -140,6 +148,10 @@ class SimArduino:
                 if self.session:
                     self._last_valid_ms = self._now_ms
                 return self._reply(self.status(frame.seq))
+            case GetInfo():
+                if self.session:
+                    self._last_valid_ms = self._now_ms
+                return self._reply(Info(frame.seq, self.build_id))
             case SetMotors(outputs=outputs):
                 if not self.session:
                     return self._reject(ErrorCode.NOT_READY, frame.seq)

@@ -21,8 +21,10 @@ from robot.config import Settings, is_loopback, load
 from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import DashboardError, RamudroidError
 from robot.hardware.interfaces import MotorLink
+from robot.lcd_view import LcdView
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
+from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
 from robot.store import Store
 from robot.telemetry import TelemetryBus
 
@@ -155,6 +157,8 @@ class Robot:
                 store=self.store,
             )
             self._build_sms()
+            self.lcd_view: LcdView | None = None
+            self._build_lcd()
             self._camera: CameraCache | None = None
             if self.parts.camera is not None:
                 self._camera = CameraCache(self.parts.camera)
@@ -207,6 +211,23 @@ class Robot:
             poll_s=sms.poll_s,
         )
         self._closers.append(self.sms.close)
+
+    def _build_lcd(self) -> None:
+        """The status LCD, refreshed by its own thread; the robot runs without it when it is missing."""
+        from robot.hardware.factory import build_part
+
+        try:
+            lcd = build_part("lcd", self.settings)
+        except RamudroidError as err:
+            log.warning("%s; running without the LCD", err)
+            return
+        if lcd is None:
+            return
+        self._closers.append(lcd.close)
+        self.lcd_view = LcdView(
+            lcd, self.telemetry, self.outbox, tray_capacity_kg=self.settings.tray.capacity_kg
+        )
+        self._closers.append(self.lcd_view.close)  # closed first: its last word, then the display
 
     def _wake(self) -> None:
         hook = self.wake_hook
@@ -314,7 +335,22 @@ async def run_async(
             robot.add_closer(dashboard.close)
         if robot.sms is not None:
             robot.sms.start()
-        runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
+        # Under systemd (Type=notify): READY=1 once the loop runs, WATCHDOG=1 from the loop while it steps on
+        # time, STOPPING=1 on the way out. Outside systemd these do nothing.
+        notifier = Notifier()
+        watchdog_s = watchdog_period_s()
+        watchdog = (
+            LoopWatchdog(notifier, watchdog_s, status=lambda: _status_line(robot))
+            if notifier.enabled and watchdog_s is not None
+            else None
+        )
+        runner = Runner(
+            robot.supervisor,
+            rate_hz=settings.control.rate_hz,
+            clock=clock,
+            extra_tasks=tasks,
+            on_step=watchdog.on_step if watchdog is not None else None,
+        )
         robot.wake_hook = runner.wake_threadsafe
 
         async def announce() -> None:
@@ -325,6 +361,7 @@ async def run_async(
             mode = "simulator" if settings.all_sim else "hardware"
             log.info("ready (%s, %s).%s", mode, settings.robot.name, where)
             print(f"ramudroid ready ({mode}){where}", flush=True)
+            notifier.notify("READY=1", f"STATUS=ready ({mode}){where}")
             if duration_s is not None:
                 await asyncio.sleep(duration_s)
                 runner.stop()
@@ -333,9 +370,17 @@ async def run_async(
         try:
             return await runner.run()
         finally:
+            notifier.notify("STOPPING=1", "STATUS=stopped: motors braked")
+            notifier.close()
             announcer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await announcer
+
+
+def _status_line(robot: Robot) -> str:
+    """What `systemctl status ramudroid` shows: the state and why."""
+    t = robot.telemetry.latest()
+    return "starting" if t is None else f"{t.state}: {t.reason}"
 
 
 def run_robot(

@@ -109,11 +109,11 @@ class HardwareSettings:
     """Which driver each part uses ("pi" = real, "sim" = simulated twin), and the wiring."""
 
     arduino: str = _f("sim", choices=("sim", "serial"))
-    arduino_port: str = _f("/dev/ttyACM0")
+    arduino_port: str = _f("/dev/ramudroid-arduino")  # stable names from deploy/99-ramudroid.rules
     arduino_baud: int = _f(115200, 9600, 2000000)
     arduino_watchdog_ms: int = _f(300, 50, 1000)
     gps: str = _f("sim", choices=PART)
-    gps_port: str = _f("/dev/ttyAMA0")
+    gps_port: str = _f("/dev/ramudroid-gps")  # GPIO 14/15 (UART0), or a u-blox on USB
     gps_baud: int = _f(9600, 4800, 921600)
     gps_stale_s: float = _f(3.0, 0.5, 60.0)
     scale: str = _f("sim", choices=PART)
@@ -141,8 +141,11 @@ class HardwareSettings:
     relay_pin: int = _f(27, 0, 27)
     relay_active_high: bool = _f(True)
     modem: str = _f("none", choices=("none", "sim", "serial"))
-    modem_port: str = _f("/dev/ttyS0")
+    modem_port: str = _f("/dev/ramudroid-gsm")  # GPIO 12/13 (second UART), or a USB-TTL adapter
     modem_baud: int = _f(115200, 1200, 921600)
+    lcd: str = _f("sim", choices=("none", *PART))
+    lcd_i2c_bus: int = _f(1, 0, 10)
+    lcd_addr: int = _f(0x27, 0x03, 0x77)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,10 @@ class StoreError(RamudroidError):
     """The state store (SQLite, robot.state_dir/ramudroid.db) could not be opened, read or written."""
 
 
+class FlashError(HardwareError):
+    """Uploading the firmware to the Arduino failed, or the board did not come back running it."""
+
+
 class CommandRejected(RamudroidError, ValueError):
     """An operator command (web, SMS, CLI) is malformed or not allowed now."""
 

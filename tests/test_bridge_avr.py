@@ -175,3 +175,25 @@ def test_corrupted_and_random_bytes_never_move_a_motor_and_errors_are_reported(a
     status = [r for r in host.replies(1) if isinstance(r, Status)][-1]
     assert status.crc_errors + status.bad_frames >= 20 and status.overflows >= 1
     assert _never_driven(avr) and avr.pins_at() == ALL_BRAKED  # no channel ever left its braked state
+
+
+def test_the_real_firmware_reports_its_build_id_and_flash_skips_it(avr: AvrEmulator, tmp_path: Path) -> None:
+    """The ELF built from these sources answers GET_INFO with their build id (RD_BUILD_ID compiled in), so
+    `ramudroid firmware flash` sees the board already runs this build and does not upload."""
+    from arduino_bridge.firmware_build import source_build_id
+    from arduino_bridge.flash import flash, probe
+
+    info = probe(avr.path)
+    assert info is not None and (info.protocol, info.firmware, info.build_id) == (
+        1,
+        (1, 1, 0),
+        source_build_id(),
+    )
+
+    def no_upload(cmd: object) -> int:
+        raise AssertionError("avrdude must not run for a board that runs this build")
+
+    # The harness holds the pty's slave side itself (it is the board), so the port-in-use check is off here.
+    result = flash(avr.path, tmp_path, say=lambda _: None, run=no_upload, in_use=lambda _: [])
+    assert result.action == "skipped"
+    assert _never_driven(avr)  # probing never moved a motor

@@ -41,7 +41,11 @@ class Runner:
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed (apt install g++)")
-    exe = build_host_tool([HERE / "firmware" / "vector_runner.cpp"], tmp_path_factory.mktemp("fw") / "runner")
+    exe = build_host_tool(
+        [HERE / "firmware" / "vector_runner.cpp"],
+        tmp_path_factory.mktemp("fw") / "runner",
+        flags=("-O1", f"-DRD_BUILD_ID={VECTORS['build_id']}UL"),  # the id the device vectors expect
+    )
     r = Runner(exe)
     yield r
     r.close()

@@ -22,7 +22,7 @@ FWD = MotorOutputs(*(PinState(1, 0, 200),) * 5)
 
 @pytest.mark.parametrize("scenario", VECTORS["device"], ids=lambda s: s["name"])
 def test_sim_arduino_follows_the_device_vectors(scenario: dict[str, Any]) -> None:
-    dev = SimArduino()
+    dev = SimArduino(build_id=VECTORS["build_id"])
     for i, step in enumerate(scenario["steps"]):
         tx = dev.feed(bytes.fromhex(step["rx"]), step["at_ms"] / 1000.0)
         where = f"{scenario['name']} step {i}"

@@ -1,9 +1,11 @@
-"""Hardware commands: `ramudroid gps replay|compare`, `ramudroid scale tare|calibrate`, `ramudroid doctor`."""
+"""Hardware commands: `ramudroid gps replay|compare`, `ramudroid scale tare|calibrate`, `ramudroid doctor`
+(every part, the LCD, the Arduino link and the GSM modem in one table)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +15,9 @@ from typing import Any, TextIO
 from robot import config
 from robot.errors import HardwareError, RamudroidError
 
-# A robot can run without its camera; every other part is needed to clean safely.
-OPTIONAL_PARTS = frozenset({"camera"})
+# A robot can clean safely without its camera, its status LCD and its GSM modem; not without the others.
+OPTIONAL_PARTS = frozenset({"camera", "lcd", "modem"})
+TABLE_WIDTH = 100  # the doctor's table fits a 100-column terminal (and a phone's SSH app, wrapped)
 
 
 def register(subparsers: Any) -> None:
@@ -150,12 +153,13 @@ class Check:
     ok: bool
     reading: str
     hint: str = ""
+    warn: bool = False  # works, but something is off (e.g. the Arduino runs another firmware build)
 
     @property
     def status(self) -> str:
-        """OK, FAIL, or WARN (an optional part failing)."""
+        """OK, FAIL, or WARN (an optional part failing, or a part that works with a caveat)."""
         if self.ok:
-            return "OK"
+            return "WARN" if self.warn else "OK"
         return "WARN" if self.part in OPTIONAL_PARTS else "FAIL"
 
 
@@ -209,6 +213,11 @@ def _read_part(name: str, part: Any, driver: str, settings: config.Settings) -> 
         return f"JPEG {len(jpeg) / 1024:.0f} kB", ""
     if name == "relay":
         return f"loads on {part.source.value}", ""
+    if name == "lcd":
+        cols, rows = part.size
+        part.show(("ramudroid doctor", "LCD check"))
+        where = "simulated" if driver == "sim" else f"at 0x{settings.hardware.lcd_addr:02x}"
+        return f"{cols}x{rows} {where}: shows 'ramudroid doctor'", ""
     return "", ""
 
 
@@ -220,15 +229,92 @@ _HINTS = {
     "power": "check I2C wiring and addresses: i2cdetect -y 1 should show 40 and 41",
     "camera": 'check the ribbon cable: rpicam-hello --list-cameras; or set hardware.camera = "none"',
     "relay": "check the relay board's IN wire and hardware.relay_pin",
+    "lcd": 'check SDA/SCL (GPIO 2/3), 5 V and hardware.lcd_addr (i2cdetect -y 1); or hardware.lcd = "none"',
+    "arduino": "check the USB cable and hardware.arduino_port; then: ramudroid firmware flash",
+    "modem": "check its power supply (2 A peaks), TX/RX crossed, the antenna and the SIM",
 }
 
 
+def check_arduino(settings: config.Settings) -> Check:
+    """The Arduino link: handshake, protocol, firmware version and whether it runs this controller's build."""
+    from arduino_bridge.codec import FIRMWARE_VERSION, PROTOCOL_VERSION
+    from arduino_bridge.firmware_build import source_build_id
+    from arduino_bridge.flash import port_users, probe, resolve_port
+
+    hw = settings.hardware
+    want = source_build_id()
+    if hw.arduino == "sim":
+        version = ".".join(map(str, FIRMWARE_VERSION))
+        return Check("arduino", "sim", True, f"simulated: firmware {version}, build {want:08x}")
+    try:
+        port = resolve_port(hw.arduino_port)
+        users = port_users(port)
+        if users:
+            who = ", ".join(f"{name} (pid {pid})" for pid, name in users)
+            return Check(
+                "arduino", hw.arduino, True, f"{port} is in use by {who}", "stop it to check the board", True
+            )
+        info = probe(port, baud=hw.arduino_baud)
+    except RamudroidError as e:
+        return Check("arduino", hw.arduino, False, str(e), _HINTS["arduino"])
+    if info is None:
+        return Check(
+            "arduino",
+            hw.arduino,
+            False,
+            f"no answer to HELLO on {port} at {hw.arduino_baud} baud",
+            _HINTS["arduino"],
+        )
+    if info.runs(want):
+        return Check("arduino", hw.arduino, True, f"{port}: {info.describe()} (this controller's)")
+    if info.protocol != PROTOCOL_VERSION or info.firmware is None:
+        return Check("arduino", hw.arduino, False, f"{port}: {info.describe()}", "ramudroid firmware flash")
+    return Check(
+        "arduino",
+        hw.arduino,
+        True,
+        f"{port}: {info.describe()}, not this controller's {want:08x}",
+        "ramudroid firmware flash",
+        warn=True,
+    )
+
+
+_CREG = {0: "not registered", 1: "home network", 2: "searching", 3: "registration denied", 5: "roaming"}
+
+
+def check_modem(settings: config.Settings) -> Check:
+    """The GSM modem: answers AT, SIM ready, registered on a network, signal strength."""
+    hw = settings.hardware
+    if hw.modem == "none":
+        return Check("modem", "none", True, "not fitted")
+    if hw.modem == "sim":
+        return Check("modem", "sim", True, "simulated SIM800 (ramudroid run starts it)")
+    from robot.gsm.modem import Sim800Modem
+
+    try:
+        with Sim800Modem(hw.modem_port, baud=hw.modem_baud) as modem:
+            sim = modem.sim_status()
+            registered = modem.registered()
+            csq = modem.signal()
+    except RamudroidError as e:
+        return Check("modem", hw.modem, False, str(e), _HINTS["modem"])
+    signal = "unknown" if csq is None else f"{csq}/31 ({-113 + 2 * csq} dBm)"
+    network = _CREG.get(modem.registration if modem.registration is not None else 0, "unknown")
+    reading = f"AT ok, SIM {sim}, {network}, signal {signal}"
+    if sim != "READY":
+        return Check("modem", hw.modem, False, reading, "the SIM wants a PIN: remove it in a phone")
+    if not registered:
+        return Check("modem", hw.modem, False, reading, "check the antenna, the SIM's plan and coverage")
+    weak = csq is None or csq < 10
+    return Check("modem", hw.modem, True, reading, "weak signal: move the antenna" if weak else "", weak)
+
+
 def run_doctor(settings: config.Settings) -> list[Check]:
-    """Build, read and close every part; one Check per part."""
+    """Build, read and close every part, then the LCD, the Arduino and the modem; one Check each."""
     from robot.hardware.factory import PART_NAMES, build_part
 
     checks = []
-    for name in PART_NAMES:
+    for name in (*PART_NAMES, "lcd"):
         driver = getattr(settings.hardware, name)
         if driver == "none":
             checks.append(Check(name, driver, True, "not fitted"))
@@ -245,17 +331,30 @@ def run_doctor(settings: config.Settings) -> list[Check]:
             checks.append(Check(name, driver, False, str(e), _HINTS[name]))
         finally:
             part.close()
+    checks.append(check_arduino(settings))
+    checks.append(check_modem(settings))
     return checks
 
 
-def format_table(checks: list[Check]) -> str:
-    """The doctor's table, columns padded to fit."""
-    rows = [("PART", "DRIVER", "STATUS", "READING / ERROR", "HINT")]
-    rows += [(c.part, c.driver, c.status, c.reading, c.hint) for c in checks]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip() for r in rows
-    )
+def format_table(checks: list[Check], width: int = TABLE_WIDTH) -> str:
+    """The doctor's table in `width` columns: part, driver, status, then the reading wrapped beside them and
+    the hint on its own lines below it ("-> ...")."""
+    head = ("PART", "DRIVER", "STATUS")
+    rows = [(c.part, c.driver, c.status) for c in checks]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
+    indent = sum(widths) + 2 * len(widths)
+    text_width = max(20, width - indent)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + "  READING / ERROR, -> HINT"]
+    for c, row in zip(checks, rows, strict=True):
+        left = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + "  "
+        wrapped = textwrap.wrap(c.reading, text_width, break_on_hyphens=False) or [""]
+        if c.hint:
+            wrapped += textwrap.wrap(
+                "-> " + c.hint, text_width, subsequent_indent="   ", break_on_hyphens=False
+            )
+        lines.append((left + wrapped[0]).rstrip())
+        lines += [" " * indent + more for more in wrapped[1:]]
+    return "\n".join(lines)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -4,11 +4,12 @@ a callable the simulator's world provides (a benign constant by default)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from robot.core.types import PowerSource
 from robot.drivers.jpeg import road_scene
+from robot.drivers.lcd import fit_lines
 from robot.errors import HardwareError
 from robot.hardware.interfaces import GpsFix, PowerReading
 
@@ -189,3 +190,23 @@ class SimRelay(_SimPart):
     def source(self) -> PowerSource:
         """The source the loads are on."""
         return self._source
+
+
+class SimLcd(_SimPart):
+    """StatusLcd twin: keeps what the 16x2 display shows (`lines`) and counts the changes."""
+
+    name = "sim LCD"
+
+    def __init__(self, cols: int = 16, rows: int = 2) -> None:
+        super().__init__()
+        self.size = (cols, rows)
+        self.lines = fit_lines((), cols, rows)
+        self.updates = 0
+
+    def show(self, lines: Sequence[str]) -> None:
+        """What the real display would show after the same call."""
+        self._check_open()
+        fitted = fit_lines(lines, *self.size)
+        if fitted != self.lines:
+            self.lines = fitted
+            self.updates += 1

@@ -329,6 +329,16 @@ class Sim800Modem:
             self.counters["rejected_lines"] += 1
             raise self._fail(f"GSM modem on {self.url}: no usable answer to AT+CSQ")
 
+    def sim_status(self) -> str:
+        """The SIM card from AT+CPIN?: "READY", or what it waits for ("SIM PIN", "SIM PUK", ...); raises
+        ModemError when the modem says why not (e.g. +CME ERROR: SIM not inserted)."""
+        with self._lock:
+            self._ensure_ready()
+            for line in self._command("AT+CPIN?", expect="+CPIN:"):
+                return line.split(":", 1)[1].strip()
+            self.counters["rejected_lines"] += 1
+            raise self._fail(f"GSM modem on {self.url}: no usable answer to AT+CPIN?")
+
     def close(self) -> None:
         """Close the serial port; safe to call twice."""
         with self._lock:

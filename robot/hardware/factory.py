@@ -67,7 +67,8 @@ def build_part(
     wake: Callable[[], None] | None = None,
     bench: Any = None,
 ) -> Any:
-    """One part by name (see PART_NAMES); the camera may be None ("none"). Raises HardwareError subclasses.
+    """One part by name (PART_NAMES, or "lcd": the status display, built on its own because the robot runs
+    without it); the camera and the LCD may be None ("none"). Raises HardwareError subclasses.
 
     With `bench` (a PinBench), a wired part set to "sim" is the real driver on the bench's pins or bus."""
     hw = settings.hardware
@@ -158,6 +159,16 @@ def build_part(
         from robot.drivers.sim import SimCamera
 
         return SimCamera(**_source(world, "camera_jpeg"), width=hw.camera_width, height=hw.camera_height)
+    if name == "lcd":
+        if kind == "none":
+            return None
+        if kind == "pi":
+            from robot.drivers.lcd import I2cLcd
+
+            return I2cLcd(bus_number=hw.lcd_i2c_bus, address=hw.lcd_addr)
+        from robot.drivers.sim import SimLcd
+
+        return SimLcd()
     if name == "relay":
         if kind == "pi":
             from robot.drivers.relay import GpioRelay
@@ -166,7 +177,7 @@ def build_part(
         from robot.drivers.sim import SimRelay
 
         return SimRelay()
-    raise ValueError(f"unknown part {name!r}; parts are {', '.join(PART_NAMES)}")
+    raise ValueError(f"unknown part {name!r}; parts are {', '.join((*PART_NAMES, 'lcd'))}")
 
 
 def build_parts(

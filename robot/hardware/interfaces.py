@@ -6,6 +6,7 @@ them off its event loop. Every part has an idempotent close() and is a context m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -96,6 +97,19 @@ class PowerRelay(Part, Protocol):
 
     @property
     def source(self) -> PowerSource: ...
+
+
+class StatusLcd(Part, Protocol):
+    """Character LCD on the robot (16x2 HD44780): what a person standing beside it reads."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(columns, rows)."""
+        ...
+
+    def show(self, lines: Sequence[str]) -> None:
+        """Show these lines, each cut or padded to the width; raises HardwareError when the display is gone."""
+        ...
 
 
 class MotorLink(Part, Protocol):

@@ -17,10 +17,12 @@ from arduino_bridge.codec import (
     Ack,
     ErrorCode,
     ErrorReport,
+    GetInfo,
     GetStatus,
     Heartbeat,
     Hello,
     HelloReply,
+    Info,
     SetMotors,
     Status,
     encode_frame,
@@ -31,6 +33,8 @@ from arduino_bridge.sim_arduino import SimArduino
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 
 OUT = Path(__file__).resolve().parents[1] / "vectors" / "protocol.json"
+# The device in the scenarios reports this build id; the C++ runner is compiled with -DRD_BUILD_ID=it.
+BUILD_ID = 0x5EED1D01
 
 FWD = MotorOutputs(
     PinState(1, 0, 180), PinState(1, 0, 180), PinState(0, 1, 255), PinState(1, 0, 255), PinState(1, 0, 128)
@@ -78,6 +82,8 @@ def main() -> None:
         ("set_motors_spin", SetMotors(SPIN), 0x1234),
         ("heartbeat", Heartbeat(), 5),
         ("get_status", GetStatus(), 6),
+        ("get_info", GetInfo(), 7),
+        ("info", Info(7, BUILD_ID), 2),
         ("ack", Ack(3), 0),
         ("hello_reply", HelloReply(1, 1, (1, 0, 0), 300), 0),
         ("status", status, 9),
@@ -123,7 +129,7 @@ def main() -> None:
     # Device scenarios: each step delivers `rx` at `at_ms` (watchdog checked first) and expects `tx` and the
     # state.
     def scenario(name: str, steps: list[tuple[int, bytes]], doc: str) -> dict[str, Any]:
-        dev = SimArduino()
+        dev = SimArduino(build_id=BUILD_ID)
         out = []
         for at_ms, rx in steps:
             tx = dev.feed(rx, at_ms / 1000.0)
@@ -162,6 +168,18 @@ def main() -> None:
                 (60, sm(SetMotors(ALL_BRAKED), 6)),
             ],
             "HELLO starts a session; SET_MOTORS applies and is acknowledged; STATUS reports it",
+        ),
+        scenario(
+            "info_reports_the_build_id",
+            [
+                (0, sm(GetInfo(), 1)),
+                (10, sm(Hello(300), 2)),
+                (250, sm(GetInfo(), 3)),
+                (549, b""),
+                (550, b""),
+                (560, sm(GetInfo(), 4)),
+            ],
+            "INFO answers at any time with the build id; with a session it feeds the watchdog like GET_STATUS",
         ),
         scenario(
             "motors_refused_before_hello",
@@ -228,6 +246,7 @@ def main() -> None:
         "about": "Shared test vectors of the Arduino link protocol (docs/protocol.md); hex = wire bytes.",
         "protocol_version": codec.PROTOCOL_VERSION,
         "firmware_version": list(codec.FIRMWARE_VERSION),
+        "build_id": BUILD_ID,
         "limits": {
             "max_payload": codec.MAX_PAYLOAD,
             "max_frame": codec.MAX_FRAME,

@@ -141,6 +141,7 @@ static uint8_t expectedLength(uint8_t type) {
       return 4 * CHANNELS;
     case MSG_HEARTBEAT:
     case MSG_GET_STATUS:
+    case MSG_GET_INFO:
       return 0;
     default:
       return 0xFF;
@@ -206,6 +207,15 @@ void MotorProtocol::handleFrame(const uint8_t* f, uint8_t len) {
     r[32] = FW_PATCH;
     r[33] = PROTOCOL_VERSION;
     reply(MSG_STATUS, r, sizeof(r));
+    return;
+  }
+
+  if (type == MSG_GET_INFO) {
+    if (session_) lastValidMs_ = nowMs_;
+    const uint32_t build = RD_BUILD_ID;
+    uint8_t r[6] = {(uint8_t)seq, (uint8_t)(seq >> 8), (uint8_t)build, (uint8_t)(build >> 8),
+                    (uint8_t)(build >> 16), (uint8_t)(build >> 24)};
+    reply(MSG_INFO, r, sizeof(r));
     return;
   }
 

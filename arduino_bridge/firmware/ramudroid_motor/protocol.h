@@ -14,11 +14,15 @@
 #error "RD_TX_SIZE must divide 256 and be at most 128"
 #endif
 
+#ifndef RD_BUILD_ID
+#define RD_BUILD_ID 0UL  // firmware_build.py passes the hash of these sources; 0 = a build without an id
+#endif
+
 namespace rd {
 
 const uint8_t PROTOCOL_VERSION = 1;
 const uint8_t FW_MAJOR = 1;
-const uint8_t FW_MINOR = 0;
+const uint8_t FW_MINOR = 1;
 const uint8_t FW_PATCH = 0;
 
 const uint8_t CHANNELS = 5;
@@ -36,10 +40,12 @@ enum MsgType {
   MSG_SET_MOTORS = 0x02,
   MSG_HEARTBEAT = 0x03,
   MSG_GET_STATUS = 0x04,
+  MSG_GET_INFO = 0x05,
   MSG_ACK = 0x80,
   MSG_HELLO_REPLY = 0x81,
   MSG_STATUS = 0x82,
   MSG_ERROR = 0x83,
+  MSG_INFO = 0x84,
 };
 
 enum ErrorCode {
