@@ -23,6 +23,7 @@ from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
+from robot.power_down import PowerDown, PowerDownPlan
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ class Robot:
         self.wake_hook: Callable[[], None] | None = (
             None  # set by the runner: drivers wake it on safety events
         )
+        # Where the planned power-down records why the process stopped (the store, wired at the composition).
+        self.record_stop_reason: Callable[[str, str], None] | None = None
+        self.power_down = self._build_power_down()
         try:
             if settings.sensors_sim:
                 from sim.scenario import load as load_scenario
@@ -149,6 +153,7 @@ class Robot:
                 commands=self.commands,
                 telemetry=self.telemetry,
                 state_dir=state_dir(settings),
+                can_sleep=self.world is None and self.power_down.can_wake(),
             )
             self._build_sms()
             self._camera: CameraCache | None = None
@@ -201,6 +206,42 @@ class Robot:
             poll_s=sms.poll_s,
         )
         self._closers.append(self.sms.close)
+
+    def _build_power_down(self) -> PowerDown:
+        p = self.settings.power
+        # With a simulated world the Pi is this machine: the power-down is only told, never done.
+        run = _simulated_command if self.settings.sensors_sim else None
+        return PowerDown(
+            poweroff_command=p.poweroff_command,
+            wake_command=p.wake_command,
+            record_reason=lambda reason, detail: self._record_stop(reason, detail),
+            **({"run": run} if run is not None else {}),
+        )
+
+    def _record_stop(self, reason: str, detail: str) -> None:
+        if self.record_stop_reason is not None:
+            self.record_stop_reason(reason, detail)
+
+    def flush_alerts(self, timeout_s: float) -> None:
+        """Send the SMS alerts still waiting (the critical one above all) before the power goes."""
+        if self.sms is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.sms.poll_once()
+            pending = self.sms.stats["pending"]
+            if pending == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise RamudroidError(f"{pending} SMS still unsent after {timeout_s:.0f} s")
+            time.sleep(1.0)
+
+    def finish_power_down(self, plan: PowerDownPlan) -> None:
+        """The end of a planned power-down: alerts out, everything braked and closed, why recorded, power off."""
+        pd = self.power_down
+        pd.add_flush("SMS alerts sent", lambda: self.flush_alerts(self.settings.power.flush_timeout_s))
+        pd.add_flush("braked, progress saved, parts closed", self.close)
+        pd.finish(plan)
 
     def _wake(self) -> None:
         hook = self.wake_hook
@@ -293,7 +334,13 @@ async def run_async(
             web_ready.set()
         if robot.sms is not None:
             robot.sms.start()
-        runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
+        runner = Runner(
+            robot.supervisor,
+            rate_hz=settings.control.rate_hz,
+            clock=clock,
+            extra_tasks=tasks,
+            arm_power_down=robot.power_down.arm,
+        )
         robot.wake_hook = runner.wake_threadsafe
 
         async def announce() -> None:
@@ -309,11 +356,18 @@ async def run_async(
 
         announcer = asyncio.create_task(announce())
         try:
-            return await runner.run()
+            code = await runner.run()
         finally:
             announcer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await announcer
+        if runner.power_down is not None:
+            robot.finish_power_down(runner.power_down)
+        return code
+
+
+def _simulated_command(argv: Any) -> None:
+    log.warning("simulator: the real robot would run %s here", " ".join(argv))
 
 
 def run_robot(
