@@ -23,7 +23,7 @@ from robot.errors import RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
-from robot.power_down import PowerDown, PowerDownPlan
+from robot.power_down import PowerDown, PowerDownPlan, run_command
 from robot.telemetry import TelemetryBus
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,12 @@ class Robot:
 
     def _build_power_down(self) -> PowerDown:
         p = self.settings.power
-        # With a simulated world the Pi is this machine: the power-down is only told, never done.
-        run = _simulated_command if self.settings.sensors_sim else None
         return PowerDown(
             poweroff_command=p.poweroff_command,
             wake_command=p.wake_command,
-            record_reason=lambda reason, detail: self._record_stop(reason, detail),
-            **({"run": run} if run is not None else {}),
+            # With a simulated world the Pi is this machine: the power-down is only told, never done.
+            run=_simulated_command if self.settings.sensors_sim else run_command,
+            record_reason=self._record_stop,
         )
 
     def _record_stop(self, reason: str, detail: str) -> None:

@@ -93,12 +93,14 @@ class Recorder:
         tray_full_kg: float = 1.9,
         sample_every_s: float = 1.0,
         critical_soc: float = 0.10,
+        critical_v: float = 9.6,
         low_soc: float = 0.25,
     ) -> None:
         self.world = world
         self.stop_distance_m = stop_distance_m
         self.tray_full_kg = tray_full_kg
         self.critical_soc = critical_soc
+        self.critical_v = critical_v
         self.low_soc = low_soc
         self.state_changes = 0
         self.false_alerts: list[dict[str, Any]] = []
@@ -155,8 +157,8 @@ class Recorder:
         w = self.world
         if kind == "night":
             return w.clear_sky_irradiance() > SUN_UP_W_M2
-        if kind == "critical_battery":
-            return w.soc > self.critical_soc + SOC_SLACK
+        if kind == "critical_battery":  # by charge or by voltage under load
+            return w.soc > self.critical_soc + SOC_SLACK and w.truth().battery_v > self.critical_v
         if kind == "low_battery":
             return w.soc > self.low_soc + SOC_SLACK
         if kind == "rain":

@@ -154,6 +154,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         stop_distance_m=cfg.obstacle.stop_distance_m,
         tray_full_kg=cfg.tray.capacity_kg * cfg.tray.full_fraction,
         critical_soc=cfg.power.critical_soc,
+        critical_v=cfg.power.critical_v,
         low_soc=cfg.power.low_soc,
     )
     return SimRun(
@@ -285,7 +286,7 @@ class SimPi:
             # Boot rule (issue 9): a person's stop stays; the battery's alerts were already sent before the stop.
             plan = self.last_plan
             sup.core = sup.core._replace(
-                mode=core.mode if core.mode is Mode.AUTO or core.estop else Mode.PAUSED,
+                mode=core.mode if core.mode is Mode.AUTO else Mode.PAUSED,
                 estop=core.estop,
                 critical=plan is not None and plan.reason == "critical_battery",
                 low_battery=core.low_battery,

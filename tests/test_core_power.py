@@ -172,6 +172,17 @@ def test_no_power_down_on_a_critical_reading_that_has_gone_stale(cfg: CoreConfig
     assert d.step().power_down == "critical_battery"
 
 
+def test_woken_critical_under_a_panel_that_carries_the_loads_it_stays_up_and_charges(cfg: CoreConfig) -> None:
+    """A boot after a critical power-down starts on the battery: with a panel able to carry the parked robot it
+    must not power down again, only move the loads to the panel."""
+    d = CoreDriver(cfg, st=CoreState(critical=True))
+    d.set(battery_soc=cfg.critical_soc + 0.05, panel_w=SHADOW, arrived=True)
+    decisions = d.hold(cfg.switch_dwell_s + 5.0)
+    assert {x.power_down for x in decisions} == {""}
+    assert decisions[-1].state is State.CRITICAL_BATTERY and decisions[-1].power is PowerSource.PANEL
+    assert [a.kind for a in d.alerts if a.severity is Severity.CRITICAL] == []  # already reported before
+
+
 # ---- night: not a storm, and the night's sleep --------------------------------------------------------------
 
 

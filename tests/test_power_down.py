@@ -241,3 +241,55 @@ def test_the_runner_stops_for_an_armed_power_down_and_carries_on_when_refused(
     assert stopped.power_down is not None and len(armed) == 1
     carried_on, armed = go(False)
     assert carried_on.power_down is None and len(armed) == 1  # refused once; no plan is made again
+
+
+# ---- the composition root -------------------------------------------------------------------------------------
+
+
+class FakeSms:
+    """The part of SmsService the power-down uses: each poll sends one pending SMS."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.polls = 0
+
+    def poll_once(self) -> None:
+        self.polls += 1
+        self.pending = max(0, self.pending - 1)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"pending": self.pending}
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_robot_sends_its_alerts_closes_everything_records_why_then_powers_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from robot.app import Robot, ScaledClock
+    from robot.config import Settings
+
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the SMS flush waits between polls
+    s = Settings()
+    s = replace(s, robot=replace(s.robot, state_dir=str(tmp_path)))
+    robot = Robot(s, clock=ScaledClock())
+    recorded: list[tuple[str, str]] = []
+    robot.record_stop_reason = lambda reason, detail: recorded.append((reason, detail))
+    robot.sms = FakeSms(pending=2)
+    with caplog.at_level("WARNING"):
+        robot.finish_power_down(PowerDownPlan("critical_battery", "planned power-down at critical battery"))
+    assert robot.power_down.done == [
+        "SMS alerts sent",
+        "braked, progress saved, parts closed",
+        "reason recorded",
+        "poweroff",
+    ]
+    assert robot.sms is None or robot.sms.stats["pending"] == 0
+    assert recorded == [("power_down", "planned power-down at critical battery")]
+    assert "the real robot would run systemctl poweroff" in caplog.text  # a simulated world: never for real
+    assert (tmp_path / "route_progress.json").exists()
+    robot.close()  # idempotent after the power-down closed everything
