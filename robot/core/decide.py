@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from robot.core.rules import TABLE, Rule, Wheels
@@ -71,6 +71,7 @@ class CoreConfig:
     critical_soc: float = 0.10
     critical_v: float = 9.6
     critical_drive_s: float = 120.0
+    cleaning_w: float = field(init=False, repr=False, compare=False)  # the load of cleaning (derived)
 
     @classmethod
     def from_settings(cls, s: Any) -> CoreConfig:
@@ -93,23 +94,19 @@ class CoreConfig:
         )  # fmt: skip
 
     def load_w(self, m: MotorOutputs) -> float:
-        """The electrical load these outputs draw: controller, Arduino and sensors, plus each powered motor."""
-        drive = brush = 0
-        for i, p in enumerate(m):
-            if _running(p):
-                if i < 2:
-                    drive += min(p.en, 255)
-                else:
-                    brush += min(p.en, 255)
+        """The electrical load these outputs draw: controller, Arduino and sensors, plus each powered motor.
+
+        A motor draws by its EN duty when IN1 != IN2; braked (IN1 = IN2, whatever EN) it draws nothing.
+        """
+        dl, dr, bl, br, bc = m
+        drive = (dl.en if dl.in1 != dl.in2 else 0) + (dr.en if dr.in1 != dr.in2 else 0)
+        brush = (bl.en if bl.in1 != bl.in2 else 0) + (br.en if br.in1 != br.in2 else 0)
+        brush += bc.en if bc.in1 != bc.in2 else 0
         return self.base_w + (self.drive_motor_w * drive + self.brush_motor_w * brush) / 255.0
 
-    @property
-    def cleaning_w(self) -> float:
-        """The load of cleaning: both wheels at cruise duty and the three brushes."""
-        return (
-            self.base_w
-            + (2 * self.drive_motor_w * self.cruise_duty + 3 * self.brush_motor_w * self.brush_duty) / 255
-        )
+    def __post_init__(self) -> None:
+        clean = 2 * self.drive_motor_w * self.cruise_duty + 3 * self.brush_motor_w * self.brush_duty
+        object.__setattr__(self, "cleaning_w", self.base_w + clean / 255.0)
 
 
 def _running(p: PinState) -> bool:
