@@ -148,7 +148,12 @@ def test_sun_elevation_agrees_with_pvlib() -> None:
     pvlib = pytest.importorskip("pvlib")
     pd = pytest.importorskip("pandas")
     rng = random.Random(11)
-    for lat, lon in ((12.97, 77.59), (-33.9, 18.4), (51.5, -0.1), (rng.uniform(-60, 60), rng.uniform(-180, 180))):
+    for lat, lon in (
+        (12.97, 77.59),
+        (-33.9, 18.4),
+        (51.5, -0.1),
+        (rng.uniform(-60, 60), rng.uniform(-180, 180)),
+    ):
         times = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 3 * 365 * 86400))]
         times += [times[0] + timedelta(hours=h) for h in range(1, 24, 2)]
         ref = pvlib.solarposition.get_solarposition(pd.DatetimeIndex(times), lat, lon, method="nrel_numpy")
