@@ -352,7 +352,7 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
     plt.close(fig)
 
     # 3. State timeline.
-    states = [s.value for s in State if s.value in rec.time_in_state]
+    states = [s for s in (*(s.value for s in State), OFF) if s in rec.time_in_state]
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(3, len(states)) + 1.2))
     colours = plt.get_cmap("tab20")
     for row, st in enumerate(states):
