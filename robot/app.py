@@ -236,10 +236,10 @@ class Robot:
             time.sleep(1.0)
 
     def finish_power_down(self, plan: PowerDownPlan) -> None:
-        """The end of a planned power-down: alerts out, everything braked and closed, why recorded, power off."""
+        """The end of a planned power-down: alerts out, why recorded, everything braked and closed, power off."""
         pd = self.power_down
         pd.add_flush("SMS alerts sent", lambda: self.flush_alerts(self.settings.power.flush_timeout_s))
-        pd.add_flush("braked, progress saved, parts closed", self.close)
+        pd.add_close("braked, progress saved, parts closed", self.close)
         pd.finish(plan)
 
     def _wake(self) -> None:

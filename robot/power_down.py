@@ -71,6 +71,7 @@ class PowerDown:
         run: CommandRunner = run_command,
         record_reason: Callable[[str, str], None] | None = None,
         flush: Sequence[tuple[str, Callable[[], None]]] = (),
+        close: Sequence[tuple[str, Callable[[], None]]] = (),
         rtc_wakealarm: Path = RTC_WAKEALARM,
     ) -> None:
         self.poweroff_command = tuple(poweroff_command)
@@ -78,12 +79,17 @@ class PowerDown:
         self._run = run
         self._record_reason = record_reason
         self._flush = list(flush)
+        self._close = list(close)
         self._rtc_wakealarm = rtc_wakealarm
         self.done: list[str] = []  # the steps carried out, in order (for the log and the tests)
 
     def add_flush(self, name: str, fn: Callable[[], None]) -> None:
-        """One more thing to flush before the power goes (run in the order added)."""
+        """One more thing to do before why is recorded (sending alerts, say), in the order added."""
         self._flush.append((name, fn))
+
+    def add_close(self, name: str, fn: Callable[[], None]) -> None:
+        """One more thing to close after why is recorded (the parts, the store itself), in the order added."""
+        self._close.append((name, fn))
 
     def can_wake(self) -> bool:
         """True when a wake alarm is configured and looks usable here (rtcwake needs an RTC with wake)."""
@@ -110,22 +116,26 @@ class PowerDown:
         return True
 
     def finish(self, plan: PowerDownPlan) -> None:
-        """Flush every store and channel, record why, then power off. Never raises: the power goes anyway."""
-        for name, fn in self._flush:
-            try:
-                fn()
-                self.done.append(name)
-            except Exception as err:  # one stuck channel must not keep the battery draining
-                log.error("power-down: %s failed: %s; carrying on", name, err)
+        """Flush, record why, close everything, then power off. Never raises: the power goes anyway."""
+        self._steps(self._flush)
         if self._record_reason is not None:
             try:
                 self._record_reason("power_down", plan.detail)
                 self.done.append("reason recorded")
             except Exception as err:
                 log.error("power-down: could not record why (%s); the next boot will see a crash", err)
+        self._steps(self._close)
         log.warning("powering down: %s", plan.detail)
         try:
             self._run(self.poweroff_command)
             self.done.append("poweroff")
         except PowerDownError as err:
             log.error("power-down: %s; the charge controller's low-voltage cut will end it instead", err)
+
+    def _steps(self, steps: list[tuple[str, Callable[[], None]]]) -> None:
+        for name, fn in steps:
+            try:
+                fn()
+                self.done.append(name)
+            except Exception as err:  # one stuck channel must not keep the battery draining
+                log.error("power-down: %s failed: %s; carrying on", name, err)

@@ -255,7 +255,7 @@ class SimPi:
             wake_command=(SIM_WAKE, "{epoch}"),
             run=self._command,
             record_reason=self._record,
-            flush=[("braked, progress saved", r.supervisor.close)],
+            close=[("braked, progress saved", r.supervisor.close)],
         )
         if not pd.arm(plan):
             r.supervisor.refuse_power_down()

@@ -55,9 +55,7 @@ PI_W = 2.5  # a Pi 3 B with its camera streaming (Xtronix's measurements: 500 mA
 PI_OFF_W = 0.05  # powered down behind the wake latch: the RTC and the latch only (an estimate, not measured)
 ARDUINO_W = 0.3
 PI_HALT_S = 10.0  # `systemctl poweroff` until the latch cuts the Pi's supply
-PI_BOOT_S = (
-    40.0  # power to the supervisor's first step (Raspberry Pi OS Lite, the service started by systemd)
-)
+PI_BOOT_S = 40.0  # power to the supervisor's first step (Raspberry Pi OS Lite, started by systemd)
 CELLS = 3
 CAPACITY_AH = 2.2
 R_INTERNAL = 0.15  # pack resistance, ohm

@@ -55,10 +55,10 @@ def power_down(log: list[str], fail: str = "", **kw: object) -> tuple[PowerDown,
 # ---- PowerDown ----------------------------------------------------------------------------------------------
 
 
-def test_the_power_down_sets_the_alarm_then_flushes_records_and_powers_off_last() -> None:
+def test_the_power_down_sets_the_alarm_flushes_records_closes_and_powers_off_last() -> None:
     log: list[str] = []
     pd, cmds = power_down(
-        log, flush=[("sms", lambda: log.append("sms")), ("store", lambda: log.append("store"))]
+        log, flush=[("sms", lambda: log.append("sms"))], close=[("store", lambda: log.append("store closed"))]
     )
     wake = datetime(2024, 3, 16, 1, 30, tzinfo=UTC)
     plan = PowerDownPlan("night", "planned power-down for the night", wake)
@@ -67,8 +67,8 @@ def test_the_power_down_sets_the_alarm_then_flushes_records_and_powers_off_last(
     assert log == [
         "rtcwake",
         "sms",
-        "store",
         "record power_down: planned power-down for the night",
+        "store closed",  # the store records why before it closes
         "systemctl",
     ]
     assert cmds.argvs[0] == ["rtcwake", "-m", "no", "-u", "-t", str(int(wake.timestamp()))]
@@ -290,8 +290,8 @@ def test_the_robot_sends_its_alerts_closes_everything_records_why_then_powers_of
         robot.finish_power_down(PowerDownPlan("critical_battery", "planned power-down at critical battery"))
     assert robot.power_down.done == [
         "SMS alerts sent",
+        "reason recorded",  # before the store closes with everything else
         "braked, progress saved, parts closed",
-        "reason recorded",
         "poweroff",
     ]
     assert robot.sms is None or robot.sms.stats["pending"] == 0
