@@ -18,12 +18,14 @@ from typing import Any
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue, EmergencyStop
 from robot.config import Settings, is_loopback, load
+from robot.core.boot import StopReason
 from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import DashboardError, RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.lcd_view import LcdView
 from robot.navigation import Site, demo_site, load_site
 from robot.navigation.site import DEMO_FILE
+from robot.power_down import PowerDown, PowerDownPlan, run_command
 from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
 from robot.store import Store
 from robot.telemetry import TelemetryBus
@@ -124,6 +126,7 @@ class Robot:
         self.wake_hook: Callable[[], None] | None = (
             None  # set by the runner: drivers wake it on safety events
         )
+        self.power_down = self._build_power_down()
         try:
             if settings.sensors_sim:
                 from sim.scenario import load as load_scenario
@@ -155,6 +158,7 @@ class Robot:
                 telemetry=self.telemetry,
                 state_dir=state_dir(settings),
                 store=self.store,
+                can_sleep=self.world is None and self.power_down.can_wake(),
             )
             self._build_sms()
             self.lcd_view: LcdView | None = None
@@ -228,6 +232,41 @@ class Robot:
             lcd, self.telemetry, self.outbox, tray_capacity_kg=self.settings.tray.capacity_kg
         )
         self._closers.append(self.lcd_view.close)  # closed first: its last word, then the display
+
+    def _build_power_down(self) -> PowerDown:
+        p = self.settings.power
+        return PowerDown(
+            poweroff_command=p.poweroff_command,
+            wake_command=p.wake_command,
+            # With a simulated world the Pi is this machine: the power-down is only told, never done.
+            run=_simulated_command if self.settings.sensors_sim else run_command,
+            record_reason=self._record_stop,
+        )
+
+    def _record_stop(self, reason: str, detail: str) -> None:
+        # Kept by the store over the SIGTERM that follows, so the next boot resumes by the boot rule.
+        self.store.record_stop(StopReason(reason), detail)
+
+    def flush_alerts(self, timeout_s: float) -> None:
+        """Send the SMS alerts still waiting (the critical one above all) before the power goes."""
+        if self.sms is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.sms.poll_once()
+            pending = self.sms.stats["pending"]
+            if pending == 0:
+                return
+            if time.monotonic() >= deadline:
+                raise RamudroidError(f"{pending} SMS still unsent after {timeout_s:.0f} s")
+            time.sleep(1.0)
+
+    def finish_power_down(self, plan: PowerDownPlan) -> None:
+        """The end of a planned power-down: alerts out, why recorded, everything braked and closed, power off."""
+        pd = self.power_down
+        pd.add_flush("SMS alerts sent", lambda: self.flush_alerts(self.settings.power.flush_timeout_s))
+        pd.add_close("braked, progress saved, parts closed", self.close)
+        pd.finish(plan)
 
     def _wake(self) -> None:
         hook = self.wake_hook
@@ -350,6 +389,7 @@ async def run_async(
             clock=clock,
             extra_tasks=tasks,
             on_step=watchdog.on_step if watchdog is not None else None,
+            arm_power_down=robot.power_down.arm,
         )
         robot.wake_hook = runner.wake_threadsafe
 
@@ -368,13 +408,20 @@ async def run_async(
 
         announcer = asyncio.create_task(announce())
         try:
-            return await runner.run()
+            code = await runner.run()
         finally:
             notifier.notify("STOPPING=1", "STATUS=stopped: motors braked")
             notifier.close()
             announcer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await announcer
+        if runner.power_down is not None:
+            robot.finish_power_down(runner.power_down)
+        return code
+
+
+def _simulated_command(argv: Any) -> None:
+    log.warning("simulator: the real robot would run %s here", " ".join(argv))
 
 
 def _status_line(robot: Robot) -> str:

@@ -88,20 +88,33 @@ class RainSettings:
 
 @dataclass(frozen=True)
 class PowerSettings:
-    """Panel, battery, switchover and battery protection."""
+    """Panel, battery, switchover, battery protection, night and the planned power-down."""
 
     panel_wp: float = _f(60.0, 1.0, 1000.0)
     battery_nominal_v: float = _f(11.1, 3.0, 60.0)
     battery_mah: float = _f(2200.0, 100.0, 100000.0)
-    sun_w: float = _f(25.0, 0.0, 1000.0)
+    base_w: float = _f(2.8, 0.1, 50.0)
+    drive_motor_w: float = _f(12.0, 0.0, 500.0)
+    brush_motor_w: float = _f(2.0, 0.0, 200.0)
+    panel_margin: float = _f(1.25, 1.0, 3.0)
+    switch_dwell_s: float = _f(60.0, 0.0, 3600.0)
+    panel_return_s: float = _f(1800.0, 0.0, 86400.0)
     shade_w: float = _f(15.0, 0.0, 1000.0)
     night_w: float = _f(2.0, 0.0, 100.0)
-    switch_dwell_s: float = _f(30.0, 0.0, 3600.0)
     night_dwell_s: float = _f(300.0, 0.0, 7200.0)
+    reserve_soc: float = _f(0.50, 0.0, 1.0)
+    reserve_dwell_s: float = _f(120.0, 0.0, 7200.0)
     low_soc: float = _f(0.25, 0.05, 0.9)
-    resume_soc: float = _f(0.45, 0.1, 1.0)
+    resume_soc: float = _f(0.70, 0.1, 1.0)
     critical_soc: float = _f(0.10, 0.0, 0.5)
     critical_v: float = _f(9.6, 6.0, 14.0)
+    critical_drive_s: float = _f(120.0, 0.0, 1800.0)
+    night_sleep: bool = _f(True)
+    wake_sun_deg: float = _f(8.0, -6.0, 45.0)
+    wake_retry_s: float = _f(3600.0, 300.0, 86400.0)
+    poweroff_command: tuple[str, ...] = ("systemctl", "poweroff")
+    wake_command: tuple[str, ...] = ("rtcwake", "-m", "no", "-u", "-t", "{epoch}")
+    flush_timeout_s: float = _f(60.0, 0.0, 600.0)
 
 
 @dataclass(frozen=True)
@@ -283,15 +296,20 @@ def _cross_check(s: Settings) -> None:
             f"({s.tray.capacity_kg * s.tray.full_fraction:.2f} kg = capacity_kg x full_fraction)"
         )
     p = s.power
-    if p.shade_w >= p.sun_w:
-        raise ConfigError(
-            f"power.shade_w = {p.shade_w}: must be below power.sun_w ({p.sun_w}) for hysteresis"
-        )
     if p.night_w >= p.shade_w:
         raise ConfigError(f"power.night_w = {p.night_w}: must be below power.shade_w ({p.shade_w})")
     if not p.critical_soc < p.low_soc < p.resume_soc:
         raise ConfigError(
             f"power.low_soc = {p.low_soc}: need critical_soc ({p.critical_soc}) < low_soc < resume_soc ({p.resume_soc})"
+        )
+    if not p.critical_soc < p.reserve_soc < p.resume_soc:
+        raise ConfigError(
+            f"power.reserve_soc = {p.reserve_soc}: need critical_soc ({p.critical_soc}) < reserve_soc < "
+            f"resume_soc ({p.resume_soc})"
+        )
+    if not p.poweroff_command or not all(p.poweroff_command):
+        raise ConfigError(
+            f'power.poweroff_command = {list(p.poweroff_command)!r}: give the command as a list, like ["systemctl", "poweroff"]'
         )
     if not (s.sms.country_code.isdigit() and 1 <= len(s.sms.country_code) <= 3):
         raise ConfigError(f'sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like "91"')

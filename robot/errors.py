@@ -79,6 +79,10 @@ class CommandRejected(RamudroidError, ValueError):
     """An operator command (web, SMS, CLI) is malformed or not allowed now."""
 
 
+class PowerDownError(RamudroidError):
+    """The wake alarm or the power-off command could not be run."""
+
+
 class RamudroidWarning(Warning):
     """Base class of warnings: it works, but something is off."""
 

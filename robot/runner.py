@@ -18,13 +18,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from robot.core.boot import StopReason
+from robot.core.types import PowerSource
 from robot.errors import RamudroidError, StoreError
+from robot.power_down import PowerDownPlan
 from robot.supervisor import POLLED, Supervisor
 
 log = logging.getLogger(__name__)
 
 # Seconds between reads of each part. The distance sensor is fast because it stops the robot.
-POLL_PERIOD_S: dict[str, float] = {"distance": 0.03, "tray": 0.2, "rain": 0.1, "power": 0.25, "gps": 0.1}
+# Power at the control rate: a shadow must move the loads to the battery within the Pi supply's hold-up time.
+POLL_PERIOD_S: dict[str, float] = {"distance": 0.03, "tray": 0.2, "rain": 0.1, "power": 0.05, "gps": 0.1}
 # Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
 SAFETY_PARTS = frozenset({"distance", "rain"})
 
@@ -86,6 +89,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         extra_tasks: list[Callable[[], Awaitable[None]]] | None = None,
         on_step: Callable[[float], None] | None = None,
+        arm_power_down: Callable[[PowerDownPlan], bool] | None = None,
     ) -> None:
         self.sup = sup
         self.period = 1.0 / rate_hz
@@ -99,6 +103,8 @@ class Runner:
         self._pollers: list[Poller] = []
         self.wakeups = 0
         self.stop_reason = StopReason.CLEAN
+        self.arm_power_down = arm_power_down
+        self.power_down: PowerDownPlan | None = None  # set when the run ended for a planned power-down
 
     # Called from poller threads.
     def _deliver(self, name: str, value: Any, err: BaseException | None) -> None:
@@ -122,6 +128,11 @@ class Runner:
             return value is None or not value >= self.sup.cfg.stop_distance_m  # NaN is unsafe too
         if name == "rain":
             return bool(value) and not before
+        if name == "power":
+            # The panel falling short of the load: the relay must move before the Pi's supply sags.
+            core = self.sup.core
+            panel = getattr(value, "panel_w", None)
+            return core.power is PowerSource.PANEL and panel is not None and panel < core.load_w
         return False
 
     def wake(self) -> None:
@@ -218,6 +229,13 @@ class Runner:
                 self.on_step(now)
             if not self.ready.is_set():
                 self.ready.set()
+            plan = self.sup.power_down_plan
+            if plan is not None and self.arm_power_down is not None:
+                if self.arm_power_down(plan):
+                    self.power_down = plan
+                    log.warning("stopping for a planned power-down: %s", plan.detail)
+                    return 0
+                self.sup.refuse_power_down()
             if max_steps is not None and steps >= max_steps:
                 return 0
             if now >= next_tick:

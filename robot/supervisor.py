@@ -13,13 +13,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
-from robot.core import CoreConfig, CoreState, step
-from robot.core.boot import BootPlan, boot_mode
+from robot.core import CoreConfig, CoreState, step, sun
+from robot.core.boot import BootPlan, StopReason, boot_mode
 from robot.core.types import (
     ALL_BRAKED,
     Alert,
@@ -37,6 +38,7 @@ from robot.core.types import (
 from robot.errors import StoreError
 from robot.hardware.interfaces import GpsFix, MotorLink, PowerReading
 from robot.navigation import NavConfig, NavState, Site, guide, wheel_fractions
+from robot.power_down import PowerDownPlan
 from robot.store import Store
 from robot.telemetry import Telemetry, TelemetryBus
 
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 
 PROGRESS_FILE = "route_progress.json"
 PERSIST_EVERY_S = 5.0
+SUN_EVERY_S = 10.0  # the sun moves 0.04 degree in 10 s
+POWER_DOWN_DETAIL = {
+    "critical_battery": "planned power-down at critical battery",
+    "night": "planned power-down for the night",
+}
 
 
 @dataclass(slots=True)
@@ -95,6 +102,7 @@ class Supervisor:
         nav_config: NavConfig | None = None,
         wall: Callable[[], float] = time.time,
         store: Store | None = None,
+        can_sleep: bool = False,
     ) -> None:
         self.settings = settings
         self.parts = parts
@@ -131,6 +139,11 @@ class Supervisor:
         self._counters_dict: dict[str, int] = {}
         self._readers: list[tuple[str, Callable[[], Any]]] | None = None
         self._closed = False
+        # Power: the Pi may power down for the night only when a wake alarm can bring it back.
+        self.can_sleep = can_sleep and settings.power.night_sleep
+        self.power_down_plan: PowerDownPlan | None = None
+        self._utc_anchor: tuple[datetime, float] | None = None  # a GPS time and the monotonic time it came
+        self._sun: tuple[float, float | None] = (-math.inf, None)
 
     # ---- readings -------------------------------------------------------------------------------------------
     def ingest(self, name: str, value: Any, now: float) -> None:
@@ -140,6 +153,8 @@ class Supervisor:
             # A fix is fresh only when the receiver gave a new one; the same object again is not news.
             if value is not None and value is not self._last_fix:
                 r.value, r.at = value, now
+                if value.time is not None:
+                    self._utc_anchor = (value.time, now)
             self._last_fix = value
             return
         r.value, r.at = value, now
@@ -168,7 +183,8 @@ class Supervisor:
     def _boot(self, store: Store) -> CoreState:
         """The boot rule applied to what the store remembers; this run is marked as running (a crash until
         told otherwise)."""
-        plan = boot_mode(store.saved(), self.settings)
+        saved = store.saved()
+        plan = boot_mode(saved, self.settings)
         self.boot_plan = plan
         self._estop_seen = store.estop_generation
         try:
@@ -178,7 +194,14 @@ class Supervisor:
             store.mark_running(plan.reason)
         except StoreError as err:
             log.error("boot: %s", err)
-        return CoreState(mode=plan.mode, estop=plan.estop)
+        # Woken after a planned power-down at critical battery: its alert went out before the halt, so the core
+        # starts knowing the battery is critical rather than raising (and texting) the same event again.
+        critical = (
+            saved is not None
+            and saved.stop_reason is StopReason.POWER_DOWN
+            and saved.state in (State.CRITICAL_BATTERY, State.CRITICAL_PARKING)
+        )
+        return CoreState(mode=plan.mode, estop=plan.estop, critical=critical, low_battery=critical)
 
     def _boot_alert(self, now: float) -> Alert:
         plan = self.boot_plan
@@ -268,7 +291,10 @@ class Supervisor:
             panel_w=power.panel_w if power is not None else None,
             battery_v=power.battery_v if power is not None else None,
             battery_soc=power.soc if power is not None else None,
+            battery_a=power.battery_a if power is not None else None,
             power_t=rd.power.at,
+            sun_elevation_deg=self._sun_elevation(now),
+            can_sleep=self.can_sleep,
             link_ok=link_ok,
             guidance=guidance,
             guidance_t=now,
@@ -276,6 +302,8 @@ class Supervisor:
         )
         before = self.core
         self.core, decision = step(self.core, snap, now, self.cfg)
+        if decision.power_down and self.power_down_plan is None:
+            self.power_down_plan = self._plan_power_down(decision.power_down, now)
         # If the decided goal changed, navigation answers for it from the next step on (one step, 50 ms, later).
         self.link.send(decision.motors)
         self._persist(before, commands, decision)  # after the brake went out: a slow disk never delays it
@@ -292,6 +320,54 @@ class Supervisor:
         if now - self._persisted_at >= PERSIST_EVERY_S:
             self._persist_progress(now)
         return decision
+
+    # ---- time and the sun, from GPS ---------------------------------------------------------------------------
+    def utc_now(self, now: float) -> datetime | None:
+        """UTC from the last GPS time carried forward on the monotonic clock; None before the first timed fix."""
+        if self._utc_anchor is None:
+            return None
+        t, at = self._utc_anchor
+        return t + timedelta(seconds=now - at)
+
+    def _where(self) -> tuple[float, float]:
+        fix = self._last_fix
+        return (fix.lat, fix.lon) if fix is not None else self.site.origin
+
+    def _sun_elevation(self, now: float) -> float | None:
+        at, elev = self._sun
+        if now - at >= SUN_EVERY_S or now < at:
+            utc = self.utc_now(now)
+            elev = None if utc is None else sun.elevation_deg(utc, *self._where())
+            self._sun = (now, elev)
+        return elev
+
+    def _plan_power_down(self, reason: str, now: float) -> PowerDownPlan:
+        """Why, and when the wake alarm should bring the Pi back: at dawn (the sun at power.wake_sun_deg), or,
+        after a critical power-down by day, power.wake_retry_s later if the sun is still up then."""
+        p = self.settings.power
+        utc = self.utc_now(now)
+        wake: datetime | None = None
+        if utc is not None:
+            lat, lon = self._where()
+            retry = utc + timedelta(seconds=p.wake_retry_s)
+            if reason == "critical_battery" and sun.elevation_deg(retry, lat, lon) >= p.wake_sun_deg:
+                wake = retry
+            else:
+                wake = sun.next_crossing(utc, lat, lon, p.wake_sun_deg, rising=True)
+        detail = POWER_DOWN_DETAIL.get(reason, f"planned power-down ({reason})")
+        when = (
+            f"; wake alarm {wake.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            if wake is not None
+            else "; no wake alarm"
+        )
+        log.warning("%s%s", detail, when)
+        return PowerDownPlan(reason, detail + when, wake)
+
+    def refuse_power_down(self) -> None:
+        """The wake alarm could not be set: stay up (no sleep for the rest of this run)."""
+        if self.power_down_plan is not None and self.power_down_plan.needs_wake:
+            self.can_sleep = False
+        self.power_down_plan = None
 
     def _apply_relay(self, source: PowerSource) -> None:
         relay = getattr(self.parts, "relay", None)

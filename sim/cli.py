@@ -84,14 +84,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     r = result.report
     speed = r["simulated_s"] / r["wall_s"] if r["wall_s"] > 0 else float("inf")
-    print(
-        f"{sc.name}: {r['simulated_s'] / 3600:.1f} h simulated in {r['wall_s']:.1f} s ({speed:.0f}x); "
-        f"route {r['route_completion'] * 100:.0f} %, {r['area_cleaned_m2']:.0f} m2 cleaned, "
-        f"{r['litter_collected_kg']:.2f} kg collected, storms sheltered {r['shelter_reached']}/{r['storms']}"
-    )
+    print(summary(sc.name, r, speed))
     for f in files:
         print(f)
     return 0
+
+
+def summary(name: str, r: dict[str, Any], speed: float) -> str:
+    """The one-line summary of a report."""
+    hours = r["simulated_s"] / 3600
+    per_h = r["relay_toggles"] / hours if hours > 0 else 0.0
+    return (
+        f"{name}: {hours:.1f} h simulated in {r['wall_s']:.1f} s ({speed:.0f}x); "
+        f"route {r['route_completion'] * 100:.0f} %, {r['area_cleaned_m2']:.0f} m2 cleaned, "
+        f"{r['litter_collected_kg']:.2f} kg collected, storms sheltered {r['shelter_reached']}/{r['storms']}; "
+        f"brown-out {r['brownout_s']:g} s, relay {r['relay_toggles']} switches ({per_h:.1f}/h), "
+        f"collisions {r['collisions']}, state changes {r['state_changes']}, "
+        f"battery min {r['min_battery_soc'] * 100:.0f} %, false alerts {r['false_alerts']}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

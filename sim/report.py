@@ -27,7 +27,17 @@ REPORT_KEYS = (
     "geofence_exits",
     "shelter_reached",
     "storms",
+    "brownout_s",
+    "relay_toggles",
+    "collisions",
+    "state_changes",
+    "min_battery_soc",
+    "false_alerts",
 )
+OFF = "off"  # the time_in_state_s key while the Pi is powered down (or booting): no decisions are taken
+# Alerts the simulator can check against what really happened (see Recorder._false).
+SUN_UP_W_M2 = 50.0  # clear-sky irradiance above this: the sun is well above the horizon, it is not night
+SOC_SLACK = 0.02  # the robot's state of charge may differ from the truth by this much without lying
 PLOT_FILES = ("track.png", "power.png", "states.png")
 # A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
 REACTION_GIVE_UP_S = 60.0
@@ -82,10 +92,18 @@ class Recorder:
         stop_distance_m: float = 0.5,
         tray_full_kg: float = 1.9,
         sample_every_s: float = 1.0,
+        critical_soc: float = 0.10,
+        critical_v: float = 9.6,
+        low_soc: float = 0.25,
     ) -> None:
         self.world = world
         self.stop_distance_m = stop_distance_m
         self.tray_full_kg = tray_full_kg
+        self.critical_soc = critical_soc
+        self.critical_v = critical_v
+        self.low_soc = low_soc
+        self.state_changes = 0
+        self.false_alerts: list[dict[str, Any]] = []
         self.sample_every_s = sample_every_s
         self.trace = Trace()
         self.time_in_state: dict[str, float] = {}
@@ -104,20 +122,52 @@ class Recorder:
     # ---- per step
     def step(self, t: float, dt: float, decision: Decision, applied: MotorOutputs) -> None:
         """Record one step: `applied` is what the Arduino's pins show after it."""
-        state = decision.state._value_  # .value, without the enum property's cost (20 times a second)
-        self.time_in_state[state] = self.time_in_state.get(state, 0.0) + dt
-        if state != self._state:
-            if self._state is not None:
-                self.trace.segments.append((self._state_since, t, self._state))
-            self._state, self._state_since = state, t
+        self._enter(
+            decision.state._value_, t, dt
+        )  # .value without the enum property's cost, 20 times a second
         for a in decision.alerts:
-            self.alerts.append(
-                {"kind": a.kind, "severity": a.severity.value, "message": a.message, "at_s": a.at}
-            )
+            entry = {"kind": a.kind, "severity": a.severity.value, "message": a.message, "at_s": a.at}
+            self.alerts.append(entry)
+            if self._false(a.kind):
+                self.false_alerts.append(entry)
         self._safety(t, decision, applied)
         if t >= self._next_sample:
             self._next_sample = t + self.sample_every_s
             self._sample(t)
+
+    def off_step(self, t: float, dt: float) -> None:
+        """Record a stretch of dt seconds with the Pi powered down or booting: no decision, nothing moves."""
+        self._enter(OFF, t, dt)
+        self._open.clear()  # nothing can react while the Pi is off; the Arduino keeps everything braked
+        self._was_forward = False
+        if t >= self._next_sample:
+            self._next_sample = t + self.sample_every_s
+            self._sample(t)
+
+    def _enter(self, state: str, t: float, dt: float) -> None:
+        self.time_in_state[state] = self.time_in_state.get(state, 0.0) + dt
+        if state != self._state:
+            if self._state is not None:
+                self.trace.segments.append((self._state_since, t, self._state))
+                self.state_changes += 1
+            self._state, self._state_since = state, t
+
+    def _false(self, kind: str) -> bool:
+        """True when the simulator knows this alert's claim is not what really happened."""
+        w = self.world
+        if kind == "night":
+            return w.clear_sky_irradiance() > SUN_UP_W_M2
+        if kind == "critical_battery":  # by charge or by voltage under load
+            return w.soc > self.critical_soc + SOC_SLACK and w.truth().battery_v > self.critical_v
+        if kind == "low_battery":
+            return w.soc > self.low_soc + SOC_SLACK
+        if kind == "rain":
+            return not w.is_raining
+        if kind == "tray_full":
+            return w.tray < self.tray_full_kg - 0.05
+        if kind == "geofence":
+            return w.inside_fence
+        return False
 
     def _safety(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
         w = self.world
@@ -211,6 +261,12 @@ class Recorder:
             "geofence_exits": truth.geofence_exits,
             "shelter_reached": truth.storms_sheltered,
             "storms": truth.storms,
+            "brownout_s": round(truth.brownout_s, 3),
+            "relay_toggles": truth.relay_toggles,
+            "collisions": truth.collisions,
+            "state_changes": self.state_changes,
+            "min_battery_soc": round(truth.min_soc, 4),
+            "false_alerts": len(self.false_alerts),
         }
 
     def write(self, out_dir: Path, wall_s: float, *, plots: bool = True) -> list[Path]:
@@ -296,7 +352,7 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
     plt.close(fig)
 
     # 3. State timeline.
-    states = [s.value for s in State if s.value in rec.time_in_state]
+    states = [s for s in (*(s.value for s in State), OFF) if s in rec.time_in_state]
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(3, len(states)) + 1.2))
     colours = plt.get_cmap("tab20")
     for row, st in enumerate(states):

@@ -20,12 +20,18 @@ from arduino_bridge.sim_arduino import SimArduino
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
 from robot.config import HardwareSettings, Settings
+from robot.core.types import Mode, PowerSource
+from robot.power_down import PowerDown, PowerDownPlan
 from robot.telemetry import TelemetryBus
 from sim.report import Recorder
 from sim.scenario import Fault, Scenario
 from sim.world import World
 
 PROGRESS_EVERY_S = 60.0  # simulated seconds between progress callbacks
+# While the Pi is powered down nothing on the robot moves or decides: the world (battery, sun, rain, alarms)
+# advances in one-second steps, exact for its piecewise-constant loads, 20 times fewer than at the control rate.
+OFF_STRIDE_S = 1.0
+SIM_WAKE = "sim-rtc-wake"  # the wake command the simulated robot runs: its RTC alarm sets the world's latch
 
 
 class SimClock:
@@ -84,6 +90,8 @@ class SimRun:
     outbox: AlertOutbox
     commands: CommandQueue
     telemetry: TelemetryBus
+    stops: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)  # (t, reason, detail)
+    boots: int = 0
 
 
 @dataclass
@@ -101,19 +109,21 @@ def sim_settings(settings: Settings | None = None) -> Settings:
     return dataclasses.replace(base, hardware=HardwareSettings())
 
 
-def build(scenario: Scenario, settings: Settings | None = None, seed: int | None = None) -> SimRun:
-    """World, simulated parts, Arduino, link and the real supervisor for one scenario."""
-    from robot.hardware.factory import build_parts
+def _supervisor(
+    cfg: Settings,
+    parts: Any,
+    link: Any,
+    world: World,
+    outbox: AlertOutbox,
+    commands: CommandQueue,
+    telemetry: TelemetryBus,
+    clock: SimClock,
+) -> Any:
     from robot.supervisor import Supervisor
 
-    cfg = sim_settings(settings)
-    world = World(scenario, seed)
-    clock = SimClock()
-    arduino = FaultyArduino(seed=world.seed)
-    link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)
-    parts = build_parts(cfg, world=world)
-    outbox, commands, telemetry = AlertOutbox(), CommandQueue(), TelemetryBus()
-    sup = Supervisor(
+    # The simulated robot has the RTC wake wiring of docs/power.md; its telemetry shows the scenario's clock.
+    start = world.utc_time(0.0).timestamp()
+    return Supervisor(
         cfg,
         parts,
         link,
@@ -122,11 +132,30 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         commands=commands,
         telemetry=telemetry,
         state_dir=None,
+        can_sleep=True,
+        wall=lambda: start + clock.t,
     )
+
+
+def build(scenario: Scenario, settings: Settings | None = None, seed: int | None = None) -> SimRun:
+    """World, simulated parts, Arduino, link and the real supervisor for one scenario."""
+    from robot.hardware.factory import build_parts
+
+    cfg = sim_settings(settings)
+    world = World(scenario, seed)
+    clock = SimClock()
+    arduino = FaultyArduino(seed=world.seed)
+    link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)
+    parts = build_parts(cfg, world=world)
+    outbox, commands, telemetry = AlertOutbox(), CommandQueue(), TelemetryBus()
+    sup = _supervisor(cfg, parts, link, world, outbox, commands, telemetry, clock)
     recorder = Recorder(
         world,
         stop_distance_m=cfg.obstacle.stop_distance_m,
         tray_full_kg=cfg.tray.capacity_kg * cfg.tray.full_fraction,
+        critical_soc=cfg.power.critical_soc,
+        critical_v=cfg.power.critical_v,
+        low_soc=cfg.power.low_soc,
     )
     return SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
@@ -195,6 +224,78 @@ class FaultInjector:
         return "unknown fault kind"  # unreachable: scenario validation names the allowed kinds
 
 
+class SimPi:
+    """The Pi's planned power-down and its boot, in the simulator: the real PowerDown with a command runner that
+    sets the world's wake alarm and halts the world's Pi, and a boot that starts a new supervisor the way
+    `ramudroid run` starts after power-up (what the store would hand it: the mode, the e-stop, the route
+    progress, and a critical battery already reported)."""
+
+    def __init__(self, run: SimRun) -> None:
+        self.run = run
+        self.last_core: Any = None
+        self.last_nav: Any = None
+        self.last_plan: PowerDownPlan | None = None
+
+    def _command(self, argv: Any) -> None:
+        w = self.run.world
+        if argv and argv[0] == SIM_WAKE:
+            start = w.utc_time(0.0).timestamp()
+            w.set_wake_alarm(float(argv[1]) - start)
+        elif tuple(argv) == tuple(self.run.settings.power.poweroff_command):
+            w.pi_halt()
+
+    def _record(self, reason: str, detail: str) -> None:
+        self.run.stops.append((self.run.clock.t, reason, detail))
+
+    def power_down(self, plan: PowerDownPlan) -> bool:
+        """Carry the plan out; False when the robot must stay up (no wake alarm for a night)."""
+        r = self.run
+        pd = PowerDown(
+            poweroff_command=r.settings.power.poweroff_command,
+            wake_command=(SIM_WAKE, "{epoch}"),
+            run=self._command,
+            record_reason=self._record,
+            close=[("braked, progress saved", r.supervisor.close)],
+        )
+        if not pd.arm(plan):
+            r.supervisor.refuse_power_down()
+            return False
+        self.last_core, self.last_nav, self.last_plan = r.supervisor.core, r.supervisor.nav, plan
+        pd.finish(plan)
+        r.link.close()
+        r.parts.relay.select(PowerSource.BATTERY)  # the relay's coil loses the Pi's GPIO: released
+        r.supervisor = None
+        return True
+
+    def crashed(self) -> None:
+        """The supply went without a power-down (the charge controller's cut): no goodbye, no record."""
+        r = self.run
+        if r.supervisor is not None:
+            self.last_core, self.last_nav, self.last_plan = r.supervisor.core, r.supervisor.nav, None
+            r.link.close()
+            r.parts.relay.select(PowerSource.BATTERY)
+            r.supervisor = None
+
+    def boot(self) -> None:
+        """Power came back: a new process, a new link to the same Arduino, the state the store kept."""
+        r = self.run
+        r.link = DirectLink(r.arduino, r.clock, watchdog_ms=r.settings.hardware.arduino_watchdog_ms)
+        sup = _supervisor(r.settings, r.parts, r.link, r.world, r.outbox, r.commands, r.telemetry, r.clock)
+        core = self.last_core
+        if core is not None:
+            # Boot rule (issue 9): a person's stop stays; the battery's alerts were already sent before the stop.
+            plan = self.last_plan
+            sup.core = sup.core._replace(
+                mode=core.mode if core.mode is Mode.AUTO else Mode.PAUSED,
+                estop=core.estop,
+                critical=plan is not None and plan.reason == "critical_battery",
+                low_battery=core.low_battery,
+            )
+            sup.nav = self.last_nav
+        r.supervisor = sup
+        r.boots += 1
+
+
 def _fake_modem(parts: Any) -> Any:
     """The FakeSim800 behind the parts' simulated modem, if there is one."""
     modem = getattr(parts, "modem", None)
@@ -219,9 +320,11 @@ def run_scenario(
     dt = 1.0 / run.settings.control.rate_hz
     steps = round(total / dt)
     every = max(1, int(PROGRESS_EVERY_S / dt))
-    world, arduino, sup, rec, clock = run.world, run.arduino, run.supervisor, run.recorder, run.clock
+    stride = max(1, round(OFF_STRIDE_S / dt))
+    world, arduino, rec, clock = run.world, run.arduino, run.recorder, run.clock
     relay = run.parts.relay
     faults = FaultInjector(run)
+    pi = SimPi(run)
     # The loop makes millions of short-lived, acyclic objects: scanning them for reference cycles is wasted work.
     gc_threshold = gc.get_threshold()
     gc.collect()
@@ -229,23 +332,38 @@ def run_scenario(
     gc.set_threshold(50_000, 50, 100)
     started = time.perf_counter()
     t = 0.0
+    i = 0
     try:
-        for i in range(1, steps + 1):
+        while i < steps:
+            sup = run.supervisor
+            n = 1 if sup is not None else min(stride, steps - i)
+            i += n
             t = i * dt
             clock.t = t
             arduino.tick(t)
             world.set_power_source(relay.source)
-            world.advance(dt, arduino.pins)
+            world.advance(n * dt, arduino.pins)
             if faults.due(t):
                 faults.apply(t)
-            sup.poll_parts(t)
-            rec.step(t, dt, sup.step(t), arduino.pins)
-            if progress is not None and i % every == 0:
+            if sup is None:
+                rec.off_step(t, n * dt)
+                if world.pi_state == "on":
+                    pi.boot()
+            elif world.pi_state != "on":
+                pi.crashed()
+                rec.off_step(t, n * dt)
+            else:
+                sup.poll_parts(t)
+                rec.step(t, dt, sup.step(t), arduino.pins)
+                if sup.power_down_plan is not None:
+                    pi.power_down(sup.power_down_plan)
+            if progress is not None and i // every != (i - n) // every:
                 progress(i / steps)
     finally:
         gc.set_threshold(*gc_threshold)
         gc.unfreeze()
-        sup.close()
+        if run.supervisor is not None:
+            run.supervisor.close()
         _close_parts(run.parts)
         run.link.close()
     rec.finish(t)

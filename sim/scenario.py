@@ -344,20 +344,29 @@ class _Checker:
     def time(
         self, table: dict[str, Any], path: tuple[str | int, ...], key: str, default: float | None
     ) -> float:
-        """Seconds after the start: a number of seconds, or a local clock time "HH:MM[:SS]"."""
+        """Seconds after the start: a number of seconds, a local clock time "HH:MM[:SS]" (the next one after the
+        start), or a local date and time (TOML 2024-03-16T12:30:00), for scenarios longer than a day."""
         full = (*path, key)
         if key not in table:
             if default is None:
                 raise self.error(path, f": missing required key {key!r}")
             return default
         v = table[key]
+        if isinstance(v, datetime) and v.tzinfo is None:
+            assert self.start is not None
+            if v < self.start:
+                raise self.error(full, f" = {v.isoformat()}: before the start ({self.start.isoformat()})")
+            return (v - self.start).total_seconds()
         if isinstance(v, int | float) and not isinstance(v, bool):
             if v < 0:
                 raise self.error(full, f" = {v!r}: seconds after the start cannot be negative")
             return float(v)
         m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", v) if isinstance(v, str) else None
         if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
-            raise self.error(full, f' = {v!r}: expected a clock time like "14:30" or seconds after the start')
+            raise self.error(
+                full,
+                f' = {v!r}: expected a clock time like "14:30", a local date-time or seconds after the start',
+            )
         assert self.start is not None
         clock = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
         start_clock = self.start.hour * 3600 + self.start.minute * 60 + self.start.second

@@ -51,15 +51,20 @@ SLOW_TICK_S = 0.25  # sky, panel, fence and route coverage update at 4 Hz: they 
 # --- electrical ---
 DRIVE_W = 12.0  # each drive motor: 12 V 1 A at full duty
 BRUSH_W = 5.0 * 0.4  # each brush motor: 5 V, 0.4 A
-PI_W = 2.5
+PI_W = 2.5  # a Pi 3 B with its camera streaming (Xtronix's measurements: 500 mA at 5 V with HDMI and camera)
+PI_OFF_W = 0.05  # powered down behind the wake latch: the RTC and the latch only (an estimate, not measured)
 ARDUINO_W = 0.3
+PI_HALT_S = 10.0  # `systemctl poweroff` until the latch cuts the Pi's supply
+PI_BOOT_S = 40.0  # power to the supervisor's first step (Raspberry Pi OS Lite, started by systemd)
 CELLS = 3
 CAPACITY_AH = 2.2
 R_INTERNAL = 0.15  # pack resistance, ohm
 CONTROLLER_EFF = 0.92  # charge controller, panel -> battery
 MAX_CHARGE_A = 2.2  # 1 C
-BMS_CUTOFF_SOC = 0.0
-BROWNOUT_RATIO = 0.6  # below this fraction of the needed power the Pi resets
+LVD_V = 9.5  # the charge controller's low-voltage disconnect of its load output (battery under load) ...
+LVR_V = 10.8  # ... and its reconnect (open-circuit, as it charges)
+BROWNOUT_RATIO = 0.6  # below this fraction of the needed power the Pi's converter drops out ...
+HOLDUP_S = 0.08  # ... once its hold-up capacitor is spent: 4700 uF from 12 V to 7 V at 2.8 W (docs/power.md)
 # Open-circuit voltage of one Li-ion cell at SoC 0, 0.1, ... 1.0.
 OCV_CELL = (3.00, 3.45, 3.60, 3.66, 3.71, 3.76, 3.82, 3.89, 3.97, 4.07, 4.20)
 
@@ -106,9 +111,16 @@ class WorldTruth:
     load_wh: float
     collisions: int
     brownout_s: float
+    min_soc: float
+    relay_toggles: int
+    pi_state: str
+    pi_power_losses: int
     inside_fence: bool
     geofence_exits: int
     route_completion: float
+
+
+ALL_COAST = MotorOutputs(*([PinState(0, 0, 0)] * 5))
 
 
 def ocv(soc: float) -> float:
@@ -177,14 +189,24 @@ class World:
         self._derived_dt = 0.0
         # Power.
         self.soc = scenario.robot.battery_soc
+        self.min_soc = self.soc
         self.battery_a = 0.0
         self.source = PowerSource.BATTERY
+        self.relay_toggles = 0
         self.panel_available_w = 0.0
         self.panel_v = 0.0
         self.load_w = PI_W + ARDUINO_W
         self.supply_ratio = 1.0
         self.panel_wh = self.battery_out_wh = self.battery_in_wh = self.load_wh = 0.0
         self.brownout_s = 0.0
+        self._sag_s = 0.0  # how long the supply has been short without a break
+        # The Pi: "on", "halting" (a planned power-down), "off", "booting", "dead" (its supply lost unplanned),
+        # or "cut" (the controller's low-voltage disconnect after a planned power-down).
+        self.pi_state = "on"
+        self._pi_until = 0.0
+        self.wake_alarm: float | None = None
+        self.lvd_open = False
+        self.pi_power_losses = 0
         self.ambient_c = scenario.weather.temp_min_c
         # Litter and tray.
         self._litter = self._spread_litter()
@@ -336,11 +358,15 @@ class World:
     def advance(self, dt: float, pins: MotorOutputs) -> None:
         """Move the world on by dt seconds with these pin states applied by the Arduino."""
         t = self.t = self.t + dt
+        if self.lvd_open and self.source is PowerSource.BATTERY:
+            pins = ALL_COAST  # the Arduino has no supply: the driver's inputs float, the motors coast
         derived = self._pins_derived
         if derived is None or pins != self.pins or dt != self._derived_dt:
             derived = self._derive(pins, dt)
         self.pins = pins
         load, tl, al, tr, ar, all_brushes = derived
+        if self.pi_state != "on":
+            load += self._pi_step(t)
         if t >= self._slow_next:
             self._slow_tick()
         self.load_w = load
@@ -414,13 +440,57 @@ class World:
             self._rain.pop(0)
         return bool(self._rain) and self._rain[0].start_s <= t
 
+    def _pi_step(self, t: float) -> float:
+        """The Pi's planned and unplanned life beyond "on"; returns its draw to add to the loads (which count
+        it as on)."""
+        state = self.pi_state
+        if state in ("halting", "booting") and t >= self._pi_until:
+            state = self.pi_state = "off" if state == "halting" else "on"
+            if state == "on":
+                return 0.0
+        if (
+            state in ("off", "dead", "cut")
+            and not self.lvd_open
+            and (state != "off" or (self.wake_alarm is not None and t >= self.wake_alarm))
+        ):
+            # The wake alarm sets the latch (or the supply came back: the latch powers up set): the Pi boots.
+            self.wake_alarm = None
+            state = self.pi_state = "booting"
+            self._pi_until = t + PI_BOOT_S
+        if state in ("halting", "booting"):
+            return 0.0
+        return (PI_OFF_W if state == "off" else 0.0) - PI_W
+
+    def pi_halt(self) -> None:
+        """`systemctl poweroff`: the Pi shuts down, then the latch cuts its supply until the wake alarm."""
+        if self.pi_state == "on":
+            self.pi_state = "halting"
+            self._pi_until = self.t + PI_HALT_S
+
+    def set_wake_alarm(self, t: float) -> None:
+        """The RTC alarm that sets the Pi's power latch at simulated time t."""
+        self.wake_alarm = t
+
     def _power_step(self, dt: float, load: float) -> None:
         """Panel, relay, controller and battery for one step; sets supply_ratio and the battery current."""
         avail = self.panel_available_w
         v_ocv = ocv(self.soc)
         room = 0.0 if self.soc >= 1.0 else MAX_CHARGE_A * min(1.0, max(0.05, (1.0 - self.soc) / 0.1))
         charge_w_max = room * v_ocv
-        empty = self.soc <= BMS_CUTOFF_SOC
+        # The charge controller's load output: open below LVD_V under load, closed again at LVR_V.
+        on_battery = self.source is PowerSource.BATTERY
+        if not self.lvd_open and on_battery and v_ocv - load / v_ocv * R_INTERNAL <= LVD_V:
+            self.lvd_open = True
+        elif self.lvd_open and v_ocv >= LVR_V:
+            self.lvd_open = False
+        empty = self.lvd_open
+        if empty and on_battery and self.pi_state not in ("dead", "cut"):
+            # A Pi that powered itself down loses nothing; one that was running has crashed.
+            if self.pi_state == "off":
+                self.pi_state = "cut"
+            else:
+                self.pi_power_losses += self.pi_state == "on"
+                self.pi_state = "dead"
         if self.source is PowerSource.PANEL:
             from_panel = load if load < avail else avail
             ratio = from_panel / load
@@ -438,13 +508,23 @@ class World:
             discharge_w = 0.0 if empty else load
             ratio = 0.0 if empty else 1.0
         self.supply_ratio = ratio
-        if ratio < BROWNOUT_RATIO:
+        # The Pi resets when its supply stays short longer than the hold-up capacitor lasts; a Pi that lost
+        # its supply unplanned counts until it is back.
+        if ratio < BROWNOUT_RATIO and self.pi_state == "on":
+            self._sag_s += dt
+            if self._sag_s > HOLDUP_S:
+                self.brownout_s += self._sag_s if self._sag_s - dt <= HOLDUP_S else dt
+        else:
+            self._sag_s = 0.0
+        if self.pi_state == "dead":
             self.brownout_s += dt
         net_w = charge_w - discharge_w
         amps = net_w / v_ocv
         self.battery_a = amps
         soc = self.soc + amps * dt / (3600.0 * CAPACITY_AH)
         self.soc = 0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc)
+        if self.soc < self.min_soc:
+            self.min_soc = self.soc
         h = dt / 3600.0
         self.panel_wh += panel_used * h
         self.battery_in_wh += charge_w * h
@@ -471,6 +551,13 @@ class World:
                     px, py = pts[k]
                     if (px - self.x) ** 2 + (py - self.y) ** 2 <= ROUTE_COVER_M**2:
                         self._route_hit.add(k)
+
+    def clear_sky_irradiance(self, t: float | None = None) -> float:
+        """Sunlight a clear sky would give now (W/m2): zero at night, whatever the clouds do."""
+        t = self.t if t is None else t
+        minute = self._start_minute + t / 60.0
+        day = min(int(minute // 1440), len(self._sun) - 1)
+        return self._sun[day].at(minute - day * 1440)
 
     def irradiance(self, t: float | None = None) -> float:
         """Sunlight on the panel now (W/m2): clear sky x passing clouds x shade x rain."""
@@ -695,7 +782,10 @@ class World:
 
     def set_power_source(self, source: PowerSource) -> None:
         """The power relay: which source feeds the loads."""
-        self.source = source if isinstance(source, PowerSource) else PowerSource(source)
+        source = source if isinstance(source, PowerSource) else PowerSource(source)
+        if source is not self.source:
+            self.relay_toggles += 1
+            self.source = source
 
     @property
     def power_source(self) -> PowerSource:
@@ -756,6 +846,10 @@ class World:
             load_wh=self.load_wh,
             collisions=self.collisions,
             brownout_s=self.brownout_s,
+            min_soc=self.min_soc,
+            relay_toggles=self.relay_toggles,
+            pi_state=self.pi_state,
+            pi_power_losses=self.pi_power_losses,
             inside_fence=self.inside_fence,
             geofence_exits=self.geofence_exits,
             route_completion=len(self._route_hit) / len(self._route_points),

@@ -54,6 +54,10 @@ WALKS: dict[State, Walk] = {
         lambda c: (c.set(link_ok=True), c.hold(c.cfg.fault_clear_s + 0.1)),
     ),
     State.CRITICAL_BATTERY: Walk(
+        lambda c: (c.set(battery_soc=c.cfg.critical_soc - 0.05, arrived=True), c.step()),
+        lambda c: (c.set(battery_soc=c.cfg.resume_soc + 0.05, arrived=False), c.step()),
+    ),
+    State.CRITICAL_PARKING: Walk(
         lambda c: (c.set(battery_soc=c.cfg.critical_soc - 0.05), c.step()),
         lambda c: (c.set(battery_soc=c.cfg.resume_soc + 0.05), c.step()),
     ),
@@ -83,7 +87,14 @@ WALKS: dict[State, Walk] = {
     ),
     State.NIGHT: Walk(
         lambda c: (c.set(panel_w=0.0), c.hold(c.cfg.night_dwell_s + 1.0, dt=1.0)),
-        lambda c: (c.set(panel_w=c.cfg.sun_w + 5.0), c.hold(c.cfg.night_dwell_s + 1.0, dt=1.0)),
+        lambda c: (c.set(panel_w=40.0), c.hold(c.cfg.night_dwell_s + 1.0, dt=1.0)),
+    ),
+    State.WAITING_FOR_SUN: Walk(
+        lambda c: (
+            c.set(battery_soc=c.cfg.reserve_soc - 0.05, panel_w=10.0),
+            c.hold(c.cfg.reserve_dwell_s + 1.0, dt=1.0),
+        ),
+        lambda c: (c.set(panel_w=40.0), c.hold(c.cfg.reserve_dwell_s + 1.0, dt=1.0)),
     ),
     State.TRAY_FULL: Walk(
         lambda c: (c.set(tray_kg=c.cfg.tray_full_kg + 0.05), c.hold(c.cfg.tray_filter_s + 0.2)),
@@ -111,7 +122,15 @@ def test_each_state_is_entered_obeys_its_row_and_clears_as_promised(core: CoreDr
     if row.wheels is Wheels.OFF:
         assert not d.motors.moving
     assert d.motors.brushing == row.brushes  # brushes run only while cleaning
-    if state in (State.SHELTERING, State.LOW_BATTERY, State.NIGHT, State.ROUTE_DONE, State.OUTSIDE_FENCE):
+    if state in (
+        State.SHELTERING,
+        State.LOW_BATTERY,
+        State.NIGHT,
+        State.ROUTE_DONE,
+        State.OUTSIDE_FENCE,
+        State.CRITICAL_PARKING,
+        State.WAITING_FOR_SUN,
+    ):
         assert d.motors.moving  # guided to its goal
     WALKS[state].clear(core)
     assert core.state is State.CLEANING
@@ -146,11 +165,24 @@ def test_link_loss_during_every_state_faults_and_the_state_survives(core: CoreDr
 
 
 @pytest.mark.parametrize("state", STATES)
-def test_critical_battery_during_every_state_turns_everything_off(core: CoreDriver, state: State) -> None:
+def test_critical_battery_during_every_state_stops_cleaning_then_brakes_and_powers_down(
+    core: CoreDriver, state: State
+) -> None:
+    # Changed with issue 11: a critical battery is a planned end. In auto the robot first drives to the
+    # shelter or park on the energy left; in every state it ends braked and, on the battery, powers down.
     WALKS[state].enter(core)
-    d = core.step(battery_soc=core.cfg.critical_soc / 2)
-    assert d.state is (state if state in (State.ESTOP, State.FAULT) else State.CRITICAL_BATTERY)
-    assert d.motors == ALL_BRAKED
+    core.set(battery_soc=core.cfg.critical_soc / 2, panel_w=1.0)
+    d = core.step()
+    assert not d.motors.brushing
+    if state in (State.ESTOP, State.FAULT):
+        assert d.state is state and d.motors == ALL_BRAKED
+    else:  # obstacles, the fence and the GPS still rule the drive to the park
+        assert d.state in STATES[: STATES.index(State.CRITICAL_PARKING) + 1]
+        assert d.state is not State.CRITICAL_BATTERY or d.motors == ALL_BRAKED
+    d = core.hold(core.cfg.critical_drive_s + 1.0)[-1]
+    assert d.state in (State.ESTOP, State.FAULT, State.CRITICAL_BATTERY)
+    assert d.motors == ALL_BRAKED and d.power is PowerSource.BATTERY
+    assert d.power_down == "critical_battery"
 
 
 # ---- named conflicts -------------------------------------------------------------------------------------
@@ -261,8 +293,14 @@ def test_tray_full_in_manual_mode_stays_latched_for_auto(core: CoreDriver) -> No
     assert core.command(CommandKind.SET_MODE, mode=Mode.AUTO).state is State.TRAY_FULL
 
 
-def test_critical_battery_during_sun_still_charges_from_the_panel(core: CoreDriver) -> None:
-    core.set(panel_w=core.cfg.shade_w - 5)
-    core.hold(core.cfg.switch_dwell_s + 1.0)
-    assert core.last is not None and core.last.power is PowerSource.BATTERY
-    assert core.step(battery_soc=0.05).power is PowerSource.PANEL  # at once, no dwell
+def test_critical_battery_in_sun_stays_up_on_the_panel_and_powers_down_when_it_fails(
+    core: CoreDriver,
+) -> None:
+    # Changed with issue 11: the loads stay on the battery unless the panel can carry them, and a controller
+    # running on the panel has no reason to power down while the battery charges.
+    d = core.step(battery_soc=0.05, arrived=True)
+    assert d.state is State.CRITICAL_BATTERY and d.power is PowerSource.PANEL and d.power_down == ""
+    core.set(battery_soc=0.05, arrived=True)
+    assert {x.power_down for x in core.hold(60.0)} == {""}
+    d = core.step(panel_w=1.0)
+    assert d.power is PowerSource.BATTERY and d.power_down == "critical_battery"

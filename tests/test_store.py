@@ -269,3 +269,30 @@ def test_a_pause_survives_a_restart_and_a_working_robot_resumes(store_rig: Calla
     assert resumed.sup.store is not None
     resumed.sup.store.close()
     assert store_rig(resume_after_restart=False).sup.core.mode is Mode.PAUSED
+
+
+def test_after_a_planned_power_down_at_critical_battery_the_boot_resumes_knowing_the_battery_is_critical(
+    store_rig: Callable[..., Rig],
+) -> None:
+    """The critical alert went out before the halt: the woken robot resumes by the boot rule, and its core
+    starts critical so the same event is not raised (and texted) again."""
+    from robot.core.boot import StopReason
+
+    rig = store_rig()
+    run(rig, 0.0, 3)
+    store = rig.sup.store
+    assert store is not None
+    store.save_state(State.CRITICAL_PARKING)
+    store.record_stop(StopReason.POWER_DOWN, "planned power-down at critical battery")
+    store.record_stop(StopReason.SIGNAL, "SIGTERM")  # the poweroff's own SIGTERM does not overwrite it
+    store.close()
+    woken = store_rig()
+    assert woken.sup.core.mode is Mode.AUTO and woken.sup.core.critical and not woken.sup.core.estop
+    assert woken.sup.store is not None
+    woken.sup.store.close()
+
+    rig2 = store_rig()  # a crash in a critical state is not a planned end: nothing is assumed
+    assert rig2.sup.store is not None
+    rig2.sup.store.save_state(State.CRITICAL_BATTERY)
+    rig2.sup.store.close()
+    assert not store_rig().sup.core.critical

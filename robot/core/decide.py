@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from robot.core.rules import TABLE, Rule, Wheels
@@ -27,6 +27,7 @@ INF = math.inf
 TRIES_RESET_S = 20.0  # clear driving this long forgives earlier escape tries
 GUIDANCE_STALE_S = 1.0
 DEADBAND = 0.05
+SUN_DOWN_DEG = 0.0  # night needs the sun below the horizon when its position is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +55,23 @@ class CoreConfig:
     rain_confirm_s: float = 1.0
     rain_dry_s: float = 600.0
     rain_min_shelter_s: float = 900.0
-    sun_w: float = 25.0
     shade_w: float = 15.0
     night_w: float = 2.0
-    switch_dwell_s: float = 30.0
+    switch_dwell_s: float = 60.0
+    panel_return_s: float = 1800.0
+    panel_margin: float = 1.25
+    base_w: float = 2.8
+    drive_motor_w: float = 12.0
+    brush_motor_w: float = 2.0
     night_dwell_s: float = 300.0
+    reserve_soc: float = 0.50
+    reserve_dwell_s: float = 120.0
     low_soc: float = 0.25
-    resume_soc: float = 0.45
+    resume_soc: float = 0.70
     critical_soc: float = 0.10
     critical_v: float = 9.6
+    critical_drive_s: float = 120.0
+    cleaning_w: float = field(init=False, repr=False, compare=False)  # the load of cleaning (derived)
 
     @classmethod
     def from_settings(cls, s: Any) -> CoreConfig:
@@ -76,10 +85,32 @@ class CoreConfig:
             clear_wait_s=o.clear_wait_s, backoff_s=o.backoff_s, turn_s=o.turn_s, max_tries=o.max_tries,
             tray_full_kg=t.capacity_kg * t.full_fraction, tray_empty_kg=t.empty_kg, tray_filter_s=t.filter_s,
             rain_confirm_s=r.confirm_s, rain_dry_s=r.dry_s, rain_min_shelter_s=r.min_shelter_s,
-            sun_w=p.sun_w, shade_w=p.shade_w, night_w=p.night_w, switch_dwell_s=p.switch_dwell_s,
-            night_dwell_s=p.night_dwell_s, low_soc=p.low_soc, resume_soc=p.resume_soc,
-            critical_soc=p.critical_soc, critical_v=p.critical_v,
+            shade_w=p.shade_w, night_w=p.night_w, switch_dwell_s=p.switch_dwell_s,
+            panel_return_s=p.panel_return_s, panel_margin=p.panel_margin, base_w=p.base_w,
+            drive_motor_w=p.drive_motor_w, brush_motor_w=p.brush_motor_w, night_dwell_s=p.night_dwell_s,
+            reserve_soc=p.reserve_soc, reserve_dwell_s=p.reserve_dwell_s, low_soc=p.low_soc,
+            resume_soc=p.resume_soc, critical_soc=p.critical_soc, critical_v=p.critical_v,
+            critical_drive_s=p.critical_drive_s,
         )  # fmt: skip
+
+    def load_w(self, m: MotorOutputs) -> float:
+        """The electrical load these outputs draw: controller, Arduino and sensors, plus each powered motor.
+
+        A motor draws by its EN duty when IN1 != IN2; braked (IN1 = IN2, whatever EN) it draws nothing.
+        """
+        dl, dr, bl, br, bc = m
+        drive = (dl.en if dl.in1 != dl.in2 else 0) + (dr.en if dr.in1 != dr.in2 else 0)
+        brush = (bl.en if bl.in1 != bl.in2 else 0) + (br.en if br.in1 != br.in2 else 0)
+        brush += bc.en if bc.in1 != bc.in2 else 0
+        return self.base_w + (self.drive_motor_w * drive + self.brush_motor_w * brush) / 255.0
+
+    def __post_init__(self) -> None:
+        clean = 2 * self.drive_motor_w * self.cruise_duty + 3 * self.brush_motor_w * self.brush_duty
+        object.__setattr__(self, "cleaning_w", self.base_w + clean / 255.0)
+
+
+def _running(p: PinState) -> bool:
+    return p.en > 0 and p.in1 != p.in2
 
 
 class CoreState(NamedTuple):
@@ -95,13 +126,18 @@ class CoreState(NamedTuple):
     fault: bool = True
     fault_ok_since: float | None = None
     critical: bool = False
+    critical_since: float = -INF
     low_battery: bool = False
     stuck: bool = False
     route_done: bool = False
     power: PowerSource = PowerSource.BATTERY
     power_since: float = -INF
-    sun_since: float | None = None
-    shade_since: float | None = None
+    panel_ok_since: float | None = None
+    load_w: float = 0.0
+    motors: MotorOutputs = ALL_BRAKED
+    saving: bool = False
+    short_since: float | None = None
+    carry_since: float | None = None
     night: bool = False
     dark_since: float | None = None
     light_since: float | None = None
@@ -141,6 +177,8 @@ class Situation(NamedTuple):
     arrived: bool
     gps_ok: bool
     inside_fence: bool
+    critical_drive: bool = False  # critical, and still driving to the shelter or park on the energy left
+    saving: bool = False  # battery at the night reserve and the panel cannot carry cleaning
 
 
 def _held(cond: bool, since: float | None, now: float) -> float | None:
@@ -249,13 +287,17 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             fault = False
             alert("fault_cleared", Severity.INFO, "fault cleared: link and sensors healthy")
 
-    # Battery protection (hysteresis): critical < low < resume.
+    # Battery protection (hysteresis): critical < low < resume; the reserve is kept for the night.
     soc, volts = snap.battery_soc, snap.battery_v
-    critical, low_battery = st.critical, st.low_battery
+    critical, critical_since, low_battery = st.critical, st.critical_since, st.low_battery
     if soc is not None:
         if not critical and (soc <= cfg.critical_soc or (volts is not None and volts <= cfg.critical_v)):
-            critical = True
-            alert("critical_battery", Severity.CRITICAL, f"battery critical ({soc:.0%}); everything off")
+            critical, critical_since = True, now
+            alert(
+                "critical_battery",
+                Severity.CRITICAL,
+                f"battery critical ({soc:.0%}); braking, sheltering or parking if it can, then powering down",
+            )
         elif critical and soc >= cfg.low_soc and (volts is None or volts > cfg.critical_v):
             critical = False
             alert("critical_cleared", Severity.INFO, f"battery out of critical ({soc:.0%}); parked, charging")
@@ -265,28 +307,39 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         elif low_battery and soc >= cfg.resume_soc:
             low_battery = False
             alert("battery_ok", Severity.INFO, f"battery recovered ({soc:.0%}); resuming")
-
-    # Power source, night: dwell on every switch.
     panel = snap.panel_w if snap.panel_w is not None else 0.0
-    sun_since = _held(panel >= cfg.sun_w, st.sun_since, now)
-    shade_since = _held(panel < cfg.shade_w, st.shade_since, now)
-    power, power_since = st.power, st.power_since
-    dwell = cfg.switch_dwell_s
-    if critical:
-        want = PowerSource.PANEL  # never drain a critical battery into the loads
-    elif power is PowerSource.BATTERY and sun_since is not None and now - sun_since >= dwell:
-        want = PowerSource.PANEL
-    elif power is PowerSource.PANEL and shade_since is not None and now - shade_since >= dwell:
-        want = PowerSource.BATTERY
-    else:
-        want = power
-    if want is not power and (critical or now - power_since >= dwell):
-        alert("power_source", Severity.INFO, f"power from the {want.value} (panel {panel:.1f} W)")
-        power, power_since = want, now
+    cleaning_w = cfg.cleaning_w
+    short_since = _held(panel < cleaning_w, st.short_since, now)
+    carry_since = _held(panel >= cleaning_w * cfg.panel_margin, st.carry_since, now)
+    saving = st.saving
+    if (
+        not saving
+        and soc is not None
+        and soc <= cfg.reserve_soc
+        and short_since is not None
+        and now - short_since >= cfg.reserve_dwell_s
+    ):
+        saving = True
+        alert(
+            "waiting_for_sun",
+            Severity.INFO,
+            f"battery at the night reserve ({soc:.0%}): parked until the sun",
+        )
+    elif saving and soc is not None and soc >= cfg.resume_soc:
+        saving = False
+        alert("sun", Severity.INFO, f"battery back to {soc:.0%}: resuming")
+    elif saving and carry_since is not None and now - carry_since >= cfg.reserve_dwell_s:
+        saving = False
+        alert("sun", Severity.INFO, f"the panel carries cleaning again ({panel:.0f} W): resuming")
+
+    # Night: dark for the dwell, and the sun truly down. A storm's dark sky is not night: with the sun's
+    # position unknown (no GPS time yet), darkness while it rains does not count.
+    elev = snap.sun_elevation_deg
+    sun_down = elev < SUN_DOWN_DEG if elev is not None else snap.raining is False
     dark_since = _held(panel < cfg.night_w, st.dark_since, now)
     light_since = _held(panel >= cfg.shade_w, st.light_since, now)
     night = st.night
-    if not night and dark_since is not None and now - dark_since >= cfg.night_dwell_s:
+    if not night and sun_down and dark_since is not None and now - dark_since >= cfg.night_dwell_s:
         night = True
         alert("night", Severity.INFO, "night: parking on battery")
     elif night and light_since is not None and now - light_since >= cfg.night_dwell_s:
@@ -332,7 +385,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
 
     if rain:
         goal = Goal.SHELTER
-    elif low_battery or night or route_done:
+    elif low_battery or night or route_done or saving or critical:
         goal = Goal.PARK
     elif tray_full:
         goal = Goal.HOLD
@@ -341,11 +394,21 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     if mode is not Mode.AUTO:
         goal = Goal.HOLD
 
+    # Critical battery: on the energy left, to the shelter in rain (else the park), then the planned end.
+    critical_drive = (
+        critical
+        and mode is Mode.AUTO
+        and not (estop or fault or stuck)
+        and not arrived
+        and now - critical_since < cfg.critical_drive_s
+    )
+    halted = critical and not critical_drive
+
     # Obstacle escape manoeuvre: only while navigation drives forward in auto.
     blocked, why_blocked = _obstacle_blocks(snap, now, cfg, escape_phase != "none")
     guided_auto = (
         mode is Mode.AUTO
-        and not (estop or fault or critical or stuck)
+        and not (estop or fault or halted or stuck)
         and goal is not Goal.HOLD
         and not arrived
         and gps_ok
@@ -378,7 +441,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         tries = 0
 
     # GPS quality: alert once when position stays unusable.
-    wants_position = mode is Mode.AUTO and goal is not Goal.HOLD and not (estop or fault or critical or stuck)
+    wants_position = mode is Mode.AUTO and goal is not Goal.HOLD and not (estop or fault or halted or stuck)
     gps_bad_since = _held(wants_position and not gps_ok, st.gps_bad_since, now)
     gps_alerted = st.gps_alerted and gps_bad_since is not None
     if gps_bad_since is not None and not gps_alerted and now - gps_bad_since >= cfg.gps_alert_s:
@@ -388,28 +451,84 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     sit = Situation(
         estop=estop, fault=fault, critical=critical, stuck=stuck, escape_phase=escape_phase, mode=mode.value,
         rain=rain, low_battery=low_battery, night=night, tray_full=tray_full, route_done=route_done, goal=goal,
-        arrived=arrived, gps_ok=gps_ok, inside_fence=inside,
+        arrived=arrived, gps_ok=gps_ok, inside_fence=inside, critical_drive=critical_drive, saving=saving,
     )  # fmt: skip
     rule = _first(sit)
     motors, reason = _motors(
         rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries
     )
-    reason = _reason(rule, sit, fault_why, why_blocked, g, reason, tries, cfg)
+
+    # Power source. To the battery at once when the panel cannot carry the load running now or the one about
+    # to start (a motor start waits one step, so the relay moves first); back to the panel only after it has
+    # carried the load with margin for switch_dwell_s and the loads have had panel_return_s on the battery,
+    # which caps the relay at four switches an hour under broken cloud.
+    load_now = st.load_w
+    load_next = load_now if load_now > 0.0 and motors == st.motors else cfg.load_w(motors)
+    if st.power is PowerSource.BATTERY and snap.battery_a is not None and snap.battery_v is not None:
+        load_now = max(load_now, -snap.battery_a * snap.battery_v)  # net discharge: never more than the load
+    need = load_now if load_now > load_next else load_next
+    power, power_since = st.power, st.power_since
+    panel_ok_since = _held(panel >= need * cfg.panel_margin, st.panel_ok_since, now)
+    if power is PowerSource.PANEL and panel < need:
+        power, power_since = PowerSource.BATTERY, now
+        alert(
+            "power_source", Severity.INFO, f"power from the battery (panel {panel:.1f} W < load {need:.1f} W)"
+        )
+        if load_next > load_now:
+            motors = _hold_starts(motors, st.motors)
+            load_next = cfg.load_w(motors)
+    elif (
+        power is PowerSource.BATTERY
+        and panel_ok_since is not None
+        and now - panel_ok_since >= cfg.switch_dwell_s
+        and now - power_since >= cfg.panel_return_s
+    ):
+        power, power_since = PowerSource.PANEL, now
+        alert("power_source", Severity.INFO, f"power from the panel ({panel:.1f} W, load {need:.1f} W)")
+
+    # The planned end: critical and braked with nothing but the battery left (a panel that can carry the loads
+    # keeps the controller up while the battery charges), or parked for the night with a wake alarm to bring
+    # the Pi back at dawn.
+    power_down = ""
+    if (
+        halted
+        and power is PowerSource.BATTERY
+        and panel < need * cfg.panel_margin
+        and soc is not None
+        and _age(snap.power_t, now) <= stale  # never on a reading the battery no longer confirms
+    ):
+        power_down = "critical_battery"
+    elif (
+        night
+        and arrived
+        and snap.can_sleep
+        and elev is not None
+        and rule.state in (State.NIGHT, State.SHELTERED)
+    ):
+        power_down = "night"
+    reason = _reason(rule, sit, fault_why, why_blocked, g, reason, tries, cfg, power)
 
     if rule.state is State.OUTSIDE_FENCE and st.state is not State.OUTSIDE_FENCE:
         alert("geofence", Severity.CRITICAL, "GPS puts the robot outside the fence: stopped")
 
     new = CoreState(
         state=rule.state, mode=mode, estop=estop, fault=fault, fault_ok_since=fault_ok_since, critical=critical,
-        low_battery=low_battery, stuck=stuck, route_done=route_done, power=power, power_since=power_since,
-        sun_since=sun_since, shade_since=shade_since, night=night, dark_since=dark_since,
+        critical_since=critical_since, low_battery=low_battery, stuck=stuck, route_done=route_done, power=power,
+        power_since=power_since, panel_ok_since=panel_ok_since, load_w=load_next, motors=motors,
+        saving=saving, short_since=short_since, carry_since=carry_since, night=night, dark_since=dark_since,
         light_since=light_since, tray_full=tray_full, heavy_since=heavy_since,
         light_tray_since=light_tray_since, rain=rain, wet_since=wet_since, dry_since=dry_since,
         shelter_start=shelter_start, escape_phase=escape_phase, escape_since=escape_since, tries=tries,
         clear_since=clear_since, drive_left=drive_left, drive_right=drive_right, drive_at=drive_at,
         gps_bad_since=gps_bad_since, gps_alerted=gps_alerted,
     )  # fmt: skip
-    return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts))
+    return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts), power_down)
+
+
+def _hold_starts(m: MotorOutputs, before: MotorOutputs) -> MotorOutputs:
+    """These outputs with every motor that was not running before kept braked for this one step."""
+    held = [p if not _running(p) or _running(b) else BRAKE for p, b in zip(m, before, strict=True)]
+    return MotorOutputs(*held)
 
 
 def _first(sit: Situation) -> Rule:
@@ -476,6 +595,7 @@ def _reason(
     note: str,
     tries: int,
     cfg: CoreConfig,
+    power: PowerSource,
 ) -> str:
     s = rule.state
     if s is State.ESTOP:
@@ -483,7 +603,13 @@ def _reason(
     elif s is State.FAULT:
         text = f"fault: {fault_why}" if fault_why else "fault clearing: waiting for steady link and sensors"
     elif s is State.CRITICAL_BATTERY:
-        text = "battery critical: everything off, charging from the panel"
+        if power is PowerSource.PANEL:
+            text = "battery critical: braked, running on the panel while the battery charges"
+        else:
+            text = "battery critical: braked, powering the controller down"
+    elif s is State.CRITICAL_PARKING:
+        where = "shelter" if sit.goal is Goal.SHELTER else "park"
+        text = f"battery critical: heading for the {where} on the energy left, then powering down"
     elif s is State.STUCK:
         text = f"stuck after {tries} escape tries: clear the way and reset"
     elif s is State.OBSTACLE_STOP:
@@ -506,6 +632,10 @@ def _reason(
         text = "battery low: parked, charging" if sit.arrived else "battery low: heading to park"
     elif s is State.NIGHT:
         text = "night: parked on battery" if sit.arrived else "night: heading to park"
+    elif s is State.WAITING_FOR_SUN:
+        text = "battery at the night reserve: parked until the panel can carry cleaning"
+        if not sit.arrived:
+            text = "battery at the night reserve: heading to park"
     elif s is State.TRAY_FULL:
         text = "tray full: brushes stopped, waiting to be emptied"
     elif s is State.ROUTE_DONE:

@@ -55,10 +55,11 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         State.CRITICAL_BATTERY,
-        lambda s: s.critical,
+        lambda s: s.critical and not s.critical_drive,
         Wheels.OFF,
         False,
-        "latched until state of charge is back above power.low_soc (then LOW_BATTERY until power.resume_soc)",
+        "latched until state of charge is back above power.low_soc; braked, and on the battery alone the "
+        "controller powers down (the planned end); stays up only while the panel carries the loads",
     ),
     Rule(
         State.STUCK,
@@ -111,6 +112,14 @@ TABLE: tuple[Rule, ...] = (
         "self-clearing: a fresh fix with good quality; alert after control.gps_alert_s",
     ),
     Rule(
+        State.CRITICAL_PARKING,
+        lambda s: s.critical,
+        Wheels.GUIDED,
+        False,
+        "critical in auto: to the shelter in rain, else the park, for at most power.critical_drive_s (the "
+        "energy left), then CRITICAL_BATTERY",
+    ),
+    Rule(
         State.SHELTERED,
         lambda s: s.rain and s.arrived,
         Wheels.OFF,
@@ -136,7 +145,16 @@ TABLE: tuple[Rule, ...] = (
         lambda s: s.night,
         Wheels.GUIDED,
         False,
-        "dwell: panel below power.night_w for power.night_dwell_s starts it; above power.shade_w as long ends it",
+        "dwell: panel below power.night_w for power.night_dwell_s with the sun down (a storm is not night) "
+        "starts it; above power.shade_w as long ends it",
+    ),
+    Rule(
+        State.WAITING_FOR_SUN,
+        lambda s: s.saving,
+        Wheels.GUIDED,
+        False,
+        "at or below power.reserve_soc with the panel short of the cleaning load for power.reserve_dwell_s; "
+        "the panel carrying cleaning with power.panel_margin as long, or power.resume_soc, ends it",
     ),
     Rule(
         State.TRAY_FULL,

@@ -76,6 +76,7 @@ class State(StrEnum):
     ESTOP = "estop"
     FAULT = "fault"
     CRITICAL_BATTERY = "critical_battery"
+    CRITICAL_PARKING = "critical_parking"
     OBSTACLE_STOP = "obstacle_stop"
     ESCAPING = "escaping"
     STUCK = "stuck"
@@ -85,6 +86,7 @@ class State(StrEnum):
     SHELTERED = "sheltered"
     LOW_BATTERY = "low_battery"
     NIGHT = "night"
+    WAITING_FOR_SUN = "waiting_for_sun"
     TRAY_FULL = "tray_full"
     OUTSIDE_FENCE = "outside_fence"
     GPS_WAIT = "gps_wait"
@@ -178,7 +180,10 @@ class Snapshot:
     panel_w: float | None = None
     battery_v: float | None = None
     battery_soc: float | None = None
+    battery_a: float | None = None  # positive = charging
     power_t: float | None = None
+    sun_elevation_deg: float | None = None  # from GPS time and position; None while the time is unknown
+    can_sleep: bool = False  # a wake alarm is set up, so the Pi may power down for the night
     link_ok: bool = False
     guidance: Guidance | None = None
     guidance_t: float | None = None
@@ -196,3 +201,4 @@ class Decision:
     goal: Goal
     reason: str
     alerts: tuple[Alert, ...] = field(default=())
+    power_down: str = ""  # why the Pi should power down now ("critical_battery", "night"); "" = stay up

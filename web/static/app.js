@@ -10,6 +10,7 @@
     stuck: ["Stuck: needs help", "bad"], manual: ["Manual control", "ok"], paused: ["Paused", "warn"],
     sheltering: ["Going to shelter (rain)", "warn"], sheltered: ["Sheltering from rain", "warn"],
     low_battery: ["Low battery: charging", "warn"], night: ["Night: resting", "warn"],
+    critical_parking: ["Battery critical: parking", "bad"], waiting_for_sun: ["Saving battery: waiting for sun", "warn"],
     tray_full: ["Tray full: please empty", "warn"], outside_fence: ["Outside the fence", "bad"],
     gps_wait: ["Waiting for GPS", "warn"], route_done: ["Route done", "ok"], cleaning: ["Cleaning", "ok"],
   };
