@@ -15,7 +15,7 @@ from typing import Any
 
 from robot.errors import ConfigError
 
-SECRET_KEYS = frozenset({"token", "pin", "password"})
+SECRET_KEYS = frozenset({"token", "pin", "password", "ntrip_password"})
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
@@ -143,6 +143,38 @@ class HardwareSettings:
     modem_baud: int = _f(115200, 1200, 921600)
 
 
+RECEIVERS = ("cheap", "sbas", "rtk")
+
+
+@dataclass(frozen=True)
+class GpsSettings:
+    """The GPS receiver's class: navigation sizes its fence margin, look-ahead and arrival tolerances by it."""
+
+    # "cheap": a 2.5 m CEP module (NEO-6M class); "sbas": one using SBAS/DGPS corrections (about 1 m);
+    # "rtk": a u-blox F9P-class rover fed RTCM corrections (GGA quality 4/5, centimetres).
+    receiver: str = _f("cheap", choices=RECEIVERS)
+    # One-axis error in metres at HDOP 1 when the receiver sends no GST; 0 = the profile's own figure.
+    uere_m: float = _f(0.0, 0.0, 20.0)
+    # With the rtk profile: refuse to drive on anything worse than an RTK float fix for this long (then wait).
+    rtk_required: bool = _f(True)
+
+
+@dataclass(frozen=True)
+class RtcmSettings:
+    """RTCM corrections for an RTK receiver, passed through to its serial port unchanged."""
+
+    source: str = _f("none", choices=("none", "ntrip", "serial"))
+    ntrip_host: str = _f("")
+    ntrip_port: int = _f(2101, 1, 65535)
+    ntrip_mountpoint: str = _f("")
+    ntrip_user: str = _f("")
+    ntrip_password: str = _f("")
+    ntrip_version: int = _f(2, 1, 2)
+    gga_interval_s: float = _f(10.0, 0.0, 600.0)  # VRS casters need our position; 0 = never send it
+    serial_port: str = _f("/dev/ttyUSB1")
+    serial_baud: int = _f(57600, 1200, 921600)
+
+
 @dataclass(frozen=True)
 class SmsSettings:
     """GSM alerts and commands."""
@@ -186,6 +218,8 @@ class Settings:
     rain: RainSettings = field(default_factory=RainSettings)
     power: PowerSettings = field(default_factory=PowerSettings)
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    gps: GpsSettings = field(default_factory=GpsSettings)
+    rtcm: RtcmSettings = field(default_factory=RtcmSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     sim: SimSettings = field(default_factory=SimSettings)
@@ -278,6 +312,15 @@ def _cross_check(s: Settings) -> None:
     if not p.critical_soc < p.low_soc < p.resume_soc:
         raise ConfigError(
             f"power.low_soc = {p.low_soc}: need critical_soc ({p.critical_soc}) < low_soc < resume_soc ({p.resume_soc})"
+        )
+    if s.rtcm.source == "ntrip" and not (s.rtcm.ntrip_host and s.rtcm.ntrip_mountpoint):
+        raise ConfigError(
+            "rtcm.source = 'ntrip' needs rtcm.ntrip_host and rtcm.ntrip_mountpoint (ask your caster for them)"
+        )
+    if s.rtcm.source != "none" and s.hardware.gps != "pi":
+        raise ConfigError(
+            f"rtcm.source = {s.rtcm.source!r}: corrections go to a real receiver; set hardware.gps = 'pi' "
+            "(the simulator models the rtk profile's corrections itself)"
         )
     if not (s.sms.country_code.isdigit() and 1 <= len(s.sms.country_code) <= 3):
         raise ConfigError(f'sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like "91"')

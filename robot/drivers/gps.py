@@ -550,6 +550,7 @@ class SerialGps:
         self._decoder = NmeaDecoder()
         self._lines = LineBuffer()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._fix: GpsFix | None = None
         self._fix_at: float | None = None
         self._fixes = 0
@@ -587,6 +588,14 @@ class SerialGps:
                     self._fixes += 1
                 if self._on_fix:
                     self._on_fix(fix)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the receiver (RTCM corrections, configuration); raises GpsError when the port fails."""
+        with self._write_lock:
+            try:
+                self._ser.write(data)
+            except (self._serial_mod.SerialException, OSError, TypeError) as err:
+                raise GpsError(f"GPS on {self.port}: write failed ({err})") from err
 
     def latest(self) -> GpsFix | None:
         """The newest fix, or None when there is none or it is older than stale_s."""
