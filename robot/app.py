@@ -125,7 +125,10 @@ class Robot:
                 from sim.world import World
 
                 self.world = World(
-                    load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site
+                    load_scenario(settings.sim.scenario),
+                    seed=settings.sim.seed,
+                    site=self.site,
+                    receiver=settings.gps.receiver,
                 )
             self.bench: Any = None
             if self.world is not None:

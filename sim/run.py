@@ -107,7 +107,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
     from robot.supervisor import Supervisor
 
     cfg = sim_settings(settings)
-    world = World(scenario, seed)
+    world = World(scenario, seed, receiver=cfg.gps.receiver)
     clock = SimClock()
     arduino = FaultyArduino(seed=world.seed)
     link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)
@@ -128,6 +128,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         stop_distance_m=cfg.obstacle.stop_distance_m,
         tray_full_kg=cfg.tray.capacity_kg * cfg.tray.full_fraction,
     )
+    recorder.nav.guidance = lambda: sup.guidance
     return SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
     )
