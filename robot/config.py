@@ -63,6 +63,8 @@ class ObstacleSettings:
     backoff_s: float = _f(1.5, 0.2, 10.0)
     turn_s: float = _f(1.2, 0.2, 10.0)
     max_tries: int = _f(3, 1, 10)
+    stuck_retry_s: float = _f(600.0, 10.0, 86400.0)
+    stuck_retries: int = _f(3, 0, 100)
 
 
 @dataclass(frozen=True)
