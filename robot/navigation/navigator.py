@@ -66,7 +66,7 @@ class NavConfig:
     rejoin_m: float = 5.0  # further than this from the route: plan a path back to it
     reset_gap_s: float = 5.0  # a longer gap between calls (restart) drops the position estimate
     # --- sized by the receiver's reported accuracy (GST, or HDOP x gps_sigma_m): see for_receiver() ---
-    lane_sigmas: float = 2.5  # route targets keep this many sigmas (at least fence_margin_m) from the fence
+    lane_sigmas: float = 0.0  # route targets keep this many sigmas (at least fence_margin_m) from the fence
     margin_sigmas: float = (
         2.0  # the look-ahead keeps the estimate this many sigmas (at least fence_margin_m) off
     )
@@ -91,12 +91,20 @@ class NavConfig:
                 on_route_m=0.5,
                 settle_fixes=3,
                 settle_s=3.0,
+                lane_sigmas=2.5,
                 require_rtk=require_rtk,
             )
         elif receiver == "sbas":
-            cfg = cls(gps_sigma_m=0.7, arrive_radius_m=0.8, stay_radius_m=4.0, settle_s=120.0, jump_m=6.0)
+            cfg = cls(
+                gps_sigma_m=0.7,
+                arrive_radius_m=0.8,
+                stay_radius_m=4.0,
+                settle_s=120.0,
+                jump_m=6.0,
+                lane_sigmas=2.5,
+            )
         else:
-            cfg = cls(settle_s=480.0)
+            cfg = cls(settle_s=480.0, lane_sigmas=2.5)
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
@@ -133,12 +141,14 @@ class NavState:
     settle_sx: float = 0.0
     settle_sy: float = 0.0
     settles: int = 0
+    jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
         d = asdict(self)
         d["jump_fixes"] = [list(p) for p in self.jump_fixes]
         d["anchor"] = None if self.anchor is None else list(self.anchor)
+        d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
         return d
 
     @classmethod
@@ -180,7 +190,7 @@ def _clean(name: str, v: Any, default: Any) -> Any:
             return default
         pts = [_pair(p) for p in v]
         return tuple(p for p in pts if p is not None)
-    if name == "anchor":
+    if name in ("anchor", "jump_from"):
         return _pair(v)
     if v is None and default is None:
         return None
@@ -330,6 +340,7 @@ class _Step:
         self.settle_n = state.settle_n
         self.settle_sx, self.settle_sy = state.settle_sx, state.settle_sy
         self.settles = state.settles
+        self.jump_from = state.jump_from
         self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
@@ -401,8 +412,9 @@ class _Step:
             self.settle_n += 1
             self.settle_sx += z[0]
             self.settle_sy += z[1]
-        if self.settles > 0 and self.x is not None and self.y is not None:
-            # Heading for the averaged position by odometry: single fixes would pull back towards their bias.
+        if (self.settles > 0 or self.settle_since is not None) and self.x is not None and self.y is not None:
+            # Stopped and averaging, or heading for the averaged position by odometry: single fixes would pull
+            # the estimate back towards their slowly wandering bias.
             self._heading_from(fix, z)
             return None
         if self.x is None or self.y is None:
@@ -434,6 +446,7 @@ class _Step:
         ):
             # The fixes agree with each other: the robot really is there (or the receiver insists). Believe
             # them, but a sudden move is suspect: wait for return_fixes steady fixes before driving on.
+            self.jump_from = (self.x, self.y) if self.x is not None and self.y is not None else None
             self.x, self.y, self.var = mx, my, r
             self.jump_fixes = []
             self.good_fixes = 0
@@ -493,14 +506,22 @@ class _Step:
         pos = None if self.x is None or self.y is None else (self.x, self.y)
         inside = pos is not None and _inside(pos, fence)
         self._pos, self._pos_inside = pos, inside
+        # Reported outside only when the estimate itself is outside by more than its confidence: a fix wandering
+        # over the line within the receiver's error, or a jump not yet believed, is no evidence the robot left.
+        # A believed jump is a move no wheel made: until its steady fixes are in, its size adds to the doubt.
+        doubt = self.confidence
+        if (
+            self.need_fixes > cfg.settle_fixes
+            and self.good_fixes < self.need_fixes
+            and self.jump_from is not None
+        ):
+            doubt += dist(self.jump_from, (self.x, self.y)) if pos is not None else 0.0
+        confident_in = inside or pos is None or boundary_distance(pos, fence) <= doubt
         if self.jump_fixes and pos is not None:
             # A jump not yet confirmed: stop, and say so at once if it claims the robot left the fence.
             z = self.jump_fixes[-1]
-            inside = inside and point_in_polygon(z, fence)
             problem = problem or f"gps jumped {dist(z, pos):.0f} m; waiting for it to settle"
-        # Reported outside only when the estimate is outside by more than its confidence: a fix wandering over
-        # the line within the receiver's own error is no evidence the robot left.
-        confident_in = inside or pos is None or boundary_distance(pos, fence) <= self.confidence
+        self._confident_in = confident_in
         if problem is not None or pos is None:
             return Guidance(gps_ok=False, inside_fence=confident_in, reason=problem or "waiting for gps")
         if goal == Goal.HOLD:
@@ -556,7 +577,7 @@ class _Step:
             best[1] + (best[1] - pos[1]) / d * self.margin,
         )
         left, right = self._pursue(pos, target, self.cfg.approach)
-        sure = out_by > self.confidence
+        sure = not self._confident_in
         return Guidance(
             left,
             right,
@@ -645,18 +666,18 @@ class _Step:
             self.arrived = False
             radius = self.site.shelter_radius_m if name == "shelter" else self.site.park_radius_m
             tol = min(self.cfg.arrive_radius_m, 0.5 * radius)
-            if d <= tol:
+            if d <= tol or self.settle_since is not None:
                 answer = self._settle(pos, goal_pt, name, tol)
                 if answer is not None:
                     return answer
                 pos = (self.x, self.y)  # type: ignore[assignment]
                 d = dist(pos, goal_pt)
-            elif self.settle_since is not None:
-                self.settle_since = None  # pushed off the goal while averaging: start again there
         fence = self.site.fence
         path = None
-        # Keep well clear of the fence where the site allows it, closer only where it must.
-        for clear in (self.cfg.path_clear_m, self.cfg.fence_margin_m, 0.5):
+        # Keep well clear of the fence where the site allows it (as far as the receiver's error asks, in half
+        # metre steps so the plans are reused), closer only where it must.
+        lane = math.ceil(self.cfg.lane_sigmas * self.sigma * 2.0) / 2.0
+        for clear in (max(self.cfg.path_clear_m, lane), self.cfg.path_clear_m, self.cfg.fence_margin_m, 0.5):
             corners = reflex_waypoints(fence, clear * 1.1)
             path = shortest_path(pos, goal_pt, fence, corners, clear)
             if path is not None:
@@ -785,4 +806,5 @@ class _Step:
             self.settle_sx,
             self.settle_sy,
             self.settles,
+            self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
         )
