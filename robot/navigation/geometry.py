@@ -136,7 +136,7 @@ def ring_self_intersection(poly: Sequence[Point]) -> tuple[int, int] | None:
         edges.append((min(a[0], b[0]), max(a[0], b[0]), min(a[1], b[1]), max(a[1], b[1]), i))
     edges.sort()
     found: tuple[int, int] | None = None
-    for k, (x0, x1, y0, y1, i) in enumerate(edges):
+    for k, (_x0, x1, y0, y1, i) in enumerate(edges):
         a, b = poly[i], poly[(i + 1) % n]
         for x0j, _x1j, y0j, y1j, j in edges[k + 1 :]:
             if x0j > x1:
