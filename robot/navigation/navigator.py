@@ -232,6 +232,8 @@ def _inside(pos: Point, fence: tuple[Point, ...]) -> bool:
 
 
 _ROUTE_CLEAR: dict[int, tuple[Polyline, float]] = {}
+# The last planned path to a goal: (fence, goal, path). A cache only: a path is reused only near it.
+_plan_memo: tuple[tuple[Point, ...] | None, Point | None, Polyline | None] = (None, None, None)
 
 
 def _route_clearance(site: Site) -> float:
@@ -673,6 +675,14 @@ class _Step:
                 pos = (self.x, self.y)  # type: ignore[assignment]
                 d = dist(pos, goal_pt)
         fence = self.site.fence
+        # The plan from a start the robot has since driven along stays good while it keeps within a metre of it:
+        # planning (visibility from the moving start) is not redone every step, which big fences make costly.
+        global _plan_memo
+        m_fence, m_goal, m_line = _plan_memo
+        if m_fence is fence and m_goal == goal_pt and m_line is not None:
+            s0, off = m_line.project(pos, 0.0, m_line.length)
+            if off <= 1.0 and m_line.length - s0 > 0.5:
+                return self._follow(pos, m_line, s0, d, name, rejoin)
         path = None
         # Keep well clear of the fence where the site allows it (as far as the receiver's error asks, in half
         # metre steps so the plans are reused), closer only where it must.
@@ -685,13 +695,17 @@ class _Step:
         if path is None:
             return Guidance(gps_ok=True, reason=f"no way to the {name} inside the fence")
         line = Polyline(path)
+        _plan_memo = (fence, goal_pt, line)
         s, _ = line.project(pos, 0.0, self.cfg.lookahead_m)
+        return self._follow(pos, line, s, d, name, rejoin)
+
+    def _follow(self, pos: Point, line: Polyline, s: float, d: float, name: str, rejoin: bool) -> Guidance:
         target = line.at(s + self.cfg.lookahead_m)
         u = self.cfg.approach if rejoin or d < 4.0 else self.cfg.cruise
         left, right = self._pursue(pos, target, u)
         left, right, why = self._fence_check(pos, target, left, right)
         verb = "rejoining the" if rejoin else "going to the"
-        return Guidance(left, right, gps_ok=True, reason=why or f"{verb} {name}: {line.length:.0f} m")
+        return Guidance(left, right, gps_ok=True, reason=why or f"{verb} {name}: {line.length - s:.0f} m")
 
     def _pursue(self, pos: Point, target: Point, u: float) -> tuple[float, float]:
         """Pure pursuit: wheel fractions to drive the arc through the target, or a turn on the spot."""
