@@ -27,3 +27,5 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
     "protocol_roundtrips_per_s": _lazy("bench.bridge", "protocol_roundtrips_per_s"),
     "sim_speed_x": _lazy("bench.sim", "sim_speed_x"),
 }
+BENCHMARKS["nav_step_us"] = _lazy("bench.nav", "nav_step_us")
+BENCHMARKS["site_load_ms"] = _lazy("bench.nav", "site_load_ms")

@@ -133,7 +133,10 @@ class Robot:
                 from sim.world import World
 
                 self.world = World(
-                    load_scenario(settings.sim.scenario), seed=settings.sim.seed, site=self.site
+                    load_scenario(settings.sim.scenario),
+                    seed=settings.sim.seed,
+                    site=self.site,
+                    receiver=settings.gps.receiver,
                 )
             self.bench: Any = None
             if self.world is not None:
@@ -146,6 +149,7 @@ class Robot:
                     self.bench.start()
             self.parts = build_parts(settings, world=self.world, wake=self._wake, bench=self.bench)
             self._closers.append(self.parts.close)
+            self.rtcm = self._build_rtcm()
             self.link = self._build_link()
             self._closers.append(self.link.close)
             self.supervisor = Supervisor(
@@ -170,6 +174,20 @@ class Robot:
         except BaseException:
             self.close()
             raise
+
+    def _build_rtcm(self) -> Any:
+        """RTCM corrections to the real receiver's port (rtcm.source), or None."""
+        write = getattr(self.parts.gps, "write", None)
+        if self.settings.rtcm.source == "none" or write is None:
+            return None
+        from robot.drivers.rtcm import build_forwarder
+
+        fwd = build_forwarder(self.settings, write, self.parts.gps.latest)
+        if fwd is not None:
+            fwd.on_error = lambda msg: log.warning("rtcm: %s", msg)
+            self._closers.append(fwd.close)
+            fwd.start()
+        return fwd
 
     def _build_link(self) -> MotorLink:
         hw = self.settings.hardware

@@ -16,7 +16,7 @@ from typing import Any
 
 from robot.errors import ConfigError
 
-SECRET_KEYS = frozenset({"token", "pin", "password", "password_hash"})
+SECRET_KEYS = frozenset({"token", "pin", "password", "password_hash", "ntrip_password"})
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
@@ -65,6 +65,8 @@ class ObstacleSettings:
     backoff_s: float = _f(1.5, 0.2, 10.0)
     turn_s: float = _f(1.2, 0.2, 10.0)
     max_tries: int = _f(3, 1, 10)
+    stuck_retry_s: float = _f(600.0, 10.0, 86400.0)
+    stuck_retries: int = _f(3, 0, 100)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,38 @@ class HardwareSettings:
     lcd_addr: int = _f(0x27, 0x03, 0x77)
 
 
+RECEIVERS = ("cheap", "sbas", "rtk")
+
+
+@dataclass(frozen=True)
+class GpsSettings:
+    """The GPS receiver's class: navigation sizes its fence margin, look-ahead and arrival tolerances by it."""
+
+    # "cheap": a 2.5 m CEP module (NEO-6M class); "sbas": one using SBAS/DGPS corrections (about 1 m);
+    # "rtk": a u-blox F9P-class rover fed RTCM corrections (GGA quality 4/5, centimetres).
+    receiver: str = _f("cheap", choices=RECEIVERS)
+    # One-axis error in metres at HDOP 1 when the receiver sends no GST; 0 = the profile's own figure.
+    uere_m: float = _f(0.0, 0.0, 20.0)
+    # With the rtk profile: refuse to drive on anything worse than an RTK float fix for this long (then wait).
+    rtk_required: bool = _f(True)
+
+
+@dataclass(frozen=True)
+class RtcmSettings:
+    """RTCM corrections for an RTK receiver, passed through to its serial port unchanged."""
+
+    source: str = _f("none", choices=("none", "ntrip", "serial"))
+    ntrip_host: str = _f("")
+    ntrip_port: int = _f(2101, 1, 65535)
+    ntrip_mountpoint: str = _f("")
+    ntrip_user: str = _f("")
+    ntrip_password: str = _f("")
+    ntrip_version: int = _f(2, 1, 2)
+    gga_interval_s: float = _f(10.0, 0.0, 600.0)  # VRS casters need our position; 0 = never send it
+    serial_port: str = _f("/dev/ttyUSB1")
+    serial_baud: int = _f(57600, 1200, 921600)
+
+
 @dataclass(frozen=True)
 class SmsSettings:
     """GSM alerts and commands."""
@@ -213,6 +247,8 @@ class Settings:
     rain: RainSettings = field(default_factory=RainSettings)
     power: PowerSettings = field(default_factory=PowerSettings)
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    gps: GpsSettings = field(default_factory=GpsSettings)
+    rtcm: RtcmSettings = field(default_factory=RtcmSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     sim: SimSettings = field(default_factory=SimSettings)
@@ -310,6 +346,15 @@ def _cross_check(s: Settings) -> None:
     if not p.poweroff_command or not all(p.poweroff_command):
         raise ConfigError(
             f'power.poweroff_command = {list(p.poweroff_command)!r}: give the command as a list, like ["systemctl", "poweroff"]'
+        )
+    if s.rtcm.source == "ntrip" and not (s.rtcm.ntrip_host and s.rtcm.ntrip_mountpoint):
+        raise ConfigError(
+            "rtcm.source = 'ntrip' needs rtcm.ntrip_host and rtcm.ntrip_mountpoint (ask your caster for them)"
+        )
+    if s.rtcm.source != "none" and s.hardware.gps != "pi":
+        raise ConfigError(
+            f"rtcm.source = {s.rtcm.source!r}: corrections go to a real receiver; set hardware.gps = 'pi' "
+            "(the simulator models the rtk profile's corrections itself)"
         )
     if not (s.sms.country_code.isdigit() and 1 <= len(s.sms.country_code) <= 3):
         raise ConfigError(f'sms.country_code = {s.sms.country_code!r}: expected 1 to 3 digits, like "91"')

@@ -43,6 +43,10 @@ class GpsError(SensorError):
     """The GPS receiver is missing or its port cannot be opened."""
 
 
+class RtcmError(HardwareError):
+    """RTCM corrections cannot be had: the NTRIP caster or the base station's port failed or refused."""
+
+
 class CameraError(HardwareError):
     """The camera cannot be opened or gave no frame."""
 

@@ -114,7 +114,12 @@ class Supervisor:
         self.state_dir = state_dir
         self.wall = wall
         self.cfg = CoreConfig.from_settings(settings)
-        self.nav_config = nav_config or NavConfig()
+        gps = getattr(settings, "gps", None)
+        self.nav_config = nav_config or (
+            NavConfig.for_receiver(gps.receiver, gps.uere_m, gps.rtk_required)
+            if gps is not None
+            else NavConfig()
+        )
         self.gps_stale_s = settings.control.gps_stale_s
         self.route_passes = settings.control.route_passes
         self.passes = 0

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot.core.types import Decision, Goal, MotorOutputs, PinState, State
+from robot.core.types import Decision, Goal, Guidance, MotorOutputs, PinState, State
+from robot.navigation.geometry import clearance
 from sim.world import World
 
 REPORT_KEYS = (
@@ -38,6 +40,9 @@ OFF = "off"  # the time_in_state_s key while the Pi is powered down (or booting)
 # Alerts the simulator can check against what really happened (see Recorder._false).
 SUN_UP_W_M2 = 50.0  # clear-sky irradiance above this: the sun is well above the horizon, it is not night
 SOC_SLACK = 0.02  # the robot's state of charge may differ from the truth by this much without lying
+# Positioning figures (issue 13), measured on true position: kept apart so other report fields merge cleanly.
+NAV_REPORT_KEYS = ("geofence_exit_s", "geofence_max_depth_m", "geofence_alerts", "arrivals")
+REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS)
 PLOT_FILES = ("track.png", "power.png", "states.png")
 # A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
 REACTION_GIVE_UP_S = 60.0
@@ -118,6 +123,7 @@ class Recorder:
         self._tray_was_full = world.tray >= tray_full_kg
         self._has_obstacles = bool(world.scenario.obstacles)
         self._was_forward = False
+        self.nav = NavRecorder(world)
 
     # ---- per step
     def step(self, t: float, dt: float, decision: Decision, applied: MotorOutputs) -> None:
@@ -131,6 +137,7 @@ class Recorder:
             if self._false(a.kind):
                 self.false_alerts.append(entry)
         self._safety(t, decision, applied)
+        self.nav.step(t, decision, applied)
         if t >= self._next_sample:
             self._next_sample = t + self.sample_every_s
             self._sample(t)
@@ -239,7 +246,8 @@ class Recorder:
         tr.tray_kg.append(w.tray)
 
     def finish(self, t: float) -> None:
-        """Close the last state segment at the end of the run."""
+        """Close the last state segment (and any open arrival) at the end of the run."""
+        self.nav.finish()
         if self._state is not None:
             self.trace.segments.append((self._state_since, t, self._state))
             self._state = None
@@ -267,6 +275,7 @@ class Recorder:
             "state_changes": self.state_changes,
             "min_battery_soc": round(truth.min_soc, 4),
             "false_alerts": len(self.false_alerts),
+            **self.nav.report(),
         }
 
     def write(self, out_dir: Path, wall_s: float, *, plots: bool = True) -> list[Path]:
@@ -278,6 +287,71 @@ class Recorder:
         if plots:
             written += plot(self, out_dir)
         return written
+
+
+class NavRecorder:
+    """Fence and arrivals on true position: time outside and depth, geofence alerts that were false (the robot
+    was truly inside), and how far from the shelter or parking point the robot really stood once arrived."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        # Set by the run: navigation's newest answer (its `arrived` flag says the robot thinks it is there).
+        self.guidance: Callable[[], Guidance | None] | None = None
+        self.alerts_total = 0
+        self.alerts_false = 0
+        self.arrivals: dict[str, list[float]] = {"shelter": [], "park": []}
+        self._open: tuple[str, float] | None = None  # (target, worst true distance so far)
+
+    def step(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
+        """Note geofence alerts and the arrival the robot is in, if any."""
+        w = self.world
+        for a in decision.alerts:
+            if a.kind == "geofence":
+                self.alerts_total += 1
+                if clearance((w.x, w.y), w.site.fence) > 0.0:
+                    self.alerts_false += 1
+        g = self.guidance() if self.guidance is not None else None
+        goal = decision.goal
+        at = "shelter" if goal is Goal.SHELTER else "park" if goal is Goal.PARK else None
+        if at is None or g is None or not g.arrived or applied.moving:
+            self._close()
+            return
+        target = w.site.shelter if at == "shelter" else w.site.park
+        d = math.hypot(w.x - target[0], w.y - target[1])
+        if self._open is not None and self._open[0] != at:
+            self._close()
+        if self._open is None or d > self._open[1]:
+            self._open = (at, d)
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self.arrivals[self._open[0]].append(self._open[1])
+            self._open = None
+
+    def finish(self) -> None:
+        """Close the arrival open at the end of the run."""
+        self._close()
+
+    def report(self) -> dict[str, Any]:
+        """The NAV_REPORT_KEYS entries."""
+        truth = self.world.truth()
+        site = self.world.site
+        out: dict[str, Any] = {}
+        for name, radius in (("shelter", site.shelter_radius_m), ("park", site.park_radius_m)):
+            ds = self.arrivals[name]
+            inside = sum(1 for d in ds if d <= radius)
+            out[name] = {
+                "count": len(ds),
+                "inside": inside,
+                "radius_m": radius,
+                "worst_m": round(max(ds), 3) if ds else None,
+            }
+        return {
+            "geofence_exit_s": round(truth.geofence_exit_s, 3),
+            "geofence_max_depth_m": round(truth.geofence_max_depth_m, 3),
+            "geofence_alerts": {"total": self.alerts_total, "false": self.alerts_false},
+            "arrivals": out,
+        }
 
 
 def _hours(rec: Recorder, ts: list[float]) -> list[float]:

@@ -142,7 +142,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
     from robot.hardware.factory import build_parts
 
     cfg = sim_settings(settings)
-    world = World(scenario, seed)
+    world = World(scenario, seed, receiver=cfg.gps.receiver)
     clock = SimClock()
     arduino = FaultyArduino(seed=world.seed)
     link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)
@@ -157,6 +157,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         critical_v=cfg.power.critical_v,
         low_soc=cfg.power.low_soc,
     )
+    recorder.nav.guidance = lambda: sup.guidance
     return SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
     )

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState, PowerSource
 from robot.errors import ScenarioError
 from robot.hardware.interfaces import GpsFix, PowerReading
-from robot.navigation.geometry import Point, point_in_polygon
+from robot.navigation.geometry import Point, clearance, point_in_polygon
 from robot.navigation.site import Site, demo_site, load_site
 from sim import solar
 from sim.scenario import Place, Scenario
@@ -44,7 +44,6 @@ CELL_M = 0.25  # litter and cleaned-area grid
 PICKUP_RATE = 3.0  # litter fraction per cell length swept: one pass picks up about 95 %
 TRAY_CAPACITY_KG = 2.0
 TRAY_OVERFLOW_KG = 2.4  # beyond this the tray spills: litter stays on the ground
-SHELTER_RADIUS_M = 5.0  # a covered area, and the robot finds it by GPS: within its 95 % radius counts
 ROUTE_COVER_M = 2.5  # within the GPS CEP of a route point counts as driven: the robot steers on GPS
 SLOW_TICK_S = 0.25  # sky, panel, fence and route coverage update at 4 Hz: they change slowly
 
@@ -74,6 +73,29 @@ GPS_SIGMA_M = GPS_CEP_M / 1.1774  # CEP = 1.1774 sigma for a circular Gaussian
 GPS_WANDER_TAU_S = 30.0
 GPS_WHITE_M = 0.3
 GPS_TTFF_S = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverModel:
+    """How one class of receiver errs: a slowly wandering error (Gauss-Markov, one-axis sigma and time constant)
+    plus white noise, the GGA quality it reports, and whether it sends GST (its own error estimate)."""
+
+    sigma_m: float
+    tau_s: float
+    white_m: float
+    quality: int
+    gst: bool
+    # RTK: after the first fix and after every outage the solution is float for a while before it fixes.
+    float_sigma_m: float = 0.0
+    float_s: float = 0.0
+
+
+# The config's receiver profiles (gps.receiver), as the simulator models them.
+RECEIVERS = {
+    "cheap": ReceiverModel(GPS_SIGMA_M, GPS_WANDER_TAU_S, GPS_WHITE_M, 1, False),
+    "sbas": ReceiverModel(0.8 / 1.1774, 60.0, 0.15, 2, False),
+    "rtk": ReceiverModel(0.012, 60.0, 0.004, 4, True, float_sigma_m=0.25, float_s=45.0),
+}
 
 
 class Pose(NamedTuple):
@@ -118,6 +140,8 @@ class WorldTruth:
     inside_fence: bool
     geofence_exits: int
     route_completion: float
+    geofence_exit_s: float = 0.0  # time the true position spent outside the fence
+    geofence_max_depth_m: float = 0.0  # deepest the true position went outside it
 
 
 ALL_COAST = MotorOutputs(*([PinState(0, 0, 0)] * 5))
@@ -149,7 +173,9 @@ def _powered_duty(p: PinState) -> float:
 class World:
     """The simulated world for one scenario; advance() it with the pins the Arduino applied."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, site: Site | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int | None = None, site: Site | None = None, receiver: str = "cheap"
+    ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.site = (
@@ -230,8 +256,13 @@ class World:
         self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
         self.collisions = 0
         self._last_contact = -math.inf
-        # GPS.
-        self._gps_err = [self._gps_rng.gauss(0.0, GPS_SIGMA_M), self._gps_rng.gauss(0.0, GPS_SIGMA_M)]
+        # GPS: the wandering error is kept in units of the model's sigma, so RTK float and fixed share it.
+        if receiver not in RECEIVERS:
+            raise ScenarioError(f"gps receiver {receiver!r}: the simulator models {', '.join(RECEIVERS)}")
+        self.receiver = receiver
+        self._rx = RECEIVERS[receiver]
+        self._gps_err = [self._gps_rng.gauss(0.0, 1.0), self._gps_rng.gauss(0.0, 1.0)]
+        self._rtk_fixed_at = GPS_TTFF_S + self._rx.float_s
         self._gps_next = GPS_TTFF_S
         self._fix: GpsFix | None = None
         self._gps_lost_until = -1.0
@@ -246,6 +277,9 @@ class World:
         self._route_hit: set[int] = set()
         self.inside_fence = point_in_polygon((x, y), self.site.fence)
         self.geofence_exits = 0
+        self.geofence_exit_s = 0.0
+        self.geofence_max_depth_m = 0.0
+        self._fence_ref = (x, y, clearance((x, y), self.site.fence))
         self._slow_next = 0.0
         self._slow_tick()
         self._update_obstacles()
@@ -395,6 +429,15 @@ class World:
                     self.collisions += 1
                 self._last_contact = t
         self.x, self.y = nx, ny
+        # The fence on true position, exactly whenever the robot may be near it (the clearance measured at the
+        # last slow tick, less the distance moved since, bounds it from below).
+        fx, fy, fc = self._fence_ref
+        if fc - math.hypot(nx - fx, ny - fy) < 0.5:
+            c = clearance((nx, ny), self.site.fence)
+            if c < 0.0:
+                self.geofence_exit_s += dt
+                if -c > self.geofence_max_depth_m:
+                    self.geofence_max_depth_m = -c
         # Brushes pick litter up only when all three run and the robot rolls forward over it.
         if all_brushes and v > 0.01:
             self._sweep(v * dt, c, s)
@@ -408,7 +451,7 @@ class World:
                 self.is_raining = False
             elif (self.x - self.site.shelter[0]) ** 2 + (
                 self.y - self.site.shelter[1]
-            ) ** 2 <= SHELTER_RADIUS_M**2:
+            ) ** 2 <= self.site.shelter_radius_m**2:
                 self._sheltered_storms.add(self._storm_index)
         elif self._rain and t >= self._rain[0].start_s and self._rain_now(t):
             self.is_raining = True
@@ -539,7 +582,9 @@ class World:
         p, v = self._panel.mpp(g, solar.cell_temp_c(g, self.ambient_c))
         self.panel_available_w = p
         self.panel_v = v
-        inside = point_in_polygon((self.x, self.y), self.site.fence)
+        c = clearance((self.x, self.y), self.site.fence)
+        self._fence_ref = (self.x, self.y, c)
+        inside = c > 0.0
         if self.inside_fence and not inside:
             self.geofence_exits += 1
         self.inside_fence = inside
@@ -637,16 +682,22 @@ class World:
         """A new 1 Hz fix: truth plus slowly wandering error (Gauss-Markov) plus a little white noise."""
         self._gps_next += 1.0
         rng = self._gps_rng
-        k = math.exp(-1.0 / GPS_WANDER_TAU_S)
-        sig = math.sqrt(GPS_SIGMA_M**2 - GPS_WHITE_M**2)
-        q = sig * math.sqrt(1.0 - k * k)
-        ex = self._gps_err[0] = self._gps_err[0] * k + rng.gauss(0.0, q)
-        ey = self._gps_err[1] = self._gps_err[1] * k + rng.gauss(0.0, q)
+        rx = self._rx
+        k = math.exp(-1.0 / rx.tau_s)
+        q = math.sqrt(1.0 - k * k)
+        ux = self._gps_err[0] = self._gps_err[0] * k + rng.gauss(0.0, q)
+        uy = self._gps_err[1] = self._gps_err[1] * k + rng.gauss(0.0, q)
         if self.t < self._gps_lost_until:
             self._fix = None
+            # RTK: the ambiguities are lost with the signal; float again once it is back.
+            self._rtk_fixed_at = self._gps_lost_until + rx.float_s
             return
-        ex += rng.gauss(0.0, GPS_WHITE_M)
-        ey += rng.gauss(0.0, GPS_WHITE_M)
+        fixed = rx.float_s <= 0.0 or self.t >= self._rtk_fixed_at
+        sigma = rx.sigma_m if fixed else rx.float_sigma_m
+        white = rx.white_m if fixed else rx.float_sigma_m / 5.0
+        wander = math.sqrt(max(sigma * sigma - white * white, 0.0))
+        ex = ux * wander + rng.gauss(0.0, white)
+        ey = uy * wander + rng.gauss(0.0, white)
         if self.t < self._gps_jump_until:
             ex += self._gps_jump[0]
             ey += self._gps_jump[1]
@@ -656,6 +707,9 @@ class World:
             h = self.heading if self.vl + self.vr >= 0.0 else self.heading + math.pi
             self._last_track = (90.0 - math.degrees(h) + rng.gauss(0.0, 3.0)) % 360.0
         sats = max(4, min(12, round(rng.gauss(8.0, 1.2))))
+        quality = rx.quality if fixed else 5
+        # GST: the receiver's own one-axis estimate, honest to within a fifth.
+        std_m = round(sigma * rng.uniform(0.8, 1.2), 4) if rx.gst else None
         self._fix = GpsFix(
             time=self.utc_time().replace(microsecond=0),
             lat=lat,
@@ -665,6 +719,8 @@ class World:
             track=None if self._last_track is None else round(self._last_track, 1),
             hdop=round(max(0.6, 0.9 + 6.0 / sats - 0.75 + rng.gauss(0.0, 0.1)), 1),
             sats=sats,
+            quality=quality,
+            std_m=std_m,
         )
 
     # ---- faults
@@ -853,4 +909,6 @@ class World:
             inside_fence=self.inside_fence,
             geofence_exits=self.geofence_exits,
             route_completion=len(self._route_hit) / len(self._route_points),
+            geofence_exit_s=self.geofence_exit_s,
+            geofence_max_depth_m=self.geofence_max_depth_m,
         )

@@ -597,3 +597,51 @@ def test_step_is_pure_same_inputs_same_outputs(cfg: CoreConfig) -> None:
     st = CoreState()
     snap = healthy_snap(10.0, guidance=Guidance(0.5, 0.5, gps_ok=True))
     assert step(st, snap, 10.0, cfg) == step(st, snap, 10.0, cfg)
+
+
+def test_stuck_retries_by_itself_after_the_wait_a_bounded_number_of_times(core: CoreDriver) -> None:
+    cfg = core.cfg
+    assert (cfg.stuck_retry_s, cfg.stuck_retries) == (600.0, 3)
+    core.set(distance_m=0.3)  # the bin never moves
+    core.until(lambda d: d.state is State.STUCK, 60.0)
+    stuck_at = core.t
+    retries_at: list[float] = []
+    for n in range(1, cfg.stuck_retries + 1):
+        core.clear_alerts()
+        # Halted for the whole wait, then an escape again, with a warning that goes out like every alert.
+        d = core.until(lambda d: d.state is not State.STUCK, cfg.stuck_retry_s + 5.0)
+        retries_at.append(core.t)
+        assert d.state in (State.OBSTACLE_STOP, State.ESCAPING, State.CLEANING)
+        (retry,) = [a for a in core.alerts if a.kind == "stuck_retry"]
+        assert retry.severity is Severity.WARNING and f"retry {n} of {cfg.stuck_retries}" in retry.message
+        core.until(lambda d: d.state is State.STUCK, 60.0)
+    assert retries_at[0] - stuck_at == pytest.approx(cfg.stuck_retry_s, abs=0.2)
+    last = [a for a in core.alerts if a.kind == "stuck"][-1]
+    assert "no automatic retries left" in last.message
+    # Retries used up on this obstacle: it now waits for a person.
+    assert {d.state for d in core.hold(3 * cfg.stuck_retry_s, dt=1.0)} == {State.STUCK}
+    assert core.command(CommandKind.RESET).state is not State.STUCK
+
+
+def test_stuck_retry_that_finds_the_way_clear_resumes_and_a_new_obstacle_gets_fresh_retries(
+    core: CoreDriver,
+) -> None:
+    cfg = core.cfg
+    core.set(distance_m=0.3)
+    core.until(lambda d: d.state is State.STUCK, 60.0)
+    core.set(distance_m=4.0)  # someone moved the bin during the wait
+    d = core.until(lambda d: d.state is not State.STUCK, cfg.stuck_retry_s + 5.0)
+    assert d.state is State.CLEANING and d.motors.moving
+    core.hold(30.0)  # clear driving forgives the tries and the retries
+    core.set(distance_m=0.3)
+    core.until(lambda d: d.state is State.STUCK, 60.0)
+    assert (
+        f"{cfg.stuck_retries} automatic retries left"
+        in [a for a in core.alerts if a.kind == "stuck"][-1].message
+    )
+
+
+def test_stuck_does_not_retry_outside_auto_and_reset_clears_at_once(core: CoreDriver) -> None:
+    core.set(distance_m=0.3)
+    core.until(lambda d: d.state is State.STUCK, 60.0)
+    assert core.command(CommandKind.RESET).state is not State.STUCK  # at once, no waiting

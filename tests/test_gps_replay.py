@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from robot.drivers.cli import cmd_gps_replay
 from robot.drivers.gps import NmeaDecoder, checksum, decode_capture, extract_sentence
-from robot.drivers.gpsd_compare import compare_dir, summary
+from robot.drivers.gpsd_compare import compare_dir, epoch_summary, summary
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gps"
 LOGS = sorted(FIXTURES.glob("*.log"))
@@ -37,6 +37,14 @@ def test_replay_reproduces_at_least_99_percent_of_gpsd_fixes() -> None:
     matched, total = summary(results)
     assert total > 1500
     assert matched / total >= 0.99, [(r.name, r.matched, r.gpsd_fixes) for r in results if r.missed]
+
+
+def test_replay_gives_gpsds_fix_for_at_least_99_5_percent_of_epochs() -> None:
+    results = compare_dir(FIXTURES)
+    matched, total = epoch_summary(results)
+    assert total > 1300
+    missed = [(r.name, r.epochs_matched, r.gpsd_epochs) for r in results if r.epochs_missed]
+    assert matched / total >= 0.995, missed
 
 
 def test_our_fixes_are_positions_gpsd_also_reported() -> None:
@@ -187,3 +195,48 @@ def test_decoder_never_raises_on_any_bytes(chunks: list[bytes]) -> None:
     fixes, _dec = decode_capture(b"\n".join(chunks))
     for f in fixes:
         assert -90 <= f.lat <= 90 and -180 <= f.lon <= 180
+
+
+def test_last_valid_position_of_an_epoch_wins_as_in_gpsds_cycle_report() -> None:
+    dec = NmeaDecoder()
+    dec.feed_line(nmea("GPGGA,101010.00,4807.0381,N,01131.0002,E,1,08,0.9,545.4,M,46.9,M,,"))
+    dec.feed_line(nmea("GPRMC,101010.00,A,4807.0390,N,01131.0010,E,0.0,0.0,010624,,,A"))
+    (fix,) = dec.flush()
+    assert fix.lat == pytest.approx(48 + 7.039 / 60, abs=1e-9)
+    assert fix.lon == pytest.approx(11 + 31.001 / 60, abs=1e-9)
+    assert fix.sats == 8 and fix.hdop == 0.9  # GGA's figures stay: RMC does not carry them
+
+
+def test_rtk_quality_and_gst_error_estimate_reach_the_fix() -> None:
+    dec = NmeaDecoder()
+    dec.feed_line(nmea("GNGGA,101010.00,4807.03810123,N,01131.00020456,E,4,24,0.5,545.4,M,46.9,M,1.0,0000"))
+    dec.feed_line(nmea("GNRMC,101010.00,A,4807.03810123,N,01131.00020456,E,0.01,,010624,,,R,V"))
+    dec.feed_line(nmea("GNGST,101010.00,0.012,0.010,0.008,45.0,0.012,0.016,0.030"))
+    (fix,) = dec.flush()
+    assert fix.quality == 4
+    assert fix.std_m == pytest.approx(((0.012**2 + 0.016**2) / 2) ** 0.5)
+    # A GST of another epoch is stale and not used; RTK float comes through as quality 5.
+    dec.feed_line(nmea("GNGGA,101011.00,4807.03810123,N,01131.00020456,E,5,24,0.5,545.4,M,46.9,M,1.0,0000"))
+    dec.feed_line(nmea("GNGST,101010.00,0.012,0.010,0.008,45.0,0.012,0.016,0.030"))
+    (fix,) = dec.flush()
+    assert fix.quality == 5 and fix.std_m is None
+
+
+def test_sbas_mode_letter_gives_differential_quality_without_gga() -> None:
+    dec = NmeaDecoder()
+    dec.feed_line(nmea("GPRMC,101010.00,A,4807.0381,N,01131.0002,E,0.0,0.0,010624,,,D"))
+    (fix,) = dec.flush()
+    assert fix.quality == 2
+
+
+def test_invalid_date_gives_no_fix_and_is_counted() -> None:
+    dec = NmeaDecoder()
+    out = dec.feed_line(nmea("GPRMC,000231.099,A,4829.0005,N,00022.0015,E,0.15,212.28,2208-1,,,A"))
+    out += dec.feed_line(nmea("GPRMC,000232.000,A,4829.0005,N,00022.0015,E,0.15,212.28,310299,,,A"))
+    out += dec.flush()
+    assert out == []
+    assert dec.rejected == {"bad_date": 2}
+    # The next epoch with a good date is a fix again, with its time.
+    dec.feed_line(nmea("GPRMC,000233.000,A,4829.0005,N,00022.0015,E,0.15,212.28,070419,,,A"))
+    (fix,) = dec.flush()
+    assert fix.time == datetime(2019, 4, 7, 0, 2, 33, tzinfo=UTC)

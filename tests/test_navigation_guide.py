@@ -148,10 +148,11 @@ def test_a_gps_jump_outside_the_fence_stops_at_once_and_is_not_believed() -> Non
     far = (ON_ROUTE[0], ON_ROUTE[1] - 40.0)
     assert not point_in_polygon(far, SITE.fence)
     state, g = guide(state, fix_at(far, 1), Goal.ROUTE, 101.0, SITE, CFG)
-    assert stopped(g) and not g.gps_ok and not g.inside_fence and "jumped 40 m" in g.reason
+    # Stopped at once; but a jump not believed is no evidence of leaving: no geofence report (issue 13).
+    assert stopped(g) and not g.gps_ok and g.inside_fence and "jumped 40 m" in g.reason
     assert state.x is not None and dist((state.x, state.y), ON_ROUTE) < 3.0  # estimate kept
     state, g = guide(state, fix_at(far, 1), Goal.ROUTE, 101.5, SITE, CFG)
-    assert stopped(g) and not g.inside_fence  # still waiting between fixes
+    assert stopped(g) and g.inside_fence  # still waiting between fixes
     state, g = guide(state, fix_at(ON_ROUTE, 2), Goal.ROUTE, 102.0, SITE, CFG)
     assert g.gps_ok and g.inside_fence and not stopped(g)
 
@@ -164,8 +165,12 @@ def test_a_jump_that_persists_is_believed_and_outside_it_waits_then_drives_back_
     for n in range(1, 20):
         state, g = guide(state, fix_at(far, n), Goal.ROUTE, 100.0 + n, SITE, CFG)
         log.append(g)
-    assert all(not g.inside_fence for g in log)
-    assert all(stopped(g) for g in log[: CFG.jump_confirm + CFG.return_fixes - 1])
+    # Believed after jump_confirm fixes, but reported outside only once its steady fixes are in: until then
+    # the jump's own size is part of the doubt (issue 13: no geofence alert on a GPS fault).
+    waiting = CFG.jump_confirm + CFG.return_fixes - 1
+    assert all(g.inside_fence for g in log[:waiting])
+    assert all(not g.inside_fence for g in log[waiting:])
+    assert all(stopped(g) for g in log[:waiting])
     assert f"outside the fence by {outside_by:.1f} m" in log[5].reason
     back = log[-1]
     assert "driving back in" in back.reason and not stopped(back)

@@ -128,7 +128,10 @@ def test_critical_battery_in_a_storm_shelters_powers_down_and_wakes_without_a_se
     assert r["time_in_state_s"]["critical_parking"] > 0.0
     stop_t, reason, detail = result.run.stops[0]
     assert reason == "power_down" and detail.startswith("planned power-down at critical battery")
-    assert stop_t < 120.0
+    # Down within the driving time a critical battery allows (power.critical_drive_s): with the cheap receiver
+    # the robot stands at the shelter averaging fixes (issue 13) rather than driving, so it may use all of it.
+    (critical_at,) = [a["at_s"] for a in critical]
+    assert stop_t <= critical_at + result.run.settings.power.critical_drive_s + 1.0
     assert r["min_battery_soc"] > 0.05  # far above the charge controller's cut: nothing crashed
     # Still storm-dark by day: not night. Woken by the alarm an hour on, the controller came back up.
     assert "night" not in [a["kind"] for a in r["alerts"]]

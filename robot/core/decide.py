@@ -49,6 +49,8 @@ class CoreConfig:
     backoff_s: float = 1.5
     turn_s: float = 1.2
     max_tries: int = 3
+    stuck_retry_s: float = 600.0
+    stuck_retries: int = 3
     tray_full_kg: float = 1.9
     tray_empty_kg: float = 0.2
     tray_filter_s: float = 2.0
@@ -83,6 +85,7 @@ class CoreConfig:
             fault_clear_s=c.fault_clear_s, gps_alert_s=c.gps_alert_s,
             stop_distance_m=o.stop_distance_m, clear_distance_m=o.clear_distance_m, distance_stale_s=o.stale_s,
             clear_wait_s=o.clear_wait_s, backoff_s=o.backoff_s, turn_s=o.turn_s, max_tries=o.max_tries,
+            stuck_retry_s=o.stuck_retry_s, stuck_retries=o.stuck_retries,
             tray_full_kg=t.capacity_kg * t.full_fraction, tray_empty_kg=t.empty_kg, tray_filter_s=t.filter_s,
             rain_confirm_s=r.confirm_s, rain_dry_s=r.dry_s, rain_min_shelter_s=r.min_shelter_s,
             shade_w=p.shade_w, night_w=p.night_w, switch_dwell_s=p.switch_dwell_s,
@@ -157,6 +160,8 @@ class CoreState(NamedTuple):
     drive_at: float = -INF
     gps_bad_since: float | None = None
     gps_alerted: bool = False
+    stuck_since: float = -INF
+    stuck_retries: int = 0  # automatic retries used on this obstacle
 
 
 class Situation(NamedTuple):
@@ -227,6 +232,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     mode, estop, stuck, route_done, tray_full = st.mode, st.estop, st.stuck, st.route_done, st.tray_full
     drive_left, drive_right, drive_at = st.drive_left, st.drive_right, st.drive_at
     escape_phase, escape_since, tries = st.escape_phase, st.escape_since, st.tries
+    stuck_since, stuck_retries = st.stuck_since, st.stuck_retries
 
     # Operator commands, oldest first.
     for cmd in snap.commands:
@@ -239,14 +245,14 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             if estop or stuck:
                 alert("reset", Severity.INFO, f"reset from {cmd.source}")
             estop = stuck = route_done = False
-            escape_phase, tries = "none", 0
+            escape_phase, tries, stuck_retries = "none", 0, 0
         elif kind is CommandKind.SET_MODE and cmd.mode is not None:
             if cmd.mode is not mode:
                 alert("mode", Severity.INFO, f"mode {cmd.mode.value} from {cmd.source}")
             if cmd.mode is Mode.AUTO:
                 route_done = False  # a new auto command starts the route again, even when already in auto
             if cmd.mode is not Mode.AUTO:
-                stuck = False
+                stuck, stuck_retries = False, 0
             mode = cmd.mode
             drive_left = drive_right = 0.0
             escape_phase, tries = "none", 0
@@ -394,6 +400,22 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     if mode is not Mode.AUTO:
         goal = Goal.HOLD
 
+    # Stuck is not forever: after obstacle.stuck_retry_s, try again (the obstacle may have gone), a bounded
+    # number of times per obstacle, telling a person each time; RESET still clears it at once.
+    if (
+        stuck
+        and mode is Mode.AUTO
+        and stuck_retries < cfg.stuck_retries
+        and now - stuck_since >= cfg.stuck_retry_s
+    ):
+        stuck, tries, stuck_retries = False, 0, stuck_retries + 1
+        escape_phase = "none"
+        alert(
+            "stuck_retry",
+            Severity.WARNING,
+            f"stuck for {now - stuck_since:.0f} s: trying again "
+            f"(automatic retry {stuck_retries} of {cfg.stuck_retries})",
+        )
     # Critical battery: on the energy left, to the shelter in rain (else the park), then the planned end.
     critical_drive = (
         critical
@@ -428,8 +450,18 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             escape_phase = "none"
         elif now - escape_since >= cfg.clear_wait_s:
             if tries >= cfg.max_tries:
-                stuck, escape_phase = True, "none"
-                alert("stuck", Severity.CRITICAL, f"stuck after {tries} escape tries: {why_blocked}; halted")
+                stuck, escape_phase, stuck_since = True, "none", now
+                left_retries = cfg.stuck_retries - stuck_retries
+                then = (
+                    f"retrying by itself in {cfg.stuck_retry_s:.0f} s ({left_retries} automatic retries left)"
+                    if left_retries > 0
+                    else "no automatic retries left: clear the way and reset"
+                )
+                alert(
+                    "stuck",
+                    Severity.CRITICAL,
+                    f"stuck after {tries} escape tries: {why_blocked}; halted, {then}",
+                )
             else:
                 tries += 1
                 escape_phase, escape_since = "backoff", now
@@ -438,7 +470,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     driving_clear = escape_phase == "none" and guided_auto and not blocked
     clear_since = _held(driving_clear, clear_since, now)
     if clear_since is not None and now - clear_since >= TRIES_RESET_S:
-        tries = 0
+        tries = stuck_retries = 0  # driving clear: the next obstacle gets its own tries and retries
 
     # GPS quality: alert once when position stays unusable.
     wants_position = mode is Mode.AUTO and goal is not Goal.HOLD and not (estop or fault or halted or stuck)
@@ -521,6 +553,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         shelter_start=shelter_start, escape_phase=escape_phase, escape_since=escape_since, tries=tries,
         clear_since=clear_since, drive_left=drive_left, drive_right=drive_right, drive_at=drive_at,
         gps_bad_since=gps_bad_since, gps_alerted=gps_alerted,
+        stuck_since=stuck_since, stuck_retries=stuck_retries,
     )  # fmt: skip
     return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts), power_down)
 
@@ -611,7 +644,7 @@ def _reason(
         where = "shelter" if sit.goal is Goal.SHELTER else "park"
         text = f"battery critical: heading for the {where} on the energy left, then powering down"
     elif s is State.STUCK:
-        text = f"stuck after {tries} escape tries: clear the way and reset"
+        text = f"stuck after {tries} escape tries: clear the way and reset (or wait for the automatic retry)"
     elif s is State.OBSTACLE_STOP:
         text = f"stopped: {why_blocked}"
     elif s is State.ESCAPING:

@@ -66,7 +66,8 @@ TABLE: tuple[Rule, ...] = (
         lambda s: s.stuck,
         Wheels.OFF,
         False,
-        "latched: RESET, or the operator switching to manual or paused",
+        "latched: RESET, or the operator switching to manual or paused; in auto, retried by itself after "
+        "obstacle.stuck_retry_s, at most obstacle.stuck_retries times per obstacle (an alert each time)",
     ),
     Rule(
         State.OBSTACLE_STOP,

@@ -3,6 +3,12 @@
 A gpsd fix is a `"class":"TPV"` object with mode 2 or 3 and a position. It counts as reproduced when one of
 our fix epochs has the same lat/lon to 1e-6 degrees and, when gpsd gives a time, the same time of day to the
 millisecond (gpsd invents dates for receivers that never send one, so the date is not compared).
+
+Two figures: per TPV (every report gpsd printed, including the ones it prints sentence by sentence while it
+is still learning which sentence ends a receiver's cycle), and per epoch: the fix gpsd reports for an epoch
+is its last report with that time stamp (its cycle-end report; a run of reports without a time is one
+epoch), and ours must have the same position and time of day. (Modes are not compared: gpsd calls a fix
+3D whenever a GGA carries an altitude, even when the receiver's GSA says 2D.)
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ class CompareResult:
     ours_confirmed: int = 0  # our fixes that gpsd also reported (a fix gpsd never saw is a false position)
     missed: list[dict[str, object]] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)
+    gpsd_epochs: int = 0
+    epochs_matched: int = 0
+    epochs_missed: list[dict[str, object]] = field(default_factory=list)
 
 
 def gpsd_fixes(chk_text: str) -> list[dict[str, object]]:
@@ -42,6 +51,30 @@ def gpsd_fixes(chk_text: str) -> list[dict[str, object]]:
             continue
         if tpv.get("mode", 0) >= 2 and "lat" in tpv and "lon" in tpv:
             out.append(tpv)
+    return out
+
+
+def gpsd_epochs(chk_text: str) -> list[dict[str, object]]:
+    """gpsd's fix for each epoch: the last TPV with a position among consecutive TPVs of one time stamp."""
+    out: list[dict[str, object]] = []
+    key: object = object()
+    best: dict[str, object] | None = None
+    for line in chk_text.splitlines():
+        if not line.startswith('{"class":"TPV"'):
+            continue
+        try:
+            tpv = json.loads(line)
+        except ValueError:
+            continue
+        t = tpv.get("time")
+        if t != key:
+            if best is not None:
+                out.append(best)
+            key, best = t, None
+        if tpv.get("mode", 0) >= 2 and "lat" in tpv and "lon" in tpv:
+            best = tpv
+    if best is not None:
+        out.append(best)
     return out
 
 
@@ -77,6 +110,12 @@ def compare(log: Path, chk: Path) -> CompareResult:
             result.matched += 1
         else:
             result.missed.append(tpv)
+    for tpv in gpsd_epochs(chk.read_text(encoding="utf-8", errors="replace")):
+        result.gpsd_epochs += 1
+        if any(_matches(tpv, f) for f in fixes):
+            result.epochs_matched += 1
+        else:
+            result.epochs_missed.append(tpv)
     return result
 
 
@@ -95,3 +134,8 @@ def compare_dir(directory: Path) -> list[CompareResult]:
 def summary(results: list[CompareResult]) -> tuple[int, int]:
     """(gpsd fixes reproduced, gpsd fixes) over all captures."""
     return sum(r.matched for r in results), sum(r.gpsd_fixes for r in results)
+
+
+def epoch_summary(results: list[CompareResult]) -> tuple[int, int]:
+    """(gpsd epochs whose fix we reproduced exactly, gpsd epochs with a fix) over all captures."""
+    return sum(r.epochs_matched for r in results), sum(r.gpsd_epochs for r in results)

@@ -26,6 +26,10 @@ class GpsFix:
     track: float | None  # degrees true
     hdop: float | None
     sats: int | None
+    # GGA fix quality: 1 GPS, 2 DGPS/SBAS, 4 RTK fixed, 5 RTK float (None: the receiver sent no GGA/GNS).
+    quality: int | None = None
+    # The receiver's own one-axis horizontal standard deviation in metres, from GST (None: not sent).
+    std_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

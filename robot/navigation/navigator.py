@@ -65,6 +65,47 @@ class NavConfig:
     on_route_m: float = 2.5  # progress along the route counts only this close to it
     rejoin_m: float = 5.0  # further than this from the route: plan a path back to it
     reset_gap_s: float = 5.0  # a longer gap between calls (restart) drops the position estimate
+    # --- sized by the receiver's reported accuracy (GST, or HDOP x gps_sigma_m): see for_receiver() ---
+    lane_sigmas: float = 0.0  # route targets keep this many sigmas (at least fence_margin_m) from the fence
+    margin_sigmas: float = (
+        2.0  # the look-ahead keeps the estimate this many sigmas (at least fence_margin_m) off
+    )
+    confidence_sigmas: float = 2.5  # "outside the fence" is reported only beyond this many sigmas
+    settle_s: float = 0.0  # at the shelter or park: stop and average fixes this long, then correct once
+    settle_rounds: int = 3  # corrections at most before accepting the averaged position
+    require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
+
+    @classmethod
+    def for_receiver(cls, receiver: str, uere_m: float = 0.0, require_rtk: bool = True) -> NavConfig:
+        """Tuning for a receiver profile (config gps.receiver): "cheap", "sbas" or "rtk"."""
+        if receiver == "rtk":
+            cfg = cls(
+                max_hdop=4.0,
+                lookahead_m=1.5,
+                arrive_radius_m=0.2,
+                stay_radius_m=1.0,
+                fence_margin_m=0.3,
+                path_clear_m=1.0,
+                jump_m=2.0,
+                rejoin_m=2.0,
+                on_route_m=0.5,
+                settle_fixes=3,
+                settle_s=3.0,
+                lane_sigmas=2.5,
+                require_rtk=require_rtk,
+            )
+        elif receiver == "sbas":
+            cfg = cls(
+                gps_sigma_m=0.7,
+                arrive_radius_m=0.8,
+                stay_radius_m=4.0,
+                settle_s=120.0,
+                jump_m=6.0,
+                lane_sigmas=2.5,
+            )
+        else:
+            cfg = cls(settle_s=480.0, lane_sigmas=2.5)
+        return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +135,20 @@ class NavState:
     creep_done_m: float = 0.0
     anchor: tuple[float, float] | None = None
     anchor_turn: float = 0.0
+    sigma: float = 0.0  # one-axis accuracy of the newest fix, metres (GST, or HDOP x UERE)
+    settle_since: float | None = None
+    settle_n: int = 0
+    settle_sx: float = 0.0
+    settle_sy: float = 0.0
+    settles: int = 0
+    jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
         d = asdict(self)
         d["jump_fixes"] = [list(p) for p in self.jump_fixes]
         d["anchor"] = None if self.anchor is None else list(self.anchor)
+        d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
         return d
 
     @classmethod
@@ -134,20 +183,20 @@ def _clean(name: str, v: Any, default: Any) -> Any:
         return v if isinstance(v, str) else default
     if name == "arrived":
         return v if isinstance(v, bool) else default
-    if name in ("good_fixes", "need_fixes", "cog_misses"):
+    if name in ("good_fixes", "need_fixes", "cog_misses", "settle_n", "settles"):
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else default
     if name == "jump_fixes":
         if not isinstance(v, list | tuple):
             return default
         pts = [_pair(p) for p in v]
         return tuple(p for p in pts if p is not None)
-    if name == "anchor":
+    if name in ("anchor", "jump_from"):
         return _pair(v)
     if v is None and default is None:
         return None
     if not _num(v):
         return default
-    if name in ("progress_m", "var", "creep_done_m") and v < 0:
+    if name in ("progress_m", "var", "creep_done_m", "sigma") and v < 0:
         return default
     return float(v)
 
@@ -182,6 +231,22 @@ def _inside(pos: Point, fence: tuple[Point, ...]) -> bool:
     return point_in_polygon(pos, fence)
 
 
+_ROUTE_CLEAR: dict[int, tuple[Polyline, float]] = {}
+# The last planned path to a goal: (fence, goal, path). A cache only: a path is reused only near it.
+_plan_memo: tuple[tuple[Point, ...] | None, Point | None, Polyline | None] = (None, None, None)
+
+
+def _route_clearance(site: Site) -> float:
+    """The route's closest approach to the fence, measured once per site."""
+    hit = _ROUTE_CLEAR.get(id(site.route))
+    if hit is None or hit[0] is not site.route:
+        if len(_ROUTE_CLEAR) > 16:
+            _ROUTE_CLEAR.clear()
+        hit = (site.route, site.route_min_clearance)
+        _ROUTE_CLEAR[id(site.route)] = hit
+    return hit[1]
+
+
 def _gps_problem(fix: GpsFix | None, fresh: bool, age: float, cfg: NavConfig) -> str | None:
     if fix is None:
         return "no gps fix"
@@ -195,7 +260,21 @@ def _gps_problem(fix: GpsFix | None, fresh: bool, age: float, cfg: NavConfig) ->
         return f"gps position {fix.lat}, {fix.lon} is impossible"
     if not fresh and age > cfg.max_fix_age_s:
         return f"gps fix {age:.1f} s old"
+    if cfg.require_rtk and fix.quality not in (4, 5):
+        return f"gps quality {fix.quality}: waiting for an RTK fix (rtcm corrections?)"
     return None
+
+
+# One-axis error at HDOP 1 by GGA quality, when the receiver sends no GST: RTK fixed and float solutions.
+_QUALITY_SIGMA = {4: 0.02, 5: 0.3}
+
+
+def fix_sigma(fix: GpsFix, cfg: NavConfig) -> float:
+    """The fix's one-axis standard deviation in metres: the receiver's GST figure, else HDOP x UERE."""
+    if fix.std_m is not None and math.isfinite(fix.std_m) and fix.std_m > 0.0:
+        return fix.std_m
+    uere = _QUALITY_SIGMA.get(fix.quality, cfg.gps_sigma_m) if fix.quality is not None else cfg.gps_sigma_m
+    return uere * max(1.0, fix.hdop or 1.0)
 
 
 def wheel_fractions(motors: MotorOutputs) -> tuple[float, float]:
@@ -258,6 +337,13 @@ class _Step:
         self.anchor_turn = state.anchor_turn
         self.arrived = state.arrived
         self.applied = (state.cmd_left, state.cmd_right)
+        self.sigma = state.sigma
+        self.settle_since = state.settle_since
+        self.settle_n = state.settle_n
+        self.settle_sx, self.settle_sy = state.settle_sx, state.settle_sy
+        self.settles = state.settles
+        self.jump_from = state.jump_from
+        self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
 
@@ -278,6 +364,7 @@ class _Step:
 
     def advance(self, now: float, applied: tuple[float, float] | None) -> None:
         """Move the estimate by odometry from the last call to now."""
+        self.now = now
         last = self.s.t
         if last is None or now < last or now - last > self.cfg.reset_gap_s:
             # First call, or a restart (monotonic time starts again): position and heading are unknown.
@@ -321,7 +408,17 @@ class _Step:
         if not fresh or fix is None:
             return None
         z = self.site.to_local(fix.lat, fix.lon)
-        r = (self.cfg.gps_sigma_m * max(1.0, fix.hdop or 1.0)) ** 2
+        self.sigma = fix_sigma(fix, self.cfg)
+        r = self.sigma**2
+        if self.settle_since is not None:
+            self.settle_n += 1
+            self.settle_sx += z[0]
+            self.settle_sy += z[1]
+        if (self.settles > 0 or self.settle_since is not None) and self.x is not None and self.y is not None:
+            # Stopped and averaging, or heading for the averaged position by odometry: single fixes would pull
+            # the estimate back towards their slowly wandering bias.
+            self._heading_from(fix, z)
+            return None
         if self.x is None or self.y is None:
             self.x, self.y, self.var = z[0], z[1], r
             self.good_fixes = 1
@@ -351,6 +448,7 @@ class _Step:
         ):
             # The fixes agree with each other: the robot really is there (or the receiver insists). Believe
             # them, but a sudden move is suspect: wait for return_fixes steady fixes before driving on.
+            self.jump_from = (self.x, self.y) if self.x is not None and self.y is not None else None
             self.x, self.y, self.var = mx, my, r
             self.jump_fixes = []
             self.good_fixes = 0
@@ -401,26 +499,40 @@ class _Step:
     def decide(self, goal: Goal, problem: str | None) -> Guidance:
         """Wheel speeds for the goal, or zero with the reason."""
         self.arrived = self.arrived and str(goal) == self.s.goal
+        if str(goal) != self.s.goal:
+            self.settle_since, self.settles = None, 0
+        cfg = self.cfg
+        self.margin = max(cfg.fence_margin_m, cfg.margin_sigmas * self.sigma)
+        self.confidence = cfg.confidence_sigmas * self.sigma
         fence = self.site.fence
         pos = None if self.x is None or self.y is None else (self.x, self.y)
         inside = pos is not None and _inside(pos, fence)
         self._pos, self._pos_inside = pos, inside
+        # Reported outside only when the estimate itself is outside by more than its confidence: a fix wandering
+        # over the line within the receiver's error, or a jump not yet believed, is no evidence the robot left.
+        # A believed jump is a move no wheel made: until its steady fixes are in, its size adds to the doubt.
+        doubt = self.confidence
+        if (
+            self.need_fixes > cfg.settle_fixes
+            and self.good_fixes < self.need_fixes
+            and self.jump_from is not None
+        ):
+            doubt += dist(self.jump_from, (self.x, self.y)) if pos is not None else 0.0
+        confident_in = inside or pos is None or boundary_distance(pos, fence) <= doubt
         if self.jump_fixes and pos is not None:
             # A jump not yet confirmed: stop, and say so at once if it claims the robot left the fence.
             z = self.jump_fixes[-1]
-            inside = inside and point_in_polygon(z, fence)
             problem = problem or f"gps jumped {dist(z, pos):.0f} m; waiting for it to settle"
+        self._confident_in = confident_in
         if problem is not None or pos is None:
-            return Guidance(
-                gps_ok=False, inside_fence=inside or pos is None, reason=problem or "waiting for gps"
-            )
+            return Guidance(gps_ok=False, inside_fence=confident_in, reason=problem or "waiting for gps")
         if goal == Goal.HOLD:
-            return Guidance(gps_ok=True, inside_fence=inside, reason="holding")
+            return Guidance(gps_ok=True, inside_fence=confident_in, reason="holding")
         if self.good_fixes < self.need_fixes:
             where = "" if inside else f"outside the fence by {boundary_distance(pos, fence):.1f} m; "
             return Guidance(
                 gps_ok=True,
-                inside_fence=inside,
+                inside_fence=confident_in,
                 reason=f"{where}waiting for steady gps ({self.good_fixes}/{self.need_fixes} good fixes)",
             )
         if not inside:
@@ -463,16 +575,19 @@ class _Step:
         )[1]
         d = max(dist(pos, best), 1e-6)
         target = (
-            best[0] + (best[0] - pos[0]) / d * self.cfg.fence_margin_m,
-            best[1] + (best[1] - pos[1]) / d * self.cfg.fence_margin_m,
+            best[0] + (best[0] - pos[0]) / d * self.margin,
+            best[1] + (best[1] - pos[1]) / d * self.margin,
         )
         left, right = self._pursue(pos, target, self.cfg.approach)
+        sure = not self._confident_in
         return Guidance(
             left,
             right,
             gps_ok=True,
-            inside_fence=False,
-            reason=f"outside the fence by {out_by:.1f} m; driving back in",
+            inside_fence=not sure,
+            reason=f"outside the fence by {out_by:.1f} m"
+            + ("" if sure else f" (within the gps's {self.confidence:.1f} m confidence)")
+            + "; driving back in",
         )
 
     def _route(self, pos: Point) -> Guidance:
@@ -489,7 +604,7 @@ class _Step:
             return Guidance(gps_ok=True, route_done=True, reason="route done")
         # Off the line (after an escape, a push, a break): head back to where cleaning stopped, then go on.
         ahead = self.cfg.lookahead_m if off <= self.cfg.on_route_m else 0.5
-        target = route.at(self.progress + ahead)
+        target = self._lane_margin(route.at(self.progress + ahead))
         left_m = route.length - self.progress
         u = self.cfg.cruise if left_m > 4.0 else max(self.cfg.approach, self.cfg.cruise * left_m / 4.0)
         left, right = self._pursue(pos, target, u)
@@ -497,18 +612,82 @@ class _Step:
         pct = 100.0 * self.progress / route.length
         return Guidance(left, right, gps_ok=True, reason=why or f"following the route: {pct:.0f}% done")
 
+    def _lane_margin(self, target: Point) -> Point:
+        """The route target moved inward where the lane runs closer to the fence than the receiver's error
+        allows (lane_sigmas x sigma): a cheap receiver drives the outer lanes further in, RTK drives them."""
+        lane = max(self.cfg.fence_margin_m, self.cfg.lane_sigmas * self.sigma)
+        if _route_clearance(self.site) >= lane:
+            return target  # the whole route keeps the margin: nothing to measure
+        fence = self.site.fence
+        c = clearance(target, fence)
+        if c >= lane:
+            return target
+        n = len(fence)
+        q = min(
+            (closest_on_segment(target, fence[i], fence[(i + 1) % n]) for i in range(n)),
+            key=lambda p: dist(p, target),
+        )
+        d = dist(q, target)
+        if d < 1e-9:
+            return target
+        k = (1.0 if c >= 0.0 else -1.0) / d
+        moved = (q[0] + (target[0] - q[0]) * k * lane, q[1] + (target[1] - q[1]) * k * lane)
+        # A narrow spot (less than two margins wide) cannot keep the margin on both sides: keep the lane.
+        return moved if clearance(moved, fence) > c else target
+
+    def _settle(self, pos: Point, goal_pt: Point, name: str, tol: float) -> Guidance | None:
+        """At the goal by the estimate: stop and average fixes for settle_s, then trust their mean. Returns
+        the answer while averaging or once there, None when the mean says to drive on to the goal."""
+        cfg = self.cfg
+        if cfg.settle_s <= 0.0 or self.settles >= cfg.settle_rounds:
+            self.arrived = True
+            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+        if self.settle_since is None:
+            self.settle_since, self.settle_n, self.settle_sx, self.settle_sy = self.now, 0, 0.0, 0.0
+        waited = self.now - self.settle_since
+        if waited < cfg.settle_s or self.settle_n == 0:
+            return Guidance(
+                gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {cfg.settle_s:.0f} s)"
+            )
+        mean = (self.settle_sx / self.settle_n, self.settle_sy / self.settle_n)
+        self.settle_since = None
+        self.settles += 1
+        self.x, self.y = mean
+        self.var = min(self.var, self.sigma**2)
+        if dist(mean, goal_pt) <= tol:
+            self.arrived = True
+            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+        return None
+
     def _go_to(self, pos: Point, goal_pt: Point, name: str, rejoin: bool = False) -> Guidance:
         d = dist(pos, goal_pt)
         if not rejoin:
-            if d <= self.cfg.arrive_radius_m or (self.arrived and d <= self.cfg.stay_radius_m):
+            if self.arrived and d <= self.cfg.stay_radius_m:
                 # A parked robot must not chase the GPS error around: its slow wander reaches metres.
-                self.arrived = True
                 return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
             self.arrived = False
+            radius = self.site.shelter_radius_m if name == "shelter" else self.site.park_radius_m
+            tol = min(self.cfg.arrive_radius_m, 0.5 * radius)
+            if d <= tol or self.settle_since is not None:
+                answer = self._settle(pos, goal_pt, name, tol)
+                if answer is not None:
+                    return answer
+                pos = (self.x, self.y)  # type: ignore[assignment]
+                d = dist(pos, goal_pt)
         fence = self.site.fence
+        # The plan from a start the robot has since driven along stays good while it keeps within a metre of it:
+        # planning (visibility from the moving start) is not redone every step, which big fences make costly.
+        global _plan_memo
+        m_fence, m_goal, m_line = _plan_memo
+        if m_fence is fence and m_goal == goal_pt and m_line is not None:
+            s0, off = m_line.project(pos, 0.0, m_line.length)
+            if off <= 1.0 and m_line.length - s0 > 0.5:
+                return self._follow(pos, m_line, s0, d, name, rejoin)
         path = None
-        # Keep well clear of the fence where the site allows it, closer only where it must.
-        for clear in (self.cfg.path_clear_m, self.cfg.fence_margin_m, 0.5):
+        # Keep well clear of the fence where the site allows it (as far as the receiver's error asks, in half
+        # metre steps so the plans are reused), closer only where it must.
+        lane = math.ceil(self.cfg.lane_sigmas * self.sigma * 2.0) / 2.0
+        for clear in (max(self.cfg.path_clear_m, lane), self.cfg.path_clear_m, self.cfg.fence_margin_m, 0.5):
             corners = reflex_waypoints(fence, clear * 1.1)
             path = shortest_path(pos, goal_pt, fence, corners, clear)
             if path is not None:
@@ -516,13 +695,17 @@ class _Step:
         if path is None:
             return Guidance(gps_ok=True, reason=f"no way to the {name} inside the fence")
         line = Polyline(path)
+        _plan_memo = (fence, goal_pt, line)
         s, _ = line.project(pos, 0.0, self.cfg.lookahead_m)
+        return self._follow(pos, line, s, d, name, rejoin)
+
+    def _follow(self, pos: Point, line: Polyline, s: float, d: float, name: str, rejoin: bool) -> Guidance:
         target = line.at(s + self.cfg.lookahead_m)
         u = self.cfg.approach if rejoin or d < 4.0 else self.cfg.cruise
         left, right = self._pursue(pos, target, u)
         left, right, why = self._fence_check(pos, target, left, right)
         verb = "rejoining the" if rejoin else "going to the"
-        return Guidance(left, right, gps_ok=True, reason=why or f"{verb} {name}: {line.length:.0f} m")
+        return Guidance(left, right, gps_ok=True, reason=why or f"{verb} {name}: {line.length - s:.0f} m")
 
     def _pursue(self, pos: Point, target: Point, u: float) -> tuple[float, float]:
         """Pure pursuit: wheel fractions to drive the arc through the target, or a turn on the spot."""
@@ -556,8 +739,7 @@ class _Step:
                 m_fence, mx, my, md = _clear_memo
                 if (
                     m_fence is fence
-                    and md - math.hypot(pos[0] - mx, pos[1] - my) - reach
-                    >= self.cfg.fence_margin_m + _MEMO_SLACK_M
+                    and md - math.hypot(pos[0] - mx, pos[1] - my) - reach >= self.margin + _MEMO_SLACK_M
                 ):
                     return left, right, ""
             d = boundary_distance(pos, fence)
@@ -566,9 +748,9 @@ class _Step:
             pos_clear = d if self._pos_inside else -d
         else:
             pos_clear = clearance(pos, fence)
-        if pos_clear - reach >= self.cfg.fence_margin_m:
+        if pos_clear - reach >= self.margin:
             return left, right, ""  # nothing within reach of the fence this look-ahead: the common case
-        floor = min(self.cfg.fence_margin_m, pos_clear - 0.05, 0.9 * clearance(target, fence))
+        floor = min(self.margin, pos_clear - 0.05, 0.9 * clearance(target, fence))
         for f in (1.0, 0.5):
             if self._arc_clear(pos, left * f, right * f, floor, pos_clear):
                 return left * f, right * f, ""
@@ -632,4 +814,11 @@ class _Step:
             self.creep_done if self.heading is None else 0.0,
             self.anchor,
             self.anchor_turn,
+            self.sigma,
+            self.settle_since,
+            self.settle_n,
+            self.settle_sx,
+            self.settle_sy,
+            self.settles,
+            self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
         )

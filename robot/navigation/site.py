@@ -33,6 +33,10 @@ MAX_EXTENT_M = 5000.0
 # Clearance kept from the fence when the loader joins one route lane to the next.
 CONNECTOR_CLEAR_M = 1.0
 DEMO_FILE = "demo_alley.geojson"
+# Radii of the shelter's covered area and of the parking spot when the site does not give them
+# (properties.radius_m on the Point): the robot counts as there only within them.
+SHELTER_RADIUS_M = 5.0
+PARK_RADIUS_M = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class Site:
     park: Point
     route: Polyline = field(compare=False, repr=False)
     waypoints: tuple[Point, ...] = field(compare=False, repr=False)
+    shelter_radius_m: float = SHELTER_RADIUS_M
+    park_radius_m: float = PARK_RADIUS_M
 
     @property
     def projection(self) -> Projection:
@@ -149,9 +155,15 @@ def parse_site(data: Any, name: str = "site") -> Site:
         name = props["name"]
 
     found: dict[str, list[tuple[str, Any]]] = {r: [] for r in ROLES}
+    radii = {"shelter": SHELTER_RADIUS_M, "park": PARK_RADIUS_M}
     for i, feat in enumerate(features):
         label, role, coords = _feature(i, feat)
         found[role].append((label, coords))
+        if role in radii:
+            r = (feat.get("properties") or {}).get("radius_m", radii[role])
+            if isinstance(r, bool) or not isinstance(r, int | float) or not 0.2 <= r <= 100.0:
+                raise SiteError(f"{label}: radius_m = {r!r}; give the {role}'s radius in metres (0.2 to 100)")
+            radii[role] = float(r)
 
     missing = [r for r in ROLES if not found[r]]
     if missing:
@@ -235,6 +247,8 @@ def parse_site(data: Any, name: str = "site") -> Site:
         park=points["park"],
         route=Polyline(path),
         waypoints=waypoints,
+        shelter_radius_m=radii["shelter"],
+        park_radius_m=radii["park"],
     )
 
 
