@@ -114,6 +114,7 @@ class Robot:
         self.world: Any = None
         self.sim_arduino: Any = None
         self.sms: Any = None
+        self.mqtt: Any = None
         self._fake_modem: Any = None
         self._closers: list[Callable[[], None]] = []
         self.wake_hook: Callable[[], None] | None = (
@@ -151,6 +152,18 @@ class Robot:
                 state_dir=state_dir(settings),
             )
             self._build_sms()
+            if settings.mqtt.enabled:  # the MQTT bridge: its own thread, off the control loop
+                from robot.mqtt.bridge import MqttBridge
+
+                self.mqtt = MqttBridge.from_settings(
+                    settings,
+                    telemetry=self.telemetry,
+                    outbox=self.outbox,
+                    commands=self.commands,
+                    clock=clock,
+                    state_dir=state_dir(settings),
+                )
+                self._closers.append(self.mqtt.close)
             self._camera: CameraCache | None = None
             if self.parts.camera is not None:
                 self._camera = CameraCache(self.parts.camera)
@@ -293,6 +306,8 @@ async def run_async(
             web_ready.set()
         if robot.sms is not None:
             robot.sms.start()
+        if robot.mqtt is not None:
+            robot.mqtt.start()
         runner = Runner(robot.supervisor, rate_hz=settings.control.rate_hz, clock=clock, extra_tasks=tasks)
         robot.wake_hook = runner.wake_threadsafe
 

@@ -346,7 +346,9 @@ def _check_mqtt(s: Settings) -> None:
                 "(`ramudroid mqtt key NAME` derives one)"
             )
     if m.cert_file and not m.key_file:
-        raise ConfigError("mqtt.cert_file is set but mqtt.key_file is empty: the client certificate needs its key")
+        raise ConfigError(
+            "mqtt.cert_file is set but mqtt.key_file is empty: the client certificate needs its key"
+        )
 
 
 def from_dict(data: dict[str, Any]) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -34,18 +35,26 @@ class Broker:
             f"persistence_location {self.dir}/\n"
             f"log_dest file {self.log}\n"
             "max_queued_messages 100000\n"
-            "max_inflight_messages 20\n" + extra
+            "max_inflight_messages 20\n" + ("user root\n" if os.geteuid() == 0 else "") + extra
+            # As root, mosquitto would drop to the `mosquitto` user, who cannot write the test's temp dir.
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"mosquitto exited at start: {err} {self.log.read_text() if self.log.exists() else ''}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                raise RuntimeError(
+                    f"mosquitto exited at start: {err} {self.log.read_text() if self.log.exists() else ''}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
                 return
             time.sleep(0.02)
         raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")

@@ -148,6 +148,7 @@ class CommandAuth:
         if not hmac.compare_digest(want, sig.lower()):
             return _reject(Outcome.BAD_SIGNATURE, "signature does not match this robot's key", nonce)
         # From here on the sender holds the key: the checks are against replay and mistakes, not forgery.
+        self._forget(wall)
         if not isinstance(inner, dict):
             return _reject(Outcome.BAD_COMMAND, "body is not a JSON object", nonce)
         if inner.get("robot") != self.robot:
@@ -165,7 +166,6 @@ class CommandAuth:
             )
         if nonce is None:
             return _reject(Outcome.BAD_COMMAND, "nonce must be 8-64 letters, digits, '_' or '-'", None)
-        self._forget(wall)
         if nonce in self._seen:
             return _reject(Outcome.REPLAY, "nonce already used", nonce)
         parsed = parse_fields(inner, at, source)

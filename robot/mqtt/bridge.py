@@ -65,7 +65,8 @@ class MqttBridge:
     `start()` runs rounds on a daemon thread until `close()`.
 
     `clock` must be the supervisor's clock (it stamps commands and ages alerts); `wall` is UNIX time, used for
-    the timestamps in payloads and the replay window of signed commands.
+    the timestamps in payloads and the replay window of signed commands; `pace` times the bridge's own work
+    (telemetry period, reconnection backoff) in real seconds even when the simulator runs fast.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class MqttBridge:
         tray_capacity_kg: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        pace: Callable[[], float] = time.monotonic,
         tick_s: float = 0.05,
         connect_timeout_s: float = 10.0,
         reconnect_min_s: float = 1.0,
@@ -131,6 +133,7 @@ class MqttBridge:
         self.tray_capacity_kg = tray_capacity_kg
         self._clock = clock
         self._wall = wall
+        self._pace = pace
         self.tick_s = tick_s
         self.connect_timeout_s = connect_timeout_s
         self.reconnect_min_s = reconnect_min_s
@@ -225,7 +228,7 @@ class MqttBridge:
     def step(self, now: float | None = None, block_s: float = 0.0) -> None:
         """One round: (re)connect when due, move network traffic (waiting up to `block_s` for it), take new
         alerts into the spool, publish the state when due, and send what the spool holds."""
-        t = self._clock() if now is None else now
+        t = self._pace() if now is None else now
         self._network(t, block_s)
         self._take_alerts(t)
         if self._connected:
@@ -347,7 +350,7 @@ class MqttBridge:
         self._next_connect = t + delay
         if why != self._last_error:  # one line per new problem, not one per retry
             log.warning(
-                "MQTT broker %s; retrying every %.0f-%.0f s", why, self.reconnect_min_s, self.reconnect_max_s
+                "MQTT broker %s; retrying every %g-%g s", why, self.reconnect_min_s, self.reconnect_max_s
             )
             self._last_error = why
 
@@ -418,7 +421,7 @@ class MqttBridge:
         client = self._client
         if tel is None or client is None:
             return
-        due = t - self._last_state_t >= self.telemetry_s
+        due = t - self._last_state_t >= self.telemetry_s - 1e-6  # tolerate float drift in summed ticks
         version = self._telemetry.version
         if not due and (version == self._last_version or t - self._last_state_t < MIN_CHANGE_GAP_S):
             return
@@ -448,13 +451,13 @@ class MqttBridge:
         self._cursor = cursor
         if not alerts:
             return
-        wall_now = self._wall()
+        wall_now, clock_now = self._wall(), self._clock()
         payload = b""
         for i, alert in enumerate(alerts):
-            wall = wall_now - max(0.0, t - alert.at)
+            wall = wall_now - max(0.0, clock_now - alert.at)
             payload = _dumps(tp.alert_payload(alert, self.name, f"{self.boot}-{first + i}", wall))
             self.spool.put(self.topics.alerts, payload, qos=1)
-        self.spool.put(self.topics.last_alert, payload, qos=1, retain=True)
+        self.spool.put(self.topics.last_alert, payload, qos=1, retain=True, replace=True)
         self._count("alerts_spooled", len(alerts))
 
     def _flush(self) -> None:

@@ -71,9 +71,15 @@ class DiskSpool:
     def __len__(self) -> int:
         return self._count
 
-    def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
-        """Append one message; returns its id."""
+    def put(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, *, replace: bool = False
+    ) -> int:
+        """Append one message; returns its id. `replace`: unsent messages on the same topic are superseded
+        (a retained "latest" message: only the newest matters, so an outage does not fill the spool with them)."""
         with self._lock:
+            if replace:
+                cur = self._db.execute("DELETE FROM mqtt_outbox WHERE topic = ?", (topic,))
+                self._count -= max(0, cur.rowcount)
             cur = self._db.execute(
                 "INSERT INTO mqtt_outbox (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
                 (topic, payload, qos, int(retain), time.time()),
