@@ -26,4 +26,5 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
     "frame_to_pins_us": _lazy("bench.bridge", "frame_to_pins_us"),
     "protocol_roundtrips_per_s": _lazy("bench.bridge", "protocol_roundtrips_per_s"),
     "sim_speed_x": _lazy("bench.sim", "sim_speed_x"),
+    "mqtt_fleet": _lazy("bench.mqtt_fleet", "mqtt_fleet"),
 }
