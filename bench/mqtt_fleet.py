@@ -9,6 +9,7 @@ A collector with a persistent session checks that every alert arrives, through a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -25,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
-from robot.core.types import ALL_BRAKED, Alert, BRAKE, MotorOutputs, PinState, Severity
+from robot.core.types import ALL_BRAKED, Alert, MotorOutputs, PinState, Severity
 from robot.hardware.interfaces import GpsFix
 from robot.mqtt.bridge import MqttBridge
 from robot.telemetry import Telemetry, TelemetryBus
@@ -59,7 +60,9 @@ class SimRobot:
                 self.state, self.until = "cleaning", t + self.rng.uniform(10, 60)
         self.soc = max(0.1, self.soc - dt * 1e-4)
         a = t / 300.0 + self.lat0 * 1000
-        fix = GpsFix(None, self.lat0 + 2e-4 * math.sin(a), self.lon0 + 2e-4 * math.cos(a), 3, 0.5, 0.0, 0.9, 9)
+        fix = GpsFix(
+            None, self.lat0 + 2e-4 * math.sin(a), self.lon0 + 2e-4 * math.cos(a), 3, 0.5, 0.0, 0.9, 9
+        )
         self.bus.publish(
             Telemetry(
                 at=t,
@@ -95,8 +98,12 @@ class Collector:
         self.state_latency: list[float] = []
         self.subscribed = 0
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="fleet-collector", clean_session=False)
-        self.client.on_connect = lambda c, *_: c.subscribe([(f"{prefix}/+/alerts", 1), (f"{prefix}/+/state", 0)])
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="fleet-collector", clean_session=False
+        )
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [(f"{prefix}/+/alerts", 1), (f"{prefix}/+/state", 0)]
+        )
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.05, 0.5)
@@ -108,8 +115,6 @@ class Collector:
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = time.time()
-        import json
-
         data = json.loads(msg.payload)
         with self._lock:
             if msg.topic.endswith("/state"):
@@ -164,7 +169,6 @@ def run_fleet(
         time.sleep(0.01)
     vt = [0.0]
     clock = lambda: vt[0]  # noqa: E731
-    rng = random.Random(seed)
     fleet: list[SimRobot] = []
     for i in range(robots):
         bus, outbox = TelemetryBus(), AlertOutbox()
@@ -232,7 +236,11 @@ def run_fleet(
         total_wall = time.monotonic() - wall0
         stats = [r.bridge.stats for r in fleet]
         lost = sorted(set(raised) - set(collector.alerts))
-        live = [collector.alerts[k] - raised[k] for k in raised if k in collector.alerts and k not in in_outage_ids]
+        live = [
+            collector.alerts[k] - raised[k]
+            for k in raised
+            if k in collector.alerts and k not in in_outage_ids
+        ]
         sent = sum(s["states_published"] + s["spool_acked"] for s in stats)
         return {
             "robots": robots,
@@ -281,7 +289,6 @@ def mqtt_fleet() -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
     import sys
 
     kw = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
