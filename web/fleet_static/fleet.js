@@ -4,6 +4,13 @@
   const cfg = JSON.parse(document.getElementById("config").textContent);
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
+  const LABELS = {
+    estop: "Emergency stop", fault: "Fault", critical_battery: "Battery critical", obstacle_stop: "Obstacle ahead",
+    escaping: "Backing away", stuck: "Stuck: needs help", manual: "Manual control", paused: "Paused",
+    sheltering: "Going to shelter", sheltered: "Sheltering", low_battery: "Low battery", night: "Night",
+    tray_full: "Tray full", outside_fence: "Outside the fence", gps_wait: "Waiting for GPS", route_done: "Route done",
+    cleaning: "Cleaning",
+  };
   const BAD = new Set(["estop", "fault", "critical_battery", "stuck", "outside_fence"]);
   const OK = new Set(["cleaning", "manual", "route_done"]);
   let last = null;
@@ -99,7 +106,8 @@
     const scale = Math.min(900 / span, 500 / span);
     const px = (r) => [500 + (r.state.longitude * k - cx) * scale, 300 - (r.state.latitude - cy) * scale];
     const metres = (span * 111320) / 4;
-    const niceM = Math.pow(10, Math.floor(Math.log10(metres)));
+    const p10 = Math.pow(10, Math.floor(Math.log10(metres)));
+    const niceM = [5, 2, 1].map((m) => m * p10).find((m) => m <= metres);
     const bar = niceM * scale / 111320;
     const line = document.createElementNS(SVG, "line");
     for (const [a, v] of [["x1", 20], ["y1", 580], ["x2", 20 + bar], ["y2", 580]]) line.setAttribute(a, v);
@@ -120,7 +128,7 @@
       const c = document.createElementNS(SVG, "circle");
       c.setAttribute("r", 12);
       const title = document.createElementNS(SVG, "title");
-      title.textContent = r.name + ": " + (r.stale ? "offline/stale" : r.state.state);
+      title.textContent = r.name + ": " + (r.stale ? "offline or silent" : LABELS[r.state.state] || r.state.state);
       const t = document.createElementNS(SVG, "text");
       t.setAttribute("x", 16);
       t.setAttribute("y", 6);
@@ -172,7 +180,8 @@
       tr.dataset.robot = r.name;
       const s = r.state || {};
       const stateCell = el("td");
-      stateCell.append(el("div", r.stale ? (r.status === "offline" ? "offline" : "no news") : s.state || "–", "state"), el("div", s.reason || "", "reason"));
+      const label = r.stale ? (r.status === "offline" ? "Offline" : "No news") : LABELS[s.state] || s.state || "–";
+      stateCell.append(el("div", label, "state"), el("div", s.reason || "", "reason"));
       const lastResult = r.result ? (r.result.ok ? "✓ " : "✗ ") + r.result.outcome : "";
       stateCell.append(el("div", lastResult, "reason"));
       tr.append(el("th", r.name), stateCell, el("td", fmt(s.battery_pct, " %")), el("td", fmt(s.tray_pct, " %")),
