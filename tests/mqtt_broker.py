@@ -22,7 +22,9 @@ def free_port() -> int:
 class Broker:
     """Starts, stops and restarts one mosquitto; persistence on, so sessions survive a restart."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra: str = "") -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra: str = "", anonymous: bool = True
+    ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -30,7 +32,7 @@ class Broker:
         self.log = self.dir / "mosquitto.log"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             f"log_dest file {self.log}\n"

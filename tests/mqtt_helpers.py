@@ -47,6 +47,8 @@ class Observer:
         subscriptions: Iterable[str] = ("#",),
         client_id: str = "",
         clean: bool = True,
+        username: str = "",
+        password: str = "",
     ) -> None:
         self.messages: list[tuple[str, bytes, bool, float]] = []
         self._lock = threading.Lock()
@@ -60,12 +62,17 @@ class Observer:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(0.1, 0.5)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", port, keepalive=30)
         self.client.loop_start()
         assert self.connected.wait(10), "observer could not connect to mosquitto"
 
     def _on_connect(self, client: paho.Client, *_: Any) -> None:
-        client.subscribe([(s, 1) for s in self._subs])
+        if self._subs:
+            client.subscribe([(s, 1) for s in self._subs])
+        else:
+            self.connected.set()
 
     def _on_subscribe(self, *_: Any) -> None:
         # Ready only at the SUBACK, so nothing published right after is missed.

@@ -26,6 +26,8 @@ def test_a_hundred_robots_ten_minutes_broker_restart_no_alert_lost(tmp_path: Pat
     assert r["alerts_during_outage"] >= 10, r  # some were raised while the broker was down
     assert r["alerts_lost"] == 0, r["lost_ids"]
     assert r["spool_left"] == 0 and r["spool_dropped"] == 0 and r["loop_errors"] == 0, r
-    assert r["per_robot"] == [2] * 100, "every bridge connected, lost the broker and reconnected once by itself"
+    assert r["per_robot"] == [2] * 100, (
+        "every bridge connected, lost the broker and reconnected once by itself"
+    )
     # QoS 0 states are not spooled; about 20 s x 100 robots are missed during the outage, the rest arrive.
     assert r["states_received"] >= 100 * (600 - 20 - 20), r
