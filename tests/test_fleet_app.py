@@ -86,9 +86,9 @@ class Sent:
         self.ok = ok
         self.messages: list[tuple[str, bytes]] = []
 
-    def __call__(self, topic: str, payload: bytes) -> bool:
-        self.messages.append((topic, payload))
-        return self.ok
+    def __call__(self, messages: list[tuple[str, bytes]]) -> list[bool]:
+        self.messages += messages
+        return [self.ok] * len(messages)
 
 
 def client(sent: Sent, **kw: Any) -> TestClient:
@@ -196,3 +196,19 @@ def test_cli_prints_a_hash_and_a_robots_command_key(
     assert derive_key(MASTER, "r7") in capsys.readouterr().out
     assert main(["mqtt", "key", "r7"]) == 2  # no master key: one clear line
     assert "fleet.master_key is empty" in capsys.readouterr().err
+
+
+def test_with_the_broker_unreachable_the_real_link_reports_the_stop_as_not_sent() -> None:
+    from tests.mqtt_broker import free_port
+    from web.fleet import FleetLink
+
+    v = view()
+    link = FleetLink(v, host="127.0.0.1", port=free_port())  # nothing listens there
+    link.start()
+    try:
+        c = TestClient(create_fleet_app(v, link.publish), base_url="http://fleet.local")
+        r = c.post("/api/estop")
+        assert r.status_code == 503 and r.json()["failed"] == ["_all"]
+        assert c.get("/api/fleet").json()["broker"] is False
+    finally:
+        link.close()

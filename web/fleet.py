@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -361,18 +362,19 @@ class FleetLink:
         except Exception:  # a bad message must not stop the fleet page's feed
             log.exception("fleet: error handling %s", msg.topic)
 
-    def publish(self, topic: str, payload: bytes, timeout_s: float = 3.0) -> bool:
-        """QoS 1; True once the broker has acknowledged it (so the page never claims a stop that did not go)."""
+    def publish(self, messages: list[tuple[str, bytes]], timeout_s: float = 3.0) -> list[bool]:
+        """Send each (topic, payload) at QoS 1, all at once; True for each the broker acknowledged within
+        `timeout_s` (so the page never claims a stop that did not go out). Blocks: call it from a thread."""
         if not self.client.is_connected():
-            return False
-        info = self.client.publish(topic, payload, qos=1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            return False
-        try:
-            info.wait_for_publish(timeout_s)
-        except (RuntimeError, ValueError):
-            return False
-        return info.is_published()
+            return [False] * len(messages)
+        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                continue
+            with contextlib.suppress(RuntimeError, ValueError):  # the connection went: not published
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        return [i.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and i.is_published() for i in infos]
 
     def close(self) -> None:
         if self._started:
@@ -409,7 +411,7 @@ async def _body_json(request: Request) -> dict[str, Any] | None:
 
 def create_fleet_app(
     view: FleetView,
-    publish: Callable[[str, bytes], bool],
+    publish: Callable[[list[tuple[str, bytes]]], list[bool]],
     *,
     password_hash: str = "",
     master_key: str = "",
@@ -418,7 +420,8 @@ def create_fleet_app(
     clock: Callable[[], float] = time.monotonic,
     max_login_failures: int = 5,
 ) -> FastAPI:
-    """The fleet page and its API. `publish(topic, payload)` sends at QoS 1 and says whether the broker took it."""
+    """The fleet page and its API. `publish([(topic, payload), ...])` sends at QoS 1 and says, for each, whether
+    the broker took it (FleetLink.publish); it is called in a worker thread."""
     if password_hash:
         check_password_hash(password_hash)
     sessions = Sessions(session_s, clock)
@@ -448,14 +451,16 @@ def create_fleet_app(
             return True
         return origin.split("://", 1)[-1] == request.headers.get("host", "")
 
-    def stop(names: list[str], fleet_wide: bool) -> JSONResponse:
-        payload = b'{"kind":"estop"}'
-        sent: list[str] = []
-        failed: list[str] = []
-        if fleet_wide:
-            (sent if publish(f"{view.prefix}/{ALL}/cmd", payload) else failed).append(ALL)
-        for name in names:
-            (sent if publish(Topics(view.prefix, name).cmd, payload) else failed).append(name)
+    async def send(messages: list[tuple[str, bytes]]) -> list[bool]:
+        # In a thread: waiting for the broker's acknowledgements must not stall the page's other requests.
+        return await asyncio.to_thread(publish, messages)
+
+    async def stop(names: list[str], fleet_wide: bool) -> JSONResponse:
+        targets = ([ALL] if fleet_wide else []) + names
+        topics = [f"{view.prefix}/{ALL}/cmd" if t == ALL else Topics(view.prefix, t).cmd for t in targets]
+        results = await send([(topic, b'{"kind":"estop"}') for topic in topics])
+        sent = [t for t, ok in zip(targets, results, strict=True) if ok]
+        failed = [t for t, ok in zip(targets, results, strict=True) if not ok]
         if failed:
             log.error("fleet: e-stop NOT delivered to the broker for %s", ", ".join(failed))
             return _json(
@@ -509,13 +514,13 @@ def create_fleet_app(
     @app.post("/api/estop")
     async def estop_all() -> JSONResponse:
         # Fleet-wide topic for robots the page has not heard from yet, and each known robot's own topic.
-        return stop(view.names(), fleet_wide=True)
+        return await stop(view.names(), fleet_wide=True)
 
     @app.post("/api/robots/{name}/estop")
     async def estop_one(name: str) -> JSONResponse:
         if not valid_name(name):
             return _error(404, f"no robot {name[:64]!r}")
-        return stop([name], fleet_wide=False)
+        return await stop([name], fleet_wide=False)
 
     @app.post("/api/login")
     async def login(request: Request) -> JSONResponse:
@@ -568,7 +573,7 @@ def create_fleet_app(
             return _error(422, "expected set_mode (auto or paused), reset or tray_emptied")
         nonce = secrets.token_hex(12)
         payload = sign(derive_key(master_key, name), name, fields, wall=wall(), nonce=nonce)
-        if not publish(Topics(view.prefix, name).cmd, payload):
+        if not (await send([(Topics(view.prefix, name).cmd, payload)]))[0]:
             return _error(503, "broker unreachable: the command did not go out")
         return _json({"ok": True, "nonce": nonce}, 202)
 

@@ -52,7 +52,7 @@ async def _serve(settings: Any, host: str, port: int) -> None:
     )
     app = create_fleet_app(
         view,
-        lambda topic, payload: link.publish(topic, payload),
+        link.publish,
         password_hash=f.password_hash,
         master_key=f.master_key,
         session_s=f.session_s,
