@@ -465,7 +465,7 @@ class MqttBridge:
         if client is None:
             return
         room = MAX_INFLIGHT - len(self._inflight)
-        if room <= 0:
+        if room <= 0 or len(self.spool) <= len(self._inflight):  # nothing unsent: no query on the idle path
             return
         for msg in self.spool.after(self._last_sent_id, room):
             info = client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
