@@ -7,6 +7,7 @@ Every key is documented in deploy/ramudroid.example.toml; a test keeps the two i
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -326,8 +327,6 @@ def _cross_check(s: Settings) -> None:
 
 
 def _check_mqtt(s: Settings) -> None:
-    import re
-
     m = s.mqtt
     for key, value in (("mqtt.topic_prefix", m.topic_prefix), ("mqtt.discovery_prefix", m.discovery_prefix)):
         if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", value):

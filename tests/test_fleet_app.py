@@ -212,3 +212,41 @@ def test_with_the_broker_unreachable_the_real_link_reports_the_stop_as_not_sent(
         assert c.get("/api/fleet").json()["broker"] is False
     finally:
         link.close()
+
+
+def test_ramudroid_fleet_serves_the_page_and_stops_on_sigterm(tmp_path: Any) -> None:
+    import json as _json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.mqtt_broker import free_port
+
+    port = free_port()
+    cfg = tmp_path / "fleet.toml"
+    cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n[fleet]\nport = {port}\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot.cli", "-c", str(cfg), "fleet"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"ramudroid fleet ready on http://127.0.0.1:{port}/"), line
+        assert "control off" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/fleet", timeout=5) as r:
+            data = _json.load(r)
+        assert data["robots"] == [] and data["broker"] is False and data["control"] is False
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -329,9 +329,9 @@ class MqttBridge:
         return client
 
     def _connect(self, t: float) -> None:
-        client = self._new_client()
         self._refusal = None
         try:
+            client = self._new_client()  # tls_set reads the certificate files: a bad one is an ssl.SSLError
             client.connect(self.host, self.port, keepalive=self.keepalive_s)
         except (
             OSError,
