@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="needs Debi
 
 
 def test_a_hundred_robots_ten_minutes_broker_restart_no_alert_lost(tmp_path: Path) -> None:
-    r = run_fleet(robots=100, sim_s=600.0, dt=0.25, restart_at=300.0, outage_s=20.0, workdir=tmp_path)
+    r = run_fleet(robots=100, sim_s=600.0, dt=0.5, restart_at=300.0, outage_s=20.0, workdir=tmp_path)
     assert r["alerts_raised"] >= 500, r  # enough alerts to mean something (seeded: ~10 per robot)
     assert r["alerts_during_outage"] >= 10, r  # some were raised while the broker was down
     assert r["alerts_lost"] == 0, r["lost_ids"]

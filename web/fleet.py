@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "fleet_static"
 MAX_PAYLOAD = 8192
 MAX_BODY = 1024
+MAX_STREAMS = 32  # live pages at once
 ALERTS_PER_ROBOT = 20
 SESSION_COOKIE = "fleet_session"
 
@@ -499,13 +500,22 @@ def create_fleet_app(
     async def fleet(request: Request) -> JSONResponse:
         return _json({**view.snapshot(), "control": control, "logged_in": logged_in(request)})
 
+    streams = [0]
+
     @app.get("/api/events")
     async def events() -> Response:
+        if streams[0] >= MAX_STREAMS:
+            return _error(503, f"too many live pages ({MAX_STREAMS}); close another tab")
+        streams[0] += 1
+
         async def stream() -> AsyncIterator[str]:
-            yield "retry: 2000\n\n"
-            while not app.state.closing:
-                yield f"data: {json.dumps(view.snapshot(), separators=(',', ':'))}\n\n"
-                await asyncio.sleep(1.0)
+            try:
+                yield "retry: 2000\n\n"
+                while not app.state.closing:
+                    yield f"data: {json.dumps(view.snapshot(), separators=(',', ':'))}\n\n"
+                    await asyncio.sleep(1.0)
+            finally:
+                streams[0] -= 1
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
@@ -540,7 +550,13 @@ def create_fleet_app(
             return _error(401, "wrong password")
         resp = _json({"ok": True})
         resp.set_cookie(
-            SESSION_COOKIE, sessions.new(), max_age=int(session_s), httponly=True, samesite="strict", path="/"
+            SESSION_COOKIE,
+            sessions.new(),
+            max_age=int(session_s),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
         )
         return resp
 
