@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
     "frame_to_pins_us": _lazy("bench.bridge", "frame_to_pins_us"),
     "protocol_roundtrips_per_s": _lazy("bench.bridge", "protocol_roundtrips_per_s"),
     "sim_speed_x": _lazy("bench.sim", "sim_speed_x"),
+    "mqtt_fleet": _lazy("bench.mqtt_fleet", "mqtt_fleet"),
 }
 BENCHMARKS["nav_step_us"] = _lazy("bench.nav", "nav_step_us")
 BENCHMARKS["site_load_ms"] = _lazy("bench.nav", "site_load_ms")

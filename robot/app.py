@@ -122,6 +122,7 @@ class Robot:
         self.world: Any = None
         self.sim_arduino: Any = None
         self.sms: Any = None
+        self.mqtt: Any = None
         self._fake_modem: Any = None
         self.wake_hook: Callable[[], None] | None = (
             None  # set by the runner: drivers wake it on safety events
@@ -167,6 +168,18 @@ class Robot:
             self._build_sms()
             self.lcd_view: LcdView | None = None
             self._build_lcd()
+            if settings.mqtt.enabled:  # the MQTT bridge: its own thread, off the control loop
+                from robot.mqtt.bridge import MqttBridge
+
+                self.mqtt = MqttBridge.from_settings(
+                    settings,
+                    telemetry=self.telemetry,
+                    outbox=self.outbox,
+                    commands=self.commands,
+                    clock=clock,
+                    state_dir=state_dir(settings),
+                )
+                self._closers.append(self.mqtt.close)
             self._camera: CameraCache | None = None
             if self.parts.camera is not None:
                 self._camera = CameraCache(self.parts.camera)
@@ -392,6 +405,8 @@ async def run_async(
             robot.add_closer(dashboard.close)
         if robot.sms is not None:
             robot.sms.start()
+        if robot.mqtt is not None:
+            robot.mqtt.start()
         # Under systemd (Type=notify): READY=1 once the loop runs, WATCHDOG=1 from the loop while it steps on
         # time, STOPPING=1 on the way out. Outside systemd these do nothing.
         notifier = Notifier()

@@ -20,7 +20,9 @@ SUBCOMMAND_MODULES = (
     "robot.drivers.cli",
     "robot.navigation.cli",
     "robot.gsm.cli",
+    "robot.mqtt.cli",
     "sim.cli",
+    "web.fleet_cli",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Any
 
 from robot.errors import ConfigError
 
-SECRET_KEYS = frozenset({"token", "pin", "password", "password_hash", "ntrip_password"})
+SECRET_KEYS = frozenset(
+    {"token", "pin", "password", "password_hash", "ntrip_password", "command_key", "master_key"}
+)
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
@@ -227,6 +230,42 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    """The robot's link to an MQTT broker (telemetry, alerts, commands, Home Assistant discovery)."""
+
+    enabled: bool = _f(False)
+    host: str = _f("localhost")
+    port: int = _f(1883, 1, 65535)
+    username: str = _f("")
+    password: str = _f("")
+    tls: bool = _f(False)
+    ca_file: str = _f("")  # empty with tls = the system's CA store
+    cert_file: str = _f("")  # client certificate, when the broker wants one
+    key_file: str = _f("")
+    keepalive_s: int = _f(30, 5, 600)
+    topic_prefix: str = _f("ramudroid")
+    telemetry_s: float = _f(1.0, 0.2, 60.0)
+    command_key: str = _f("")  # per-robot HMAC key; empty = only the e-stop is taken from MQTT
+    command_window_s: float = _f(30.0, 2.0, 600.0)
+    discovery: bool = _f(True)
+    discovery_prefix: str = _f("homeassistant")
+    ha_commands: bool = _f(False)
+    spool_max: int = _f(10000, 100, 1000000)
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """`ramudroid fleet`: the fleet page, reading every robot from the broker in [mqtt]."""
+
+    host: str = _f("127.0.0.1")
+    port: int = _f(8090, 1, 65535)
+    password_hash: str = _f("")  # from `ramudroid fleet passwd`; empty = only e-stops from the page
+    master_key: str = _f("")  # robots' command keys are derived from it (`ramudroid mqtt key NAME`)
+    session_s: float = _f(43200.0, 60.0, 2592000.0)
+    stale_s: float = _f(10.0, 2.0, 3600.0)
+
+
+@dataclass(frozen=True)
 class SimSettings:
     """The simulator used when no hardware is configured."""
 
@@ -251,6 +290,8 @@ class Settings:
     rtcm: RtcmSettings = field(default_factory=RtcmSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     sim: SimSettings = field(default_factory=SimSettings)
 
     @property
@@ -396,11 +437,36 @@ def _check_web(w: WebSettings) -> None:
         raise ConfigError(f"web.estop_port = {w.estop_port}: must differ from web.port (or be 0 for none)")
 
 
+def _check_mqtt(s: Settings) -> None:
+    m = s.mqtt
+    for key, value in (("mqtt.topic_prefix", m.topic_prefix), ("mqtt.discovery_prefix", m.discovery_prefix)):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", value):
+            raise ConfigError(
+                f"{key} = {value!r}: expected topic levels of letters, digits, '_' or '-' (no '+', '#' or spaces)"
+            )
+    if m.enabled and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", s.robot.name):
+        raise ConfigError(
+            f"robot.name = {s.robot.name!r}: with [mqtt] enabled the name is a topic level: use letters, "
+            "digits, '_' and '-' (up to 64), starting with a letter or digit"
+        )
+    for key, value in (("mqtt.command_key", m.command_key), ("fleet.master_key", s.fleet.master_key)):
+        if value and len(value) < 32:
+            raise ConfigError(
+                f"{key}: {len(value)} characters is too short to resist guessing; use at least 32 "
+                "(`ramudroid mqtt key NAME` derives one)"
+            )
+    if m.cert_file and not m.key_file:
+        raise ConfigError(
+            "mqtt.cert_file is set but mqtt.key_file is empty: the client certificate needs its key"
+        )
+
+
 def from_dict(data: dict[str, Any]) -> Settings:
     """Build settings from parsed TOML; raises ConfigError with one clear line."""
     settings = _build(Settings, data, "")
     _cross_check(settings)
     _check_web(settings.web)
+    _check_mqtt(settings)
     return settings
 
 

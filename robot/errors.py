@@ -101,3 +101,7 @@ class RejectedInputWarning(RamudroidWarning):
 
 class DashboardError(RamudroidError):
     """The web dashboard cannot start (address in use, unknown host)."""
+
+
+class MqttError(RamudroidError):
+    """The MQTT bridge or the fleet page is misconfigured (TLS files, robot name, keys)."""
