@@ -28,7 +28,7 @@ def _start_run(tmp: str) -> tuple[subprocess.Popen[str], float, float]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot.cli", "-c", str(cfg), "run"],
+        [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
     assert proc.stdout is not None

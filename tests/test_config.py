@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from robot.cli import main
+from ramudroid.cli import main
 from robot.config import Settings, as_dict, from_dict, load
 from robot.errors import ConfigError
 
@@ -75,7 +75,7 @@ def test_config_check_exits_nonzero_with_one_line_and_no_traceback(tmp_path: Pat
     bad = tmp_path / "bad.toml"
     bad.write_text("[obstacle]\nstop_distance_m = -1\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "robot.cli", "config", "check", str(bad)],
+        [sys.executable, "-m", "ramudroid.cli", "config", "check", str(bad)],
         capture_output=True,
         text=True,
         check=False,

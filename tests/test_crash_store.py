@@ -154,7 +154,7 @@ class RunningRobot:
     def __init__(self, cfg: Path, port: int) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "robot.cli", "-c", str(cfg), "run"],
+            [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -268,7 +268,7 @@ echo "python3 $*" >>"$STUBS/log"
 case "$1" in
   -m) eval "dir=\\${$#}"; mkdir -p "$dir/bin"
       printf '#!/bin/sh\\necho "pip $*" >>"%s/log"\\n' "$STUBS" >"$dir/bin/pip"
-      printf '#!/bin/sh\\nexec "%s" -m robot.cli "$@"\\n' "$REAL_PYTHON" >"$dir/bin/ramudroid"
+      printf '#!/bin/sh\\nexec "%s" -m ramudroid.cli "$@"\\n' "$REAL_PYTHON" >"$dir/bin/ramudroid"
       cp "$dir/bin/pip" "$dir/bin/python"; chmod +x "$dir/bin/"* ;;
   *) exec "$REAL_PYTHON" "$@" ;;
 esac

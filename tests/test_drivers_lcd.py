@@ -224,7 +224,7 @@ def test_a_failing_display_is_counted_and_said_once(caplog: pytest.LogCaptureFix
 
 
 def test_the_robot_shows_its_state_on_the_simulated_lcd_and_stopped_when_closed(tmp_path: Path) -> None:
-    from robot.app import Robot
+    from ramudroid.app import Robot
 
     settings = from_dict({"robot": {"state_dir": str(tmp_path)}})
     clock = time.monotonic
@@ -242,9 +242,12 @@ def test_the_robot_shows_its_state_on_the_simulated_lcd_and_stopped_when_closed(
 
 def test_a_robot_without_its_lcd_still_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A Pi LCD that is not there (no RPLCD, no /dev/i2c-7 here) is a warning, not a robot that will not run."""
-    from robot.app import Robot
+    from ramudroid.app import Robot
 
     settings = from_dict({"robot": {"state_dir": str(tmp_path)}, "hardware": {"lcd": "pi", "lcd_i2c_bus": 7}})
-    with caplog.at_level(logging.WARNING, logger="robot.app"), Robot(settings, clock=time.monotonic) as robot:
+    with (
+        caplog.at_level(logging.WARNING, logger="ramudroid.app"),
+        Robot(settings, clock=time.monotonic) as robot,
+    ):
         assert robot.lcd_view is None
     assert "running without the LCD" in caplog.text

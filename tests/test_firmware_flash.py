@@ -18,7 +18,7 @@ from arduino_bridge.fake_device import FakeArduino
 from arduino_bridge.firmware_build import source_build_id
 from arduino_bridge.flash import BoardInfo, avrdude_command, flash, port_users, probe, resolve_port
 from arduino_bridge.sim_arduino import SimArduino
-from robot.cli import main
+from ramudroid.cli import main
 from robot.errors import FlashError
 
 pytestmark = pytest.mark.timeout(60)

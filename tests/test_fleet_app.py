@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from robot.cli import main
+from ramudroid.cli import main
 from robot.core.types import CommandKind, Mode
 from robot.errors import MqttError
 from robot.mqtt.auth import CommandAuth, Outcome, derive_key
@@ -229,7 +229,7 @@ def test_ramudroid_fleet_serves_the_page_and_stops_on_sigterm(tmp_path: Any) -> 
     cfg = tmp_path / "fleet.toml"
     cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n[fleet]\nport = {port}\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot.cli", "-c", str(cfg), "fleet"],
+        [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "fleet"],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -100,7 +100,7 @@ scenario = "{tmp_path / "scenario.toml"}"
 """
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "robot.cli", "-c", str(cfg), "run"],
+            [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import Rig
 
-from robot.cli import main
+from ramudroid.cli import main
 from robot.config import load
 from robot.drivers.scale import CALIBRATION_FILE, load_calibration
 from robot.errors import ConfigError

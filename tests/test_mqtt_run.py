@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from robot.cli import main
+from ramudroid.cli import main
 from robot.mqtt.auth import derive_key
 from tests.mqtt_broker import MOSQUITTO, Broker, free_port
 from tests.mqtt_helpers import Observer
@@ -52,7 +52,7 @@ master_key = "{MASTER}"
 """
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot.cli", "-c", str(cfg), "run"],
+        [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

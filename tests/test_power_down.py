@@ -276,7 +276,7 @@ def test_the_robot_sends_its_alerts_closes_everything_records_why_then_powers_of
 ) -> None:
     from dataclasses import replace
 
-    from robot.app import Robot, ScaledClock
+    from ramudroid.app import Robot, ScaledClock
     from robot.config import Settings
 
     monkeypatch.setattr("time.sleep", lambda s: None)  # the SMS flush waits between polls

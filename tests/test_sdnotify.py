@@ -238,7 +238,7 @@ def test_ramudroid_run_tells_systemd_ready_watchdog_and_stopping(
     env = dict(os.environ, NOTIFY_SOCKET=systemd.name, WATCHDOG_USEC="200000", PYTHONUNBUFFERED="1")
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "robot.cli", "-c", str(cfg), "run", "--no-web", "--duration", "1.5"],
+        [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run", "--no-web", "--duration", "1.5"],
         cwd=ROOT,
         env=env,
         capture_output=True,

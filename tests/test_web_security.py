@@ -95,7 +95,7 @@ def test_ramudroid_passwd_prints_a_line_the_config_accepts(
 ) -> None:
     import io
 
-    from robot.cli import main
+    from ramudroid.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert main(["passwd", "--stdin"]) == 0
@@ -129,7 +129,7 @@ def test_run_refuses_to_serve_an_open_dashboard_on_the_network(tmp_path: Path) -
     import asyncio
     from dataclasses import replace
 
-    from robot.app import run_async
+    from ramudroid.app import run_async
     from robot.config import Settings
     from robot.errors import DashboardError
 

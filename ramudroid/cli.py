@@ -40,7 +40,7 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from robot.app import run_robot
+    from ramudroid.app import run_robot
 
     return run_robot(args.config, web=not args.no_web, port=args.port, duration_s=args.duration)
 
