@@ -46,10 +46,6 @@ class ScaledClock:
     def __call__(self) -> float:
         return (self._base() - self._t0) * self.speed
 
-    def sleep_s(self, simulated: float) -> float:
-        """Real seconds to wait for `simulated` seconds to pass."""
-        return simulated / self.speed
-
 
 def load_robot_site(settings: Settings) -> Site:
     """The configured site file, or the bundled demo alley."""

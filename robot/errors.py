@@ -79,24 +79,8 @@ class FlashError(HardwareError):
     """Uploading the firmware to the Arduino failed, or the board did not come back running it."""
 
 
-class CommandRejected(RamudroidError, ValueError):
-    """An operator command (web, SMS, CLI) is malformed or not allowed now."""
-
-
 class PowerDownError(RamudroidError):
     """The wake alarm or the power-off command could not be run."""
-
-
-class RamudroidWarning(Warning):
-    """Base class of warnings: it works, but something is off."""
-
-
-class StaleReadingWarning(RamudroidWarning):
-    """A sensor reading is older than its limit."""
-
-
-class RejectedInputWarning(RamudroidWarning):
-    """Input was rejected and counted (bad NMEA, bad frame, bad AT reply)."""
 
 
 class DashboardError(RamudroidError):

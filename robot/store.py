@@ -357,15 +357,6 @@ class Store:
                 self._put(conn, "stop", {"reason": reason.value, "detail": detail[:200], "run": os.getpid()})
                 self._event(conn, "stop", f"{reason.value}: {detail}" if detail else reason.value)
 
-    def get_value(self, key: str) -> Any:
-        """A small JSON value kept under `key` (e.g. the SMS PIN lockout); None when absent."""
-        return self._get("x:" + key)
-
-    def put_value(self, key: str, value: Any) -> None:
-        """Keep a small JSON value under `key`."""
-        with self._tx() as conn:
-            self._put(conn, "x:" + key, value)
-
     # ----- alerts -------------------------------------------------------------------------------------------
 
     def add_alert(self, alert: Alert) -> int:

@@ -230,11 +230,6 @@ class DashboardThread:
                 raise self.error
             raise DashboardError(f"dashboard on {self.host}:{self.port}: {self.error}") from self.error
 
-    @property
-    def alive(self) -> bool:
-        """True while the server thread runs."""
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import NamedTuple
 
 
@@ -23,18 +23,8 @@ BRAKE = PinState(0, 0, 255)
 COAST = PinState(0, 0, 0)
 
 
-class Channel(IntEnum):
-    """The five motor channels the Arduino drives, in wire order."""
-
-    DRIVE_LEFT = 0
-    DRIVE_RIGHT = 1
-    BRUSH_LEFT = 2
-    BRUSH_RIGHT = 3
-    BRUSH_COMB = 4
-
-
 class MotorOutputs(NamedTuple):
-    """Pin states for all five channels, in wire order (see Channel)."""
+    """Pin states for all five channels, in wire order (the fields' order: the Arduino numbers them 0-4)."""
 
     drive_left: PinState
     drive_right: PinState

@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -632,11 +632,3 @@ class SerialGps:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def iter_capture_fixes(lines: Iterable[bytes]) -> Iterator[GpsFix]:
-    """Stream version of decode_capture for large files."""
-    dec = NmeaDecoder()
-    for line in lines:
-        yield from dec.feed_line(line)
-    yield from dec.flush()

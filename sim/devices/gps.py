@@ -151,13 +151,6 @@ class FakeGps:
         while not self._stop.wait(period):
             self.write_epoch()
 
-    def read_input(self) -> bytes:
-        """Bytes the driver wrote to the receiver (configuration commands), if any."""
-        try:
-            return os.read(self._master, 4096)
-        except (BlockingIOError, OSError):
-            return b""
-
     def close(self) -> None:
         """Stop the thread and close the pseudo-terminal; safe to call twice."""
         self._stop.set()
