@@ -134,6 +134,7 @@ class Robot:
                     seed=settings.sim.seed,
                     site=self.site,
                     receiver=settings.gps.receiver,
+                    geometry=settings.geometry.body(),
                 )
             self.bench: Any = None
             if self.world is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robot.core.types import Geometry
 from robot.errors import ConfigError
 
 SECRET_KEYS = frozenset(
@@ -133,7 +134,6 @@ class HardwareSettings:
     gps: str = _f("sim", choices=PART)
     gps_port: str = _f("/dev/ramudroid-gps")  # GPIO 14/15 (UART0), or a u-blox on USB
     gps_baud: int = _f(9600, 4800, 921600)
-    gps_stale_s: float = _f(3.0, 0.5, 60.0)
     scale: str = _f("sim", choices=PART)
     scale_dout_pin: int = _f(5, 0, 27)
     scale_sck_pin: int = _f(6, 0, 27)
@@ -164,6 +164,20 @@ class HardwareSettings:
     lcd: str = _f("sim", choices=("none", *PART))
     lcd_i2c_bus: int = _f(1, 0, 10)
     lcd_addr: int = _f(0x27, 0x03, 0x77)
+
+
+@dataclass(frozen=True)
+class GeometrySettings:
+    """The robot's body and drive wheels, for navigation and the simulator (defaults: robot.core.types.Geometry)."""
+
+    wheel_base_m: float = _f(Geometry.wheel_base_m, 0.1, 2.0)
+    wheel_diameter_m: float = _f(Geometry.wheel_diameter_m, 0.02, 1.0)
+    wheel_rpm: float = _f(Geometry.wheel_rpm, 10.0, 3000.0)
+    radius_m: float = _f(Geometry.radius_m, 0.1, 3.0)
+
+    def body(self) -> Geometry:
+        """As the core's Geometry."""
+        return Geometry(self.wheel_base_m, self.wheel_diameter_m, self.wheel_rpm, self.radius_m)
 
 
 RECEIVERS = ("cheap", "sbas", "rtk")
@@ -286,6 +300,7 @@ class Settings:
     rain: RainSettings = field(default_factory=RainSettings)
     power: PowerSettings = field(default_factory=PowerSettings)
     hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    geometry: GeometrySettings = field(default_factory=GeometrySettings)
     gps: GpsSettings = field(default_factory=GpsSettings)
     rtcm: RtcmSettings = field(default_factory=RtcmSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
@@ -342,12 +357,18 @@ def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
     return value
 
 
+# Keys that moved to another section: one setting has one place (issue 12).
+MOVED = {"hardware.gps_stale_s": "control.gps_stale_s"}
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in MOVED:
+            raise ConfigError(f"{dotted}: moved; set {MOVED[dotted]} instead (one value for both)")
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{dotted}: unknown key; known keys here: {known}")

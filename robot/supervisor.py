@@ -6,6 +6,7 @@ It has no clock and no loop of its own: the asyncio runner (real time) or the si
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -115,11 +116,20 @@ class Supervisor:
         self.wall = wall
         self.cfg = CoreConfig.from_settings(settings)
         gps = getattr(settings, "gps", None)
-        self.nav_config = nav_config or (
-            NavConfig.for_receiver(gps.receiver, gps.uere_m, gps.rtk_required)
-            if gps is not None
-            else NavConfig()
-        )
+        if nav_config is None:
+            nav_config = (
+                NavConfig.for_receiver(gps.receiver, gps.uere_m, gps.rtk_required)
+                if gps is not None
+                else NavConfig()
+            )
+            body = settings.geometry.body()
+            nav_config = dataclasses.replace(
+                nav_config,
+                max_speed_mps=body.max_wheel_speed_mps,
+                wheel_base_m=body.wheel_base_m,
+                max_fix_age_s=settings.control.gps_stale_s,
+            )
+        self.nav_config = nav_config
         self.gps_stale_s = settings.control.gps_stale_s
         self.route_passes = settings.control.route_passes
         self.passes = 0

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from robot.core.types import ALL_BRAKED, MotorOutputs, PinState, PowerSource
+from robot.core.types import ALL_BRAKED, Geometry, MotorOutputs, PinState, PowerSource
 from robot.errors import ScenarioError
 from robot.hardware.interfaces import GpsFix, PowerReading
 from robot.navigation.geometry import Point, clearance, point_in_polygon
@@ -26,11 +26,9 @@ from sim import solar
 from sim.scenario import Place, Scenario
 
 # --- the robot's figures (design notes) ---
-WHEEL_RPM = 300.0
-WHEEL_DIAMETER_M = 0.10
-MAX_WHEEL_SPEED = WHEEL_RPM / 60.0 * math.pi * WHEEL_DIAMETER_M  # 1.571 m/s at full duty
-WHEEL_BASE_M = 0.40
-ROBOT_RADIUS_M = 0.35
+# The default body (robot.core.types.Geometry, config [geometry]); a World takes its own.
+MAX_WHEEL_SPEED = Geometry().max_wheel_speed_mps  # 1.571 m/s at full duty
+WHEEL_BASE_M = Geometry().wheel_base_m
 DRIVE_TAU_S = 0.30  # 10 kg on two 12 V gear motors: about a third of a second to reach speed
 BRAKE_TAU_S = 0.08  # both motor leads shorted: stops in a few centimetres
 COAST_TAU_S = 0.60
@@ -156,13 +154,13 @@ def ocv(soc: float) -> float:
     return (OCV_CELL[i] + (OCV_CELL[i + 1] - OCV_CELL[i]) * (s - i)) * CELLS
 
 
-def _wheel(p: PinState) -> tuple[float, float]:
-    """(target speed m/s, time constant) for one drive channel's pins."""
+def _wheel(p: PinState, max_speed: float) -> tuple[float, float]:
+    """(target speed m/s, time constant) for one drive channel's pins; `max_speed` at full duty."""
     if p.en <= 0:
         return 0.0, COAST_TAU_S  # bridge off: the motor turns freely, whatever IN1/IN2 say
     if p.in1 == p.in2:
         return 0.0, BRAKE_TAU_S  # 00 or 11 with EN high: both leads shorted, an active brake
-    s = min(p.en, 255) / 255.0 * MAX_WHEEL_SPEED
+    s = min(p.en, 255) / 255.0 * max_speed
     return (s if p.in1 else -s), DRIVE_TAU_S
 
 
@@ -174,9 +172,16 @@ class World:
     """The simulated world for one scenario; advance() it with the pins the Arduino applied."""
 
     def __init__(
-        self, scenario: Scenario, seed: int | None = None, site: Site | None = None, receiver: str = "cheap"
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        site: Site | None = None,
+        receiver: str = "cheap",
+        geometry: Geometry | None = None,
     ) -> None:
         self.scenario = scenario
+        self.geometry = geometry if geometry is not None else Geometry()
+        self._max_speed = self.geometry.max_wheel_speed_mps
         self.seed = scenario.seed if seed is None else seed
         self.site = (
             site
@@ -410,7 +415,7 @@ class World:
         self.vl += (tl * r - self.vl) * al
         self.vr += (tr * r - self.vr) * ar
         v = (self.vl + self.vr) * 0.5
-        turn = (self.vr - self.vl) / WHEEL_BASE_M * dt
+        turn = (self.vr - self.vl) / self.geometry.wheel_base_m * dt
         # Midpoint heading: second-order accurate on arcs at a 50 ms step.
         mid = self.heading + turn * 0.5
         c, s = math.cos(mid), math.sin(mid)
@@ -469,8 +474,8 @@ class World:
             + DRIVE_W * (duties[0] + duties[1])
             + BRUSH_W * (duties[2] + duties[3] + duties[4])
         )
-        tl, taul = _wheel(pins.drive_left)
-        tr, taur = _wheel(pins.drive_right)
+        tl, taul = _wheel(pins.drive_left, self._max_speed)
+        tr, taur = _wheel(pins.drive_right, self._max_speed)
         all_brushes = duties[2] > 0.0 and duties[3] > 0.0 and duties[4] > 0.0
         # With a real-time clock dt varies every step: recomputed then, which costs two exp() calls.
         derived = (load, tl, 1.0 - math.exp(-dt / taul), tr, 1.0 - math.exp(-dt / taur), all_brushes)
@@ -672,7 +677,7 @@ class World:
 
     def _blocked(self, x: float, y: float) -> bool:
         for ox, oy, r in self._obs_pos:
-            lim = r + ROBOT_RADIUS_M
+            lim = r + self.geometry.radius_m
             if (ox - x) ** 2 + (oy - y) ** 2 < lim * lim:
                 # Moving away from something already touching is allowed, or the robot could never back off.
                 return (ox - x) ** 2 + (oy - y) ** 2 < (ox - self.x) ** 2 + (oy - self.y) ** 2

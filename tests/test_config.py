@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,8 @@ def test_example_file_documents_every_key_with_its_default() -> None:
     ("data", "message"),
     [
         ({"tray": {"capacity": 2.0}}, "tray.capacity: unknown key"),
+        ({"hardware": {"gps_stale_s": 3.0}}, "hardware.gps_stale_s: moved; set control.gps_stale_s instead"),
+        ({"geometry": {"wheel_base_m": 0.0}}, "geometry.wheel_base_m = 0.0: must be between 0.1 and 2.0"),
         ({"tray": {"capacity_kg": "2"}}, "tray.capacity_kg = '2': expected a number"),
         ({"tray": {"capacity_kg": 50}}, "tray.capacity_kg = 50.0: must be between 0.2 and 10.0"),
         ({"control": {"rate_hz": True}}, "control.rate_hz = True: expected a number"),
@@ -119,3 +123,43 @@ def test_config_show_hides_secrets(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_as_dict_round_trips() -> None:
     s = Settings()
     assert from_dict(as_dict(s, hide_secrets=False)) == s
+
+
+def test_each_setting_has_one_source() -> None:
+    """No key name means two things: a name in two sections must be the same setting (issue 12)."""
+    seen: dict[str, str] = {}
+    allowed_twice = {  # the same word, different things: each names its own part
+        "enabled", "host", "port", "password_hash", "session_s", "stale_s", "password", "serial_port",
+        "serial_baud", "master_key",
+    }  # fmt: skip
+    for section in dataclasses.fields(Settings):
+        for f in dataclasses.fields(getattr(Settings(), section.name)):
+            if f.name in seen and f.name not in allowed_twice:
+                pytest.fail(f"{f.name} in both [{seen[f.name]}] and [{section.name}]")
+            seen[f.name] = section.name
+
+
+def test_geometry_reaches_navigation_and_the_simulated_world(parts: Any) -> None:
+    from conftest import FakeLink
+
+    from robot.alerts import AlertOutbox
+    from robot.commands import CommandQueue
+    from robot.core.types import Geometry
+    from robot.navigation import demo_site
+    from robot.supervisor import Supervisor
+    from robot.telemetry import TelemetryBus
+    from sim.scenario import load as load_scenario
+    from sim.world import World
+
+    s = from_dict({"geometry": {"wheel_base_m": 0.5, "wheel_rpm": 150.0}, "control": {"gps_stale_s": 1.5}})
+    body = s.geometry.body()
+    assert body == Geometry(wheel_base_m=0.5, wheel_diameter_m=0.1, wheel_rpm=150.0, radius_m=0.35)
+    assert body.max_wheel_speed_mps == pytest.approx(150 / 60 * math.pi * 0.1)
+    assert World(load_scenario("sunny_day"), seed=1, geometry=body).geometry is body
+    sup = Supervisor(
+        s, parts, FakeLink(), site=demo_site(), outbox=AlertOutbox(), commands=CommandQueue(),
+        telemetry=TelemetryBus(),
+    )  # fmt: skip
+    assert sup.nav_config.wheel_base_m == 0.5
+    assert sup.nav_config.max_speed_mps == pytest.approx(body.max_wheel_speed_mps)
+    assert sup.nav_config.max_fix_age_s == sup.gps_stale_s == 1.5

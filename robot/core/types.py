@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -21,6 +22,21 @@ class PinState(NamedTuple):
 BRAKE = PinState(0, 0, 255)
 # Every pin low: the bridge is off and the motor turns freely. Never used as a stop; named so tests can say it.
 COAST = PinState(0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The robot's body and drive wheels: what its motion and its collisions depend on (config [geometry])."""
+
+    wheel_base_m: float = 0.40  # between the two rear drive wheels
+    wheel_diameter_m: float = 0.10
+    wheel_rpm: float = 300.0  # the drive motors' speed at full duty on 12 V
+    radius_m: float = 0.35  # the body's footprint, as a circle round the middle of the drive axle
+
+    @property
+    def max_wheel_speed_mps(self) -> float:
+        """Wheel rim speed at full duty: 300 RPM on a 10 cm wheel is 1.571 m/s."""
+        return self.wheel_rpm / 60.0 * math.pi * self.wheel_diameter_m
 
 
 class MotorOutputs(NamedTuple):

@@ -176,7 +176,7 @@ def _wait_for(probe: Callable[[], Any], timeout_s: float) -> Any:
 def _read_part(name: str, part: Any, driver: str, settings: config.Settings) -> tuple[str, str]:
     """A reading to show, and a hint when it looks wrong; raises HardwareError subclasses."""
     if name == "gps":
-        fix = part.latest() if driver == "sim" else _wait_for(part.latest, settings.hardware.gps_stale_s)
+        fix = part.latest() if driver == "sim" else _wait_for(part.latest, settings.control.gps_stale_s)
         if fix is None:
             if driver == "pi" and not part.stats()["sentences"]:
                 raise HardwareError(

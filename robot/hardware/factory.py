@@ -84,7 +84,7 @@ def build_part(
         if kind == "pi":
             from robot.drivers.gps import SerialGps
 
-            return SerialGps(hw.gps_port, hw.gps_baud, stale_s=hw.gps_stale_s)
+            return SerialGps(hw.gps_port, hw.gps_baud, stale_s=settings.control.gps_stale_s)
         from robot.drivers.sim import SimGps
 
         return SimGps(**_source(world, "gps_fix"))

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from robot.core.types import Goal, Guidance, MotorOutputs, PinState
+from robot.core.types import Geometry, Goal, Guidance, MotorOutputs, PinState
 from robot.hardware.interfaces import GpsFix
 from robot.navigation.geometry import (
     Point,
@@ -35,7 +35,7 @@ class NavConfig:
     """Guidance tuning; defaults suit the Ramudroid (300 RPM, 10 cm wheels) and a cheap GPS (2.5 m CEP)."""
 
     max_hdop: float = 5.0
-    max_fix_age_s: float = 2.5  # the same fix epoch seen for longer than this is stale
+    max_fix_age_s: float = 2.0  # the same fix epoch seen for longer than this is stale (control.gps_stale_s)
     lookahead_m: float = 3.0
     cruise: float = 0.8  # wheel speed fraction on the route
     approach: float = 0.5  # near a goal, rejoining, returning inside
@@ -48,8 +48,9 @@ class NavConfig:
         3.0  # planned paths (shelter, park, rejoin) keep this far from the fence where they can
     )
     check_s: float = 2.0  # fence look-ahead horizon at the commanded speed
-    max_speed_mps: float = 1.57  # wheel speed at 1.0 (300 RPM x 10 cm wheel)
-    wheel_base_m: float = 0.4
+    # The robot's kinematics: the supervisor sets them from the config's [geometry].
+    max_speed_mps: float = Geometry().max_wheel_speed_mps  # wheel speed at 1.0 (300 RPM x 10 cm wheel)
+    wheel_base_m: float = Geometry().wheel_base_m
     gps_sigma_m: float = 2.1  # one-axis standard deviation at HDOP 1 (2.5 m CEP)
     odo_var_moving: float = 0.3  # m^2/s the odometry adds while driving
     odo_var_still: float = 0.02  # m^2/s while stopped (someone may push the robot)
