@@ -17,6 +17,7 @@ from typing import Any
 
 from robot.core.types import Geometry
 from robot.errors import ConfigError
+from robot.parts import SENSED, part
 
 SECRET_KEYS = frozenset(
     {"token", "pin", "password", "password_hash", "ntrip_password", "command_key", "master_key"}
@@ -25,9 +26,6 @@ SECRET_KEYS = frozenset(
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
-
-
-PART = ("sim", "pi")
 
 
 @dataclass(frozen=True)
@@ -125,43 +123,44 @@ class PowerSettings:
 
 @dataclass(frozen=True)
 class HardwareSettings:
-    """Which driver each part uses ("pi" = real, "sim" = simulated twin), and the wiring."""
+    """Which driver each part uses ("pi" = real, "sim" = simulated twin; choices from robot.parts), and the
+    wiring."""
 
-    arduino: str = _f("sim", choices=("sim", "serial"))
+    arduino: str = _f("sim", choices=part("arduino").choices)
     arduino_port: str = _f("/dev/ramudroid-arduino")  # stable names from deploy/99-ramudroid.rules
     arduino_baud: int = _f(115200, 9600, 2000000)
     arduino_watchdog_ms: int = _f(300, 50, 1000)
-    gps: str = _f("sim", choices=PART)
+    gps: str = _f("sim", choices=part("gps").choices)
     gps_port: str = _f("/dev/ramudroid-gps")  # GPIO 14/15 (UART0), or a u-blox on USB
     gps_baud: int = _f(9600, 4800, 921600)
-    scale: str = _f("sim", choices=PART)
+    scale: str = _f("sim", choices=part("scale").choices)
     scale_dout_pin: int = _f(5, 0, 27)
     scale_sck_pin: int = _f(6, 0, 27)
-    rain: str = _f("sim", choices=PART)
+    rain: str = _f("sim", choices=part("rain").choices)
     rain_pin: int = _f(17, 0, 27)
     rain_active_low: bool = _f(True)
     rain_debounce_s: float = _f(2.0, 0.0, 60.0)
-    distance: str = _f("sim", choices=PART)
+    distance: str = _f("sim", choices=part("distance").choices)
     distance_trigger_pin: int = _f(23, 0, 27)
     distance_echo_pin: int = _f(24, 0, 27)
     distance_max_m: float = _f(4.0, 0.5, 6.0)
-    power: str = _f("sim", choices=PART)
+    power: str = _f("sim", choices=part("power").choices)
     power_i2c_bus: int = _f(1, 0, 10)
     power_panel_addr: int = _f(0x40, 0x03, 0x77)
     power_battery_addr: int = _f(0x41, 0x03, 0x77)
     power_panel_shunt_ohms: float = _f(0.1, 0.001, 1.0)
     power_battery_shunt_ohms: float = _f(0.1, 0.001, 1.0)
     power_battery_charge_positive: bool = _f(True)
-    camera: str = _f("sim", choices=(*PART, "none"))
+    camera: str = _f("sim", choices=part("camera").choices)
     camera_width: int = _f(640, 160, 2592)
     camera_height: int = _f(480, 120, 1944)
-    relay: str = _f("sim", choices=PART)
+    relay: str = _f("sim", choices=part("relay").choices)
     relay_pin: int = _f(27, 0, 27)
     relay_active_high: bool = _f(True)
-    modem: str = _f("none", choices=("none", "sim", "serial"))
+    modem: str = _f("none", choices=part("modem").choices)
     modem_port: str = _f("/dev/ramudroid-gsm")  # GPIO 12/13 (second UART), or a USB-TTL adapter
     modem_baud: int = _f(115200, 1200, 921600)
-    lcd: str = _f("sim", choices=("none", *PART))
+    lcd: str = _f("sim", choices=part("lcd").choices)
     lcd_i2c_bus: int = _f(1, 0, 10)
     lcd_addr: int = _f(0x27, 0x03, 0x77)
 
@@ -313,19 +312,13 @@ class Settings:
     def sensors_sim(self) -> bool:
         """True when every sensor is simulated (the Arduino and the modem may still be real or fake devices)."""
         hw = self.hardware
-        return all(
-            getattr(hw, p) in ("sim", "none")
-            for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay")
-        )
+        return all(getattr(hw, p) in ("sim", "none") for p in SENSED)
 
     @property
     def all_sim(self) -> bool:
         """True when no real hardware is configured."""
         hw = self.hardware
-        return hw.arduino == "sim" and all(
-            getattr(hw, p) in ("sim", "none")
-            for p in ("gps", "scale", "rain", "distance", "power", "camera", "relay", "modem")
-        )
+        return hw.arduino == "sim" and all(getattr(hw, p) in ("sim", "none") for p in (*SENSED, "modem"))
 
 
 def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:

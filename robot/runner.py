@@ -20,14 +20,15 @@ from typing import Any
 from robot.core.boot import StopReason
 from robot.core.types import PowerSource
 from robot.errors import RamudroidError, StoreError
+from robot.parts import POLLED
 from robot.power_down import PowerDownPlan
-from robot.supervisor import POLLED, Supervisor
+from robot.supervisor import Supervisor, reading_age
 
 log = logging.getLogger(__name__)
 
 # Seconds between reads of each part. The distance sensor is fast because it stops the robot.
 # Power at the control rate: a shadow must move the loads to the battery within the Pi supply's hold-up time.
-POLL_PERIOD_S: dict[str, float] = {"distance": 0.03, "tray": 0.2, "rain": 0.1, "power": 0.05, "gps": 0.1}
+POLL_PERIOD_S: dict[str, float] = {p.name: p.poll_s for p in POLLED if p.poll_s is not None}
 # Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
 SAFETY_PARTS = frozenset({"distance", "rain"})
 
@@ -40,11 +41,13 @@ class Poller:
         name: str,
         read: Callable[[], Any],
         period_s: float,
-        deliver: Callable[[str, Any, BaseException | None], None],
+        deliver: Callable[[str, Any, BaseException | None, float], None],
         clock: Callable[[], float] = time.monotonic,
+        age: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
         self._read = read
+        self._age = age  # the driver's own age of the value it returned (see supervisor.reading_age)
         self._period = period_s
         self._deliver = deliver
         self._clock = clock
@@ -60,10 +63,11 @@ class Poller:
             started = self._clock()
             try:
                 value = self._read()
+                age = self._age() if self._age is not None else 0.0
             except Exception as err:  # delivered and counted; the reading goes stale and the core brakes
-                self._deliver(self.name, None, err)
+                self._deliver(self.name, None, err, 0.0)
             else:
-                self._deliver(self.name, value, None)
+                self._deliver(self.name, value, None, age)
             self._kick.wait(max(0.0, self._period - (self._clock() - started)))
             self._kick.clear()
 
@@ -107,12 +111,12 @@ class Runner:
         self.power_down: PowerDownPlan | None = None  # set when the run ended for a planned power-down
 
     # Called from poller threads.
-    def _deliver(self, name: str, value: Any, err: BaseException | None) -> None:
+    def _deliver(self, name: str, value: Any, err: BaseException | None, age_s: float = 0.0) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # loop closing
-            loop.call_soon_threadsafe(self._ingest, name, value, err, self.clock())
+            loop.call_soon_threadsafe(self._ingest, name, value, err, self.clock() - age_s)
 
     def _ingest(self, name: str, value: Any, err: BaseException | None, at: float) -> None:
         if err is not None:
@@ -157,10 +161,13 @@ class Runner:
         self._wake.set()
 
     def start_pollers(self) -> None:
-        for name, (attr, method) in POLLED.items():
-            part = getattr(self.sup.parts, attr, None)
-            if part is not None:
-                p = Poller(name, getattr(part, method), POLL_PERIOD_S[name], self._deliver, self.clock)
+        for spec in POLLED:
+            part = getattr(self.sup.parts, spec.name, None)
+            if part is not None and spec.read is not None:
+                read = getattr(part, spec.read)
+                p = Poller(
+                    spec.name, read, POLL_PERIOD_S[spec.name], self._deliver, self.clock, reading_age(part)
+                )
                 self._pollers.append(p)
                 p.start()
 

@@ -39,6 +39,7 @@ from robot.core.types import (
 from robot.errors import StoreError
 from robot.hardware.interfaces import GpsFix, MotorLink, PowerReading
 from robot.navigation import NavConfig, NavState, Site, guide, wheel_fractions
+from robot.parts import POLLED
 from robot.power_down import PowerDownPlan
 from robot.store import Store
 from robot.telemetry import Telemetry, TelemetryBus
@@ -66,24 +67,21 @@ class Reading:
 
 @dataclass(slots=True)
 class Readings:
-    """Newest readings of every part, written by pollers, read by step()."""
+    """Newest readings of every polled part (robot.parts.POLLED, by the part's name), read by step()."""
 
-    distance: Reading = field(default_factory=Reading)
-    tray: Reading = field(default_factory=Reading)
-    rain: Reading = field(default_factory=Reading)
-    power: Reading = field(default_factory=Reading)
     gps: Reading = field(default_factory=Reading)
+    scale: Reading = field(default_factory=Reading)
+    rain: Reading = field(default_factory=Reading)
+    distance: Reading = field(default_factory=Reading)
+    power: Reading = field(default_factory=Reading)
     camera_obstacle: bool = False
 
 
-# part name -> (attribute on Parts, method to call)
-POLLED: dict[str, tuple[str, str]] = {
-    "distance": ("distance", "distance_m"),
-    "tray": ("scale", "read_kg"),
-    "rain": ("rain", "is_raining"),
-    "power": ("power", "read"),
-    "gps": ("gps", "latest"),
-}
+def reading_age(part: Any) -> Callable[[], float] | None:
+    """The part's own clock on its newest value (`reading_age_s()`: how long ago the value it last returned
+    was taken), or None when the part reads on demand and its value is as old as the poll."""
+    age = getattr(part, "reading_age_s", None)
+    return age if callable(age) else None
 
 
 class Supervisor:
@@ -152,7 +150,7 @@ class Supervisor:
         self._recent_count = -1
         self._counters_key: tuple[int, ...] = ()
         self._counters_dict: dict[str, int] = {}
-        self._readers: list[tuple[str, Callable[[], Any]]] | None = None
+        self._readers: list[tuple[str, Callable[[], Any], Callable[[], float] | None]] | None = None
         self._closed = False
         # Power: the Pi may power down for the night only when a wake alarm can bring it back.
         self.can_sleep = can_sleep and settings.power.night_sleep
@@ -162,7 +160,8 @@ class Supervisor:
 
     # ---- readings -------------------------------------------------------------------------------------------
     def ingest(self, name: str, value: Any, now: float) -> None:
-        """Store a reading taken at `now` (from a poller, or poll_parts)."""
+        """Store a reading taken at `now`: the driver's own time of it when it keeps one (see reading_age),
+        else the time it was polled."""
         r: Reading = getattr(self.readings, name)
         if name == "gps":
             # A fix is fresh only when the receiver gave a new one; the same object again is not news.
@@ -184,13 +183,14 @@ class Supervisor:
         """Read every part synchronously (the simulator's way; the runner polls each part in its own thread)."""
         if self._readers is None:
             self._readers = [
-                (name, getattr(part, method))
-                for name, (attr, method) in POLLED.items()
-                if (part := getattr(self.parts, attr, None)) is not None
+                (spec.name, getattr(part, spec.read), reading_age(part))
+                for spec in POLLED
+                if spec.read is not None and (part := getattr(self.parts, spec.name, None)) is not None
             ]
-        for name, read in self._readers:
+        for name, read, age in self._readers:
             try:
-                self.ingest(name, read(), now)
+                value = read()
+                self.ingest(name, value, now - (age() if age is not None else 0.0))
             except Exception as err:  # a failing part must go stale, not stop the robot's brain
                 self.ingest_error(name, err)
 
@@ -299,8 +299,8 @@ class Supervisor:
             distance_m=rd.distance.value,
             distance_t=rd.distance.at,
             camera_obstacle=rd.camera_obstacle,
-            tray_kg=rd.tray.value,
-            tray_t=rd.tray.at,
+            tray_kg=rd.scale.value,
+            tray_t=rd.scale.at,
             raining=rd.rain.value,
             rain_t=rd.rain.at,
             panel_w=power.panel_w if power is not None else None,
@@ -409,7 +409,7 @@ class Supervisor:
                 power_source=d.power.value,
                 motors=d.motors,
                 distance_m=rd.distance.value,
-                tray_kg=rd.tray.value,
+                tray_kg=rd.scale.value,
                 raining=rd.rain.value,
                 panel_w=power.panel_w if power is not None else None,
                 battery_v=power.battery_v if power is not None else None,
@@ -428,17 +428,10 @@ class Supervisor:
     def _counters(self) -> dict[str, int]:
         """Read-failure and dropped-command counts; the same dict object until one of them changes."""
         rd = self.readings
-        key = (
-            rd.distance.errors,
-            rd.tray.errors,
-            rd.rain.errors,
-            rd.power.errors,
-            rd.gps.errors,
-            self.commands.dropped,
-        )
+        key = (*(getattr(rd, spec.name).errors for spec in POLLED), self.commands.dropped)
         if key != self._counters_key:
             self._counters_key = key
-            self._counters_dict = {f"{n}_errors": v for n, v in zip(POLLED, key, strict=False)}
+            self._counters_dict = {f"{spec.name}_errors": v for spec, v in zip(POLLED, key, strict=False)}
             self._counters_dict["commands_dropped"] = key[-1]
         return self._counters_dict
 

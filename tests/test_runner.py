@@ -178,7 +178,7 @@ async def test_part_whose_read_raises_is_counted_goes_stale_and_faults(
     task = asyncio.create_task(r.run(install_signals=False))
     await until(lambda: moving(rig), poke=r)
     rig.parts.scale.fail = ScaleError("tray scale on GPIO 5/6: no data")
-    await until(lambda: rig.sup.readings.tray.errors >= 3)
+    await until(lambda: rig.sup.readings.scale.errors >= 3)
     # Virtual time passes beyond the staleness limit; the other parts keep answering at the new time.
     clock.advance(rig.sup.cfg.sensor_stale_s + 0.5)
     at: dict[str, Any] = {}
@@ -192,7 +192,7 @@ async def test_part_whose_read_raises_is_counted_goes_stale_and_faults(
     d = rig.sup.last
     assert d is not None and "tray scale" in d.reason
     tel = rig.telemetry.latest()
-    assert tel is not None and tel.counters["tray_errors"] >= 3
+    assert tel is not None and tel.counters["scale_errors"] >= 3
     assert any(a.kind == "fault" for a in rig.outbox.recent(20))
     assert rig.link.sent[-1][1] == ALL_BRAKED
 

@@ -29,7 +29,7 @@ def test_supervisor_sends_one_frame_per_step_and_publishes_what_it_decided(
     assert tel is not None and tel.at == clock.t
     assert tel.state == State.CLEANING.value and tel.motors == rig.link.sent[-1][1]
     assert tel.motors.moving and tel.motors.brushing  # navigation settled on the fixes and drives on
-    assert tel.counters["tray_errors"] == 0
+    assert tel.counters["scale_errors"] == 0
 
 
 def test_supervisor_switches_the_relay_only_when_the_source_changes(make_rig: Callable[..., Rig]) -> None:
@@ -51,10 +51,10 @@ def test_failing_part_is_counted_goes_stale_and_faults(make_rig: Callable[..., R
     d = rig.sup.last
     assert d is not None and d.state is State.FAULT and "tray scale" in d.reason
     assert rig.link.sent[-1][1] == ALL_BRAKED
-    assert rig.sup.readings.tray.errors == round((rig.sup.cfg.sensor_stale_s + 0.1) / 0.05)
-    assert "no data" in rig.sup.readings.tray.last_error
+    assert rig.sup.readings.scale.errors == round((rig.sup.cfg.sensor_stale_s + 0.1) / 0.05)
+    assert "no data" in rig.sup.readings.scale.last_error
     tel = rig.telemetry.latest()
-    assert tel is not None and tel.counters["tray_errors"] == rig.sup.readings.tray.errors
+    assert tel is not None and tel.counters["scale_errors"] == rig.sup.readings.scale.errors
     assert [a.kind for a in rig.outbox.recent(5)][-1] == "fault"
 
 

@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 from robot import config
 from robot.errors import HardwareError, RamudroidError
+from robot.parts import PARTS
 
 # A robot can clean safely without its camera, its status LCD and its GSM modem; not without the others.
-OPTIONAL_PARTS = frozenset({"camera", "lcd", "modem"})
+OPTIONAL_PARTS = frozenset(p.name for p in PARTS if p.optional)
 TABLE_WIDTH = 100  # the doctor's table fits a 100-column terminal (and a phone's SSH app, wrapped)
 
 
@@ -221,18 +222,7 @@ def _read_part(name: str, part: Any, driver: str, settings: config.Settings) -> 
     return "", ""
 
 
-_HINTS = {
-    "gps": "check the UART (enable_uart=1, serial console off), hardware.gps_port and hardware.gps_baud",
-    "scale": "check HX711 DOUT/SCK wiring; then: ramudroid scale tare / calibrate --known-kg 1.0",
-    "rain": "check the rain board's DO wire and hardware.rain_pin",
-    "distance": "check TRIG/ECHO wiring and the 5 V -> 3.3 V divider on ECHO",
-    "power": "check I2C wiring and addresses: i2cdetect -y 1 should show 40 and 41",
-    "camera": 'check the ribbon cable: rpicam-hello --list-cameras; or set hardware.camera = "none"',
-    "relay": "check the relay board's IN wire and hardware.relay_pin",
-    "lcd": 'check SDA/SCL (GPIO 2/3), 5 V and hardware.lcd_addr (i2cdetect -y 1); or hardware.lcd = "none"',
-    "arduino": "check the USB cable and hardware.arduino_port; then: ramudroid firmware flash",
-    "modem": "check its power supply (2 A peaks), TX/RX crossed, the antenna and the SIM",
-}
+_HINTS = {p.name: p.hint for p in PARTS}
 
 
 def check_arduino(settings: config.Settings) -> Check:
@@ -314,7 +304,7 @@ def run_doctor(settings: config.Settings) -> list[Check]:
     from robot.hardware.factory import PART_NAMES, build_part
 
     checks = []
-    for name in (*PART_NAMES, "lcd"):
+    for name in (*PART_NAMES, "lcd"):  # the arduino and the modem have checks of their own below
         driver = getattr(settings.hardware, name)
         if driver == "none":
             checks.append(Check(name, driver, True, "not fitted"))

@@ -553,6 +553,7 @@ class SerialGps:
         self._write_lock = threading.Lock()
         self._fix: GpsFix | None = None
         self._fix_at: float | None = None
+        self._returned_at: float | None = None  # when the fix latest() last returned arrived
         self._fixes = 0
         self._error: str | None = None
         self._stop = threading.Event()
@@ -604,7 +605,15 @@ class SerialGps:
                 return None
             if self._clock() - self._fix_at > self._stale_s:
                 return None
+            self._returned_at = self._fix_at
             return self._fix
+
+    def reading_age_s(self) -> float:
+        """How long ago (by this driver's clock) the fix latest() last returned came off the wire: the
+        supervisor dates the fix by its arrival, not by when it polled."""
+        with self._lock:
+            at = self._returned_at
+            return 0.0 if at is None else max(0.0, self._clock() - at)
 
     def stats(self) -> dict[str, Any]:
         """Fix and sentence counts, rejected and ignored lines by reason, and the last read error."""

@@ -1,4 +1,5 @@
-"""Builds every part from the settings: the real Pi driver ("pi") or its simulated twin ("sim").
+"""Builds every part from the settings: the real Pi driver ("pi") or its simulated twin ("sim"), as the parts
+table (robot/parts.py) names them; this module only knows each driver's constructor arguments.
 
 With a pin bench (sim.devices.bench.PinBench, used when sim.drivers = "real"), the wired parts set to "sim"
 are built as the real drivers on the bench's mock pins and fake I2C bus instead of as twins.
@@ -21,10 +22,11 @@ from robot.hardware.interfaces import (
     RainSensor,
     TrayScale,
 )
+from robot.parts import PARTS, SENSED, PartSpec, load_driver, part
 
-PART_NAMES = ("gps", "scale", "rain", "distance", "power", "camera", "relay")
+PART_NAMES = SENSED
 # Parts whose real driver talks GPIO or I2C, so a pin bench can stand in for the wires.
-BENCH_PARTS = frozenset({"scale", "rain", "distance", "power", "relay"})
+BENCH_PARTS = frozenset(p.name for p in PARTS if p.bench)
 
 
 @dataclass
@@ -54,8 +56,9 @@ class Parts:
         self.close()
 
 
-def _source(world: Any, name: str) -> dict[str, Any]:
-    fn = getattr(world, name, None) if world is not None else None
+def _source(world: Any, spec: PartSpec) -> dict[str, Any]:
+    """The world's method that feeds the part's twin (the table's `world`), as the twin's `source` argument."""
+    fn = getattr(world, spec.world, None) if world is not None and spec.world else None
     return {"source": fn} if callable(fn) else {}
 
 
@@ -71,6 +74,9 @@ def build_part(
     without it); the camera and the LCD may be None ("none"). Raises HardwareError subclasses.
 
     With `bench` (a PinBench), a wired part set to "sim" is the real driver on the bench's pins or bus."""
+    spec = part(name)
+    if name not in (*PART_NAMES, "lcd"):
+        raise ValueError(f"part {name!r} is not built here: see its `built` in robot/parts.py")
     hw = settings.hardware
     kind = getattr(hw, name)
     on_bench = bench is not None and kind == "sim" and name in BENCH_PARTS
@@ -80,28 +86,22 @@ def build_part(
     timed: dict[str, Any] = {"clock": bench.clock} if on_bench and bench.clock is not None else {}
     if on_bench:
         kind = "pi"
+    if kind == "none":
+        return None
+    cls = load_driver(spec.pi_driver if kind == "pi" else spec.twin)
+    src = _source(world, spec)
     if name == "gps":
         if kind == "pi":
-            from robot.drivers.gps import SerialGps
-
-            return SerialGps(hw.gps_port, hw.gps_baud, stale_s=settings.control.gps_stale_s)
-        from robot.drivers.sim import SimGps
-
-        return SimGps(**_source(world, "gps_fix"))
+            return cls(hw.gps_port, hw.gps_baud, stale_s=settings.control.gps_stale_s)
+        return cls(**src)
     if name == "scale":
         if kind == "pi":
-            from robot.drivers.scale import Hx711Scale
-
             state = bench.state_dir if on_bench else settings.robot.state_dir
-            return Hx711Scale(hw.scale_dout_pin, hw.scale_sck_pin, state, pin_factory=pins)
-        from robot.drivers.sim import SimScale
-
-        return SimScale(**_source(world, "tray_kg"))
+            return cls(hw.scale_dout_pin, hw.scale_sck_pin, state, pin_factory=pins)
+        return cls(**src)
     if name == "rain":
         if kind == "pi":
-            from robot.drivers.rain import GpioRain
-
-            return GpioRain(
+            return cls(
                 hw.rain_pin,
                 active_low=hw.rain_active_low,
                 debounce_s=hw.rain_debounce_s,
@@ -109,15 +109,11 @@ def build_part(
                 pin_factory=pins,
                 **timed,
             )
-        from robot.drivers.sim import SimRain
-
-        return SimRain(**_source(world, "raining"), on_change=wake)
+        return cls(**src, on_change=wake)
     if name == "distance":
         stop = settings.obstacle.stop_distance_m
         if kind == "pi":
-            from robot.drivers.distance import GpioDistance
-
-            return GpioDistance(
+            return cls(
                 hw.distance_trigger_pin,
                 hw.distance_echo_pin,
                 max_distance_m=hw.distance_max_m,
@@ -127,14 +123,10 @@ def build_part(
                 pin_factory=pins,
                 **timed,
             )
-        from robot.drivers.sim import SimDistance
-
-        return SimDistance(**_source(world, "distance_m"), stop_distance_m=stop, on_change=wake)
+        return cls(**src, stop_distance_m=stop, on_change=wake)
     if name == "power":
         if kind == "pi":
-            from robot.drivers.power import Ina219Power
-
-            return Ina219Power(
+            return cls(
                 bus_number=hw.power_i2c_bus,
                 panel_addr=hw.power_panel_addr,
                 battery_addr=hw.power_battery_addr,
@@ -146,38 +138,20 @@ def build_part(
                 bus=bench.bus if on_bench else None,
                 **timed,
             )
-        from robot.drivers.sim import SimPower
-
-        return SimPower(**_source(world, "power_reading"))
+        return cls(**src)
     if name == "camera":
-        if kind == "none":
-            return None
         if kind == "pi":
-            from robot.drivers.camera import PiCamera
-
-            return PiCamera(hw.camera_width, hw.camera_height)
-        from robot.drivers.sim import SimCamera
-
-        return SimCamera(**_source(world, "camera_jpeg"), width=hw.camera_width, height=hw.camera_height)
+            return cls(hw.camera_width, hw.camera_height)
+        return cls(**src, width=hw.camera_width, height=hw.camera_height)
     if name == "lcd":
-        if kind == "none":
-            return None
         if kind == "pi":
-            from robot.drivers.lcd import I2cLcd
-
-            return I2cLcd(bus_number=hw.lcd_i2c_bus, address=hw.lcd_addr)
-        from robot.drivers.sim import SimLcd
-
-        return SimLcd()
+            return cls(bus_number=hw.lcd_i2c_bus, address=hw.lcd_addr)
+        return cls()
     if name == "relay":
         if kind == "pi":
-            from robot.drivers.relay import GpioRelay
-
-            return GpioRelay(hw.relay_pin, active_high=hw.relay_active_high, pin_factory=pins)
-        from robot.drivers.sim import SimRelay
-
-        return SimRelay()
-    raise ValueError(f"unknown part {name!r}; parts are {', '.join((*PART_NAMES, 'lcd'))}")
+            return cls(hw.relay_pin, active_high=hw.relay_active_high, pin_factory=pins)
+        return cls()
+    raise AssertionError(f"part {name!r}: robot/parts.py lists it as built, but no constructor here")
 
 
 def build_parts(
