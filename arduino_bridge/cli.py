@@ -13,7 +13,7 @@ from arduino_bridge.firmware_build import build_firmware, build_harness
 from robot.errors import RamudroidError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `firmware` command group."""
     fw = subparsers.add_parser("firmware", help="build or emulate the Arduino motor firmware")
     sub = fw.add_subparsers(dest="firmware_command", required=True)

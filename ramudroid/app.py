@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -363,7 +363,7 @@ async def run_async(
 
     clock = ScaledClock(settings.sim.speed if settings.all_sim else 1.0)
     with Robot(settings, clock=clock) as robot:
-        tasks: list[Callable[[], Awaitable[None]]] = []
+        tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
         if robot.world is not None:
             tasks.append(robot.world_task)
         dashboard: Any = None

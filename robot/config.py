@@ -366,7 +366,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{dotted}: unknown key; known keys here: {known}")
         typ = hints[key]
-        if dataclasses.is_dataclass(typ):
+        if isinstance(typ, type) and dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted} = {value!r}: expected a [{dotted}] table")
             kwargs[key] = _build(typ, value, f"{dotted}.")

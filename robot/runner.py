@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from robot.core.boot import StopReason
@@ -91,7 +91,7 @@ class Runner:
         *,
         rate_hz: float,
         clock: Callable[[], float] = time.monotonic,
-        extra_tasks: list[Callable[[], Awaitable[None]]] | None = None,
+        extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
         on_step: Callable[[float], None] | None = None,
         arm_power_down: Callable[[PowerDownPlan], bool] | None = None,
     ) -> None:

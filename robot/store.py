@@ -305,7 +305,11 @@ class Store:
         with self._lock:
             if self._estop.get("latched"):
                 return int(self._estop["generation"])
-            new = {"latched": True, "generation": int(self._estop["generation"]) + 1, "source": source[:80]}
+            new: dict[str, Any] = {
+                "latched": True,
+                "generation": int(self._estop["generation"]) + 1,
+                "source": source[:80],
+            }
             with self._tx(durable=True) as conn:
                 self._put(conn, "estop", new)
                 self._event(conn, "estop", f"latched by {source}")

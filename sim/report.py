@@ -16,7 +16,7 @@ from robot.core.types import Decision, Goal, Guidance, MotorOutputs, PinState, S
 from robot.navigation.geometry import clearance
 from sim.world import World
 
-REPORT_KEYS = (
+REPORT_KEYS: tuple[str, ...] = (
     "simulated_s",
     "wall_s",
     "area_cleaned_m2",

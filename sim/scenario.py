@@ -251,16 +251,18 @@ def line_of(text: str, path: tuple[str | int, ...]) -> int:
         if found is None:
             break
         best = found + 1
-        if i + 1 < len(rest) and isinstance(rest[i + 1], int):
-            item = _inline_item(lines, found, rest[i + 1])
+        index = rest[i + 1] if i + 1 < len(rest) else None
+        if isinstance(index, int):
+            item = _inline_item(lines, found, index)
             if item is None:
                 break
             best = item + 1
             lo, hi = item, len(lines)
-            if i + 2 < len(rest) and isinstance(rest[i + 2], str):
-                sub = re.compile(rf"[{{,]\s*{re.escape(rest[i + 2])}\s*=")
+            inner = rest[i + 2] if i + 2 < len(rest) else None
+            if isinstance(inner, str):
+                sub = re.compile(rf"[{{,]\s*{re.escape(inner)}\s*=")
                 for j in range(item, min(len(lines), item + 20)):
-                    if sub.search(lines[j]) or _key_line(lines, j, j + 1, rest[i + 2]) is not None:
+                    if sub.search(lines[j]) or _key_line(lines, j, j + 1, inner) is not None:
                         best = j + 1
                         break
             break
@@ -488,7 +490,7 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
         raise c.error(("weather", "temp_max_c"), f" = {tmax}: must not be below temp_min_c ({tmin})")
     clouds = []
     for i, ct in enumerate(c.items(w_t, ("weather",), "clouds")):
-        path = ("weather", "clouds", i)
+        path: tuple[str | int, ...] = ("weather", "clouds", i)
         c.keys(ct, path, ("from", "to", "cover", "transmittance", "mean_pass_s"))
         clouds.append(
             CloudPeriod(

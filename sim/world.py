@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from robot.core.types import ALL_BRAKED, Geometry, MotorOutputs, PinState, PowerSource
@@ -356,7 +356,7 @@ class World:
                         cells[(i, j)] = cells.get((i, j), 0.0) + h.kg_per_m2 * CELL_M * CELL_M
         return cells
 
-    def _build_obstacles(self) -> list[tuple[float, float, float, float, float, float, float, object]]:
+    def _build_obstacles(self) -> list[tuple[float, float, float, float, float, float, float, Any]]:
         out = []
         for o in self.scenario.obstacles:
             x0, y0 = self._place(o.place)
@@ -663,7 +663,7 @@ class World:
         t = self.t
         pos = []
         for x0, y0, ux, uy, span, speed, r, active in self._obstacles:
-            if active is not None and not active.contains(t):  # type: ignore[attr-defined]
+            if active is not None and not active.contains(t):
                 continue
             if speed > 0.0:
                 # Back and forth across the route: a triangle wave of amplitude span.

@@ -288,7 +288,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             alert("fault", Severity.CRITICAL, f"fault: {fault_why}; motors off")
         fault, fault_ok_since = True, None
     else:
-        fault_ok_since = _held(True, fault_ok_since, now)
+        fault_ok_since = now if fault_ok_since is None else fault_ok_since  # healthy since then
         if fault and now - fault_ok_since >= cfg.fault_clear_s:
             fault = False
             alert("fault_cleared", Severity.INFO, "fault cleared: link and sensors healthy")

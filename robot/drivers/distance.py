@@ -91,7 +91,7 @@ class GpioDistance:
         self._max = max_distance_m
         record = self._record
 
-        class RecordingSensor(DistanceSensor):  # type: ignore[misc, valid-type]
+        class RecordingSensor(DistanceSensor):
             """gpiozero's DistanceSensor, also handing every ping result to the driver."""
 
             def _read(self) -> float | None:

@@ -58,7 +58,7 @@ class I2cLcd:
                 ) from err
         self._bus = bus
 
-        class _OnOurBus(CharLCD):  # type: ignore[misc]
+        class _OnOurBus(CharLCD):
             def _init_connection(self) -> None:  # RPLCD opens SMBus(port) here; ours is open already
                 self.bus = bus
                 time.sleep(0.05)  # what RPLCD waits for a PCF8574 after power-up

@@ -56,4 +56,4 @@ def attach_mock_hx711(factory: Any, dout_pin: int, sck_pin: int, next_raw: Calla
         original(value)
         sck.load()
 
-    dout._set_pull = set_pull  # type: ignore[method-assign]
+    dout._set_pull = set_pull

@@ -86,7 +86,7 @@ def parse_fields(data: dict[str, Any], at: float, source: str) -> Command | str:
     fields = {k: v for k, v in data.items() if k not in ("robot", "ts", "nonce")}
     kind = fields.get("kind")
     try:
-        k = CommandKind(kind)
+        k = CommandKind(kind if isinstance(kind, str) else repr(kind))
     except ValueError:
         return f"unknown kind {kind!r}"
     allowed = {"kind"} | ({"mode"} if k is CommandKind.SET_MODE else set())
@@ -96,7 +96,8 @@ def parse_fields(data: dict[str, Any], at: float, source: str) -> Command | str:
         return f"unexpected field(s) {', '.join(extra)} for {k.value}"
     if k is CommandKind.SET_MODE:
         try:
-            mode = Mode(fields.get("mode"))
+            given = fields.get("mode")
+            mode = Mode(given if isinstance(given, str) else repr(given))
         except ValueError:
             return f"mode {fields.get('mode')!r}: expected auto, manual or paused"
         return Command(k, at=at, mode=mode, source=source)

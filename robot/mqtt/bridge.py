@@ -505,16 +505,17 @@ class MqttBridge:
                 )
         else:
             return
-        if verdict.ok and verdict.command is not None:
-            if not self._commands.put(verdict.command):
+        command = verdict.command
+        if verdict.ok and command is not None:
+            if not self._commands.put(command):
                 self._count("commands_dropped")
                 verdict = Verdict(Outcome.BAD_COMMAND, nonce=verdict.nonce, detail="command queue full")
-            elif verdict.command.kind is CommandKind.ESTOP:
+            elif command.kind is CommandKind.ESTOP:
                 self._count("estops")
                 log.warning("MQTT: e-stop from %s", topic)
             else:
                 self._count("commands_accepted")
-                log.info("MQTT: %s accepted from %s", verdict.command.kind.value, topic)
+                log.info("MQTT: %s accepted from %s", command.kind.value, topic)
         if not verdict.ok:
             self._count("commands_rejected")
             with self._lock:

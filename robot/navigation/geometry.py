@@ -225,8 +225,8 @@ def segment_inside(a: Point, b: Point, poly: Sequence[Point], min_clear: float =
     if not point_in_polygon(((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0), poly):
         return False
     if min_clear != min_clear:  # NaN: the plain test decides (it says False)
-        c = segment_clearance(a, b, poly)
-        return c > 0.0 and c >= min_clear
+        clear = segment_clearance(a, b, poly)
+        return clear > 0.0 and clear >= min_clear
     # The same answer as min(segment_distance) > 0 and >= min_clear, without measuring the edges whose
     # bounding box is already further away than that (the distance is never below the boxes' gap).
     need = (min_clear if min_clear > 0.0 else 0.0) + _BOX_SLACK

@@ -518,7 +518,7 @@ class _Step:
             and self.good_fixes < self.need_fixes
             and self.jump_from is not None
         ):
-            doubt += dist(self.jump_from, (self.x, self.y)) if pos is not None else 0.0
+            doubt += dist(self.jump_from, pos) if pos is not None else 0.0
         confident_in = inside or pos is None or boundary_distance(pos, fence) <= doubt
         if self.jump_fixes and pos is not None:
             # A jump not yet confirmed: stop, and say so at once if it claims the robot left the fence.

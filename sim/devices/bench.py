@@ -48,7 +48,7 @@ def _pin_classes() -> tuple[type, type, type]:
     """MockPin subclasses for the bench (gpiozero is imported lazily, like everywhere else)."""
     from gpiozero.pins.mock import MockPin, PinState
 
-    class SensorOutputPin(MockPin):  # type: ignore[misc, valid-type]
+    class SensorOutputPin(MockPin):
         """An input wired to a sensor board's output: the board's level beats the Pi's pull resistor."""
 
         def __init__(self, factory: Any, info: Any) -> None:
@@ -65,12 +65,15 @@ def _pin_classes() -> tuple[type, type, type]:
                 return
             self.drive_high() if self.level else self.drive_low()
 
-    class EchoPin(MockPin):  # type: ignore[misc, valid-type]
+    class EchoPin(MockPin):
         """HC-SR04 echo: a pulse whose recorded length is exactly the flight time, whatever sleep() does."""
 
         def __init__(self, factory: Any, info: Any) -> None:
             super().__init__(factory, info)
             self._exact: float | None = None
+
+        _state: Any  # MockPin's own, set by its constructor
+        _last_change: float
 
         def _change_state(self, value: Any) -> bool:
             # Same as MockPin's, but the falling edge may carry an exact timestamp.
@@ -93,7 +96,7 @@ def _pin_classes() -> tuple[type, type, type]:
             self._exact = rise + seconds
             self.drive_low()
 
-    class TriggerPin(MockPin):  # type: ignore[misc, valid-type]
+    class TriggerPin(MockPin):
         """HC-SR04 trigger: each rising edge sends one echo of the current `echo_s` (None: no echo at all)."""
 
         def __init__(self, factory: Any, info: Any, echo_pin: Any = None) -> None:
