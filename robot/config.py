@@ -1,4 +1,4 @@
-"""Configuration: one TOML file loaded into frozen, typed, range-checked settings.
+"""Configuration: one TOML file loaded into frozen, typed, range-checked settings (checked by pydantic).
 
 Defaults come from the robot's real figures (design notes): tray 2.0 kg, panel 60 Wp, battery 11.1 V 2200 mAh.
 Every key is documented in deploy/ramudroid.example.toml; a test keeps the two in step.
@@ -7,13 +7,17 @@ Every key is documented in deploy/ramudroid.example.toml; a test keeps the two i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 from robot.core.types import Geometry
 from robot.errors import ConfigError
@@ -321,58 +325,119 @@ class Settings:
         return hw.arduino == "sim" and all(getattr(hw, p) in ("sim", "none") for p in (*SENSED, "modem"))
 
 
-def _check_value(key: str, value: Any, typ: Any, meta: dict[str, Any]) -> Any:
-    origin = typing.get_origin(typ)
-    if origin is tuple:
-        inner = typing.get_args(typ)[0]
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} = {value!r}: expected a list of {inner.__name__}")
-        return tuple(_check_value(f"{key}[{i}]", v, inner, {}) for i, v in enumerate(value))
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} = {value!r}: expected true or false")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} = {value!r}: expected a whole number")
-    elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} = {value!r}: expected a number")
-        value = float(value)
-    elif typ is str and not isinstance(value, str):
-        raise ConfigError(f"{key} = {value!r}: expected a quoted string")
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
-    if choices and value not in choices:
-        allowed = ", ".join(repr(c) for c in choices)
-        raise ConfigError(f"{key} = {value!r}: must be one of {allowed}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{key} = {value!r}: must be between {lo} and {hi}")
-    return value
-
-
 # Keys that moved to another section: one setting has one place (issue 12).
 MOVED = {"hardware.gps_stale_s": "control.gps_stale_s"}
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _in_range(lo: float | None, hi: float | None, choices: tuple[Any, ...], value: Any) -> Any:
+    if choices and value not in choices:
+        raise PydanticCustomError("choice", "not one of the choices", {"choices": choices})
+    # Written so that NaN (which TOML allows) is out of every range.
+    if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):
+        raise PydanticCustomError("range", "out of range", {"lo": lo, "hi": hi})
+    return value
+
+
+def _field(typ: Any, meta: dict[str, Any]) -> Any:
+    """The pydantic type of one setting: strict (no "2" for 2, no 1 for true), and its range or choices."""
+    if typing.get_origin(typ) is tuple:
+        item: Any = _field(typing.get_args(typ)[0], {})
+        return Annotated[tuple[item, ...], Strict(False)]  # a TOML array is a list
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
+    if lo is None and hi is None and not choices:
+        return Annotated[typ, Strict()]
+    return Annotated[typ, Strict(), AfterValidator(functools.partial(_in_range, lo, hi, choices))]
+
+
+@functools.cache
+def _model(cls: type) -> type[BaseModel]:
+    """A pydantic model mirroring the settings dataclass `cls`: its keys, types, ranges and choices; no others.
+    Defaults stay with the dataclass: the model only checks the keys a file gives."""
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        typ = hints[f.name]
+        nested = isinstance(typ, type) and dataclasses.is_dataclass(typ)
+        fields[f.name] = (_model(typ) if nested else _field(typ, dict(f.metadata)), None)
+    model: type[BaseModel] = create_model(
+        cls.__name__ + "File", __config__=ConfigDict(extra="forbid", strict=True), **fields
+    )
+    return model
+
+
+_EXPECTED = {
+    "float_type": "expected a number",
+    "int_type": "expected a whole number",
+    "bool_type": "expected true or false",
+    "string_type": "expected a quoted string",
+}
+
+
+def _first_error(err: ValidationError, data: dict[str, Any]) -> str:
+    """Today's one line for the first mistake in the file's own order (pydantic lists them in the model's)."""
+
+    def order(e: Any) -> list[int]:
+        keys, at = [], data
+        for step in e["loc"]:
+            if isinstance(at, dict) and step in at:
+                keys.append(list(at).index(step))
+                at = at[step]
+            elif isinstance(step, int):
+                keys.append(step)
+        return keys
+
+    e = min(err.errors(), key=order)
+    loc = e["loc"]
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    dotted = ".".join(names) + "".join(f"[{p}]" for p in loc if isinstance(p, int))
+    value, kind = e["input"], e["type"]
+    cls: Any = Settings
+    for name in names[:-1]:
+        cls = typing.get_type_hints(cls)[name]
+    typ = typing.get_type_hints(cls).get(names[-1]) if names else None
+    if kind == "extra_forbidden":
+        known = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+        return f"{dotted}: unknown key; known keys here: {known}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{dotted} = {value!r}: expected a [{dotted}] table"
+    if kind == "tuple_type":
+        inner = typing.get_args(typ)[0] if typ is not None else str
+        return f"{dotted} = {value!r}: expected a list of {inner.__name__}"
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # shown as the number it was read as
+    if kind == "choice":
+        allowed = ", ".join(repr(c) for c in e["ctx"]["choices"])
+        return f"{dotted} = {value!r}: must be one of {allowed}"
+    if kind == "range":
+        return f"{dotted} = {value!r}: must be between {e['ctx']['lo']} and {e['ctx']['hi']}"
+    return f"{dotted} = {value!r}: {_EXPECTED.get(kind, e['msg'])}"
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """The settings dataclass from already validated data (nested tables become their dataclasses)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
     for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if dotted in MOVED:
-            raise ConfigError(f"{dotted}: moved; set {MOVED[dotted]} instead (one value for both)")
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            raise ConfigError(f"{dotted}: unknown key; known keys here: {known}")
         typ = hints[key]
-        if isinstance(typ, type) and dataclasses.is_dataclass(typ):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{dotted} = {value!r}: expected a [{dotted}] table")
-            kwargs[key] = _build(typ, value, f"{dotted}.")
-        else:
-            kwargs[key] = _check_value(dotted, value, typ, dict(fields[key].metadata))
+        nested = isinstance(typ, type) and dataclasses.is_dataclass(typ)
+        kwargs[key] = _build(typ, value) if nested else value
     return cls(**kwargs)
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    """Check the file's keys, types, ranges and choices with pydantic; one clear line for the first mistake."""
+    for section, table in data.items():
+        for key in table if isinstance(table, dict) else ():
+            dotted = f"{section}.{key}"
+            if dotted in MOVED:
+                raise ConfigError(f"{dotted}: moved; set {MOVED[dotted]} instead (one value for both)")
+    try:
+        checked = _model(Settings).model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, data)) from None
+    except RecursionError as err:
+        raise ConfigError("configuration nested too deeply") from err
+    return typing.cast(Settings, _build(Settings, checked.model_dump(exclude_unset=True)))
 
 
 def _cross_check(s: Settings) -> None:
@@ -477,7 +542,7 @@ def _check_mqtt(s: Settings) -> None:
 
 def from_dict(data: dict[str, Any]) -> Settings:
     """Build settings from parsed TOML; raises ConfigError with one clear line."""
-    settings = _build(Settings, data, "")
+    settings = _validate(data)
     _cross_check(settings)
     _check_web(settings.web)
     _check_mqtt(settings)

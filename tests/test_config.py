@@ -45,6 +45,14 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ({"tray": {"capacity": 2.0}}, "tray.capacity: unknown key"),
         ({"hardware": {"gps_stale_s": 3.0}}, "hardware.gps_stale_s: moved; set control.gps_stale_s instead"),
         ({"geometry": {"wheel_base_m": 0.0}}, "geometry.wheel_base_m = 0.0: must be between 0.1 and 2.0"),
+        (
+            {"obstacle": {"stop_distance_m": math.nan}},
+            "obstacle.stop_distance_m = nan: must be between 0.1 and 3.0",
+        ),
+        (
+            {"sms": {"alert_numbers": ["+919876543210", 5]}},
+            "sms.alert_numbers[1] = 5: expected a quoted string",
+        ),
         ({"tray": {"capacity_kg": "2"}}, "tray.capacity_kg = '2': expected a number"),
         ({"tray": {"capacity_kg": 50}}, "tray.capacity_kg = 50.0: must be between 0.2 and 10.0"),
         ({"control": {"rate_hz": True}}, "control.rate_hz = True: expected a number"),
