@@ -39,7 +39,7 @@ from robot.errors import ConfigError, VersionMismatch
 # watchdog, so the supervisor knows the link is gone by the time the Arduino brakes by itself.
 DEAD_AFTER_S = 0.25
 RESEND_S = 0.1  # an unacknowledged motor command is sent again after this long
-MIN_HEARTBEAT_HZ = 10.0  # two frames at least inside the shortest sensible watchdog (200 ms)
+MIN_HEARTBEAT_HZ = 10.0  # at 10 Hz two more heartbeats follow a lost one inside the 300 ms link watchdog
 
 _COUNTERS = (
     "sent", "acked", "lost", "resent", "heartbeats", "crc_errors", "device_errors", "handshakes", "resyncs",

@@ -56,10 +56,12 @@ class CameraCache:
         try:
             jpeg = self._camera.snapshot_jpeg()
         except Exception as err:  # any camera fault: no new picture on the dashboard, the robot carries on
-            return self._failed(str(err))
+            self._failed(str(err))
+            return None
         if not isinstance(jpeg, bytes) or not jpeg.startswith(JPEG_SOI):
-            return self._failed(f"camera gave {len(jpeg) if isinstance(jpeg, bytes) else type(jpeg).__name__} "
-                                "bytes that are not a JPEG")  # fmt: skip
+            self._failed(f"camera gave {jpeg[:8]!r}..., not a JPEG" if isinstance(jpeg, bytes) else
+                         f"camera gave a {type(jpeg).__name__}, not JPEG bytes")  # fmt: skip
+            return None
         self._seq += 1
         frame = CameraFrame(jpeg, self._seq, self._clock())
         self._frame = frame  # one reference swap: readers on other threads see the old frame or this one

@@ -11,9 +11,15 @@ from sim.frames import View, draw, render_jpeg
 W, H = 320, 240
 
 
-def kind(rgb: tuple[int, int, int]) -> str:
-    """A coarse name for a colour, as a person would call it at a glance."""
-    r, g, b = rgb
+def px(img: Image.Image, x: int, y: int) -> tuple[int, int, int]:
+    rgb = img.getpixel((x, y))
+    assert isinstance(rgb, tuple) and len(rgb) == 3
+    return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+
+
+def kind(img: Image.Image, x: int, y: int) -> str:
+    """A coarse name for the colour at (x, y), as a person would call it at a glance."""
+    r, g, b = px(img, x, y)
     if b > r + 40 and b > g:
         return "sky"
     if r > 2 * g and r > 2 * b:
@@ -29,21 +35,21 @@ def kind(rgb: tuple[int, int, int]) -> str:
 
 def test_the_alley_has_sky_walls_on_both_sides_and_ground_between() -> None:
     img = draw(W, H, View(irradiance=700.0))
-    assert kind(img.getpixel((W // 2, 5))) == "sky"
-    row = [kind(img.getpixel((x, H // 3))) for x in range(W)]
+    assert kind(img, W // 2, 5) == "sky"
+    row = [kind(img, x, H // 3) for x in range(W)]
     left, middle, right = row[: W // 4], row[W // 2 - 5 : W // 2 + 5], row[-W // 4 :]
     assert left.count("wall") > W // 8 and right.count("wall") > W // 8  # doors are the rest
     assert set(middle) == {"sky"}  # the alley runs away from the camera
-    assert kind(img.getpixel((W // 2, int(H * 0.7)))) == "grey ground"
+    assert kind(img, W // 2, int(H * 0.7)) == "grey ground"
 
 
 def test_an_obstacle_ahead_is_a_box_on_the_ground_that_grows_as_it_comes_closer() -> None:
     def box_width(d: float) -> int:
         img = draw(W, H, View(irradiance=700.0, obstacle_m=d))
         row = int(H * 0.46)  # just below the horizon: the foot of a far box, the middle of a near one
-        return sum(kind(img.getpixel((x, row))) == "red box" for x in range(W))
+        return sum(kind(img, x, row) == "red box" for x in range(W))
 
-    assert kind(draw(W, H, View(700.0)).getpixel((W // 2, int(H * 0.46)))) == "grey ground"
+    assert kind(draw(W, H, View(700.0)), W // 2, int(H * 0.46)) == "grey ground"
     near, far = box_width(1.0), box_width(3.0)
     assert far > 0 and near > 2 * far
 
@@ -51,15 +57,15 @@ def test_an_obstacle_ahead_is_a_box_on_the_ground_that_grows_as_it_comes_closer(
 def test_the_tray_shows_how_full_it_is() -> None:
     def litter_rows(kg: float) -> int:
         img = draw(W, H, View(irradiance=700.0, tray_kg=kg, tray_capacity_kg=2.0))
-        return sum(kind(img.getpixel((W // 2, y))) == "litter" for y in range(H * 5 // 6, H))
+        return sum(kind(img, W // 2, y) == "litter" for y in range(H * 5 // 6, H))
 
     empty, half, full = litter_rows(0.0), litter_rows(1.0), litter_rows(2.0)
     assert empty == 0 and 0 < half < full
 
 
 def test_rain_and_dusk_darken_the_picture_and_the_jpeg_is_the_requested_size() -> None:
-    sunny = draw(W, H, View(irradiance=800.0)).getpixel((W // 2, 5))
-    dusk = draw(W, H, View(irradiance=20.0, raining=True)).getpixel((W // 2, 5))
+    sunny = px(draw(W, H, View(irradiance=800.0)), W // 2, 5)
+    dusk = px(draw(W, H, View(irradiance=20.0, raining=True)), W // 2, 5)
     assert sum(dusk) < sum(sunny) / 2
     jpeg = render_jpeg(640, 480, View(irradiance=500.0, obstacle_m=2.0, tray_kg=0.4))
     img = Image.open(io.BytesIO(jpeg))
