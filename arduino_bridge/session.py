@@ -23,9 +23,11 @@ from arduino_bridge.codec import (
     ErrorReport,
     FrameError,
     FrameReader,
+    GetInfo,
     Heartbeat,
     Hello,
     HelloReply,
+    Info,
     Message,
     SetMotors,
     Status,
@@ -78,6 +80,8 @@ class LinkSession:
         self.refused = False  # the firmware speaks another protocol version: never drive it
         self.last_error: str | None = None
         self.last_status: Status | None = None
+        self.last_hello: HelloReply | None = None  # the device's answer to our newest HELLO
+        self.last_info: Info | None = None
         self.last_ack: float | None = None
         self.last_tx = 0.0
         self._seq = 0
@@ -119,6 +123,7 @@ class LinkSession:
         self._counts["handshakes"] += 1
         self.open = False
         self.refused = False
+        self.last_hello = None
         wire = self._frame(Hello(self.watchdog_ms), now)
         self._hello_seq = self._seq
         return wire
@@ -128,6 +133,16 @@ class LinkSession:
         wire = self._frame(SetMotors(outputs), now)
         self._unacked = (self._seq, outputs, now)
         return wire
+
+    def get_info(self, now: float) -> bytes:
+        """GET_INFO: the device answers with its firmware's build id (last_info), or ERROR TYPE if too old."""
+        self.last_info = None
+        return self._frame(GetInfo(), now)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the newest frame sent."""
+        return self._seq
 
     def due(self, now: float) -> bytes | None:
         """What the session must send by itself now: the unacknowledged command again, or a heartbeat."""
@@ -189,6 +204,7 @@ class LinkSession:
                     self._unacked = None
             case HelloReply(ref_seq=ref) if ref == self._hello_seq:
                 self._hello_seq = None
+                self.last_hello = msg
                 if msg.protocol != PROTOCOL_VERSION:
                     self._refuse(msg.protocol)
                     return
@@ -199,6 +215,9 @@ class LinkSession:
             case Status():
                 self.last_status = msg
                 self._ack(msg.ref_seq, now)
+            case Info(ref_seq=ref) if ref in self._inflight:
+                self.last_info = msg
+                self._ack(ref, now)
             case ErrorReport(code=code, ref_seq=ref):
                 self._counts["device_errors"] += 1
                 self._inflight.pop(ref, None)

@@ -105,3 +105,12 @@ def test_bad_settings_name_the_fix() -> None:
         LinkSession(watchdog_ms=0)
     with pytest.raises(ConfigError, match="use 20"):
         LinkSession(heartbeat_hz=5.0)
+
+
+def test_get_info_reads_the_build_id_of_the_firmware() -> None:
+    session, dev = LinkSession(), SimArduino(build_id=0x1234ABCD)
+    session.receive(dev.feed(session.hello(0.0), 0.0), 0.0)
+    assert session.last_hello is not None and session.last_hello.firmware == dev.firmware_version
+    session.receive(dev.feed(session.get_info(0.01), 0.01), 0.01)
+    assert session.last_info is not None and session.last_info.build_id == 0x1234ABCD
+    assert session.last_info.ref_seq == session.seq
