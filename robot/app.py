@@ -181,7 +181,7 @@ class Robot:
             from arduino_bridge.sim_arduino import SimArduino
 
             self.sim_arduino = SimArduino()
-            return DirectLink(self.sim_arduino, self.clock)
+            return DirectLink(self.sim_arduino, self.clock, watchdog_ms=hw.arduino_watchdog_ms)
         from arduino_bridge.link import ArduinoLink
 
         return ArduinoLink(hw.arduino_port, baud=hw.arduino_baud, watchdog_ms=hw.arduino_watchdog_ms)
