@@ -229,7 +229,7 @@ class ArduinoLink:
             if not session.open:  # NOT_READY: the firmware's link watchdog tripped; HELLO again, same port
                 self._notify()
                 if not self._handshake(port):
-                    raise LinkError("the device dropped its session and did not answer HELLO") from None
+                    raise LinkError("the device dropped its session and did not answer HELLO")
                 continue
             session.expire(self._clock())
             self._notify()
