@@ -125,7 +125,7 @@ class MotorLink(Part, Protocol):
 
     @property
     def healthy(self) -> bool:
-        """True while the handshake holds and an acknowledgement came within the dead-link limit (300 ms)."""
+        """True while the handshake holds and an acknowledgement came within the dead-link limit (250 ms)."""
         ...
 
 
