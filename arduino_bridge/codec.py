@@ -1,6 +1,6 @@
 """The Arduino wire protocol (docs/protocol.md): COBS frames with version, type, seq, length, payload, CRC-16.
 
-Pure: standard library only. The firmware's protocol.cpp implements the same rules; both are tested against
+Pure: standard library and the `cobs` package only. The firmware's protocol.cpp implements the same rules; both are tested against
 tests/vectors/protocol.json so the two can never drift apart.
 """
 
@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import binascii
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
+
+from cobs import cobs as _cobs
 
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ProtocolError
@@ -17,6 +21,7 @@ from robot.errors import ProtocolError
 PROTOCOL_VERSION = 1
 FIRMWARE_VERSION = (1, 1, 0)  # 1.1.0 added GET_INFO / INFO (the build id)
 MAX_WATCHDOG_MS = 1000
+DEFAULT_WATCHDOG_MS = 300  # the firmware's link watchdog until a HELLO sets another (protocol.h)
 CHANNELS = 5
 HEADER_LEN = 5  # version, type, seq (u16 LE), payload length
 CRC_LEN = 2
@@ -77,65 +82,21 @@ _HEADER = struct.Struct("<BBHB")
 _U16 = struct.Struct("<H")
 
 
-# --- COBS (Cheshire & Baker 1999): removes every 0x00 so 0x00 can delimit frames.
+# --- COBS (Cheshire & Baker 1999): removes every 0x00 so 0x00 can delimit frames. The `cobs` package does it
+# in C, byte for byte as the firmware's protocol.cpp (tests/vectors/protocol.json holds both to it).
 
 
 def cobs_encode(data: bytes) -> bytes:
     """COBS-encode `data` (no delimiter appended); a full 254-byte run at the end gets no empty block."""
-    out = bytearray()
-    chunks = data.split(b"\x00")
-    if len(data) < 254:
-        # No run can reach 254 bytes: one code byte per chunk (every frame of this protocol is this short).
-        for chunk in chunks:
-            out.append(len(chunk) + 1)
-            out += chunk
-        return bytes(out)
-    last = len(chunks) - 1
-    for i, chunk in enumerate(chunks):
-        while len(chunk) >= 254:
-            out.append(0xFF)
-            out += chunk[:254]
-            chunk = chunk[254:]
-            if i == last and not chunk:
-                return bytes(out)
-        out.append(len(chunk) + 1)
-        out += chunk
-    return bytes(out)
+    return _cobs.encode(data)
 
 
 def cobs_decode(data: bytes) -> bytes:
     """Decode one COBS block (without its delimiter); raises FrameError on a malformed block."""
-    out = bytearray()
-    i = 0
-    n = len(data)
-    if n < 255 and 0 not in data:
-        # What a FrameReader passes on: no zero byte, and too short for a 0xFF (254-byte) block, so the only
-        # possible fault is truncation. Every code byte but the first then stands where a zero was: put the
-        # zeros back and drop the first code byte.
-        buf = bytearray(data)
-        i = data[0] if n else 0
-        while i < n:
-            code = data[i]
-            buf[i] = 0
-            i += code
-        if i > n:
-            raise FrameError(ErrorCode.FRAME, "COBS block is truncated")
-        return bytes(buf[1:])
-    while i < n:
-        code = data[i]
-        if code == 0:
-            raise FrameError(ErrorCode.FRAME, "COBS block holds a zero byte")
-        end = i + code
-        if end > n:
-            raise FrameError(ErrorCode.FRAME, "COBS block is truncated")
-        chunk = data[i + 1 : end]
-        if 0 in chunk:
-            raise FrameError(ErrorCode.FRAME, "COBS block holds a zero byte")
-        out += chunk
-        i = end
-        if code != 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+    try:
+        return _cobs.decode(data)
+    except _cobs.DecodeError as err:
+        raise FrameError(ErrorCode.FRAME, f"bad COBS block ({err})") from None
 
 
 # --- Frames
@@ -195,14 +156,6 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         """Bytes in; decoded frames and errors out, in order. Empty blocks (0x00 0x00) are skipped."""
-        if not self._buf and not self._overflowed:
-            end = data.find(0)
-            if 0 < end == len(data) - 1 and end <= MAX_ENCODED:
-                # The usual case: exactly one whole frame. The same result as the loop below, sooner.
-                try:
-                    return [decode_frame(bytes(data[:end]))]
-                except FrameError as err:
-                    return [err]
         out: list[Frame | FrameError] = []
         start = 0
         while True:
@@ -332,92 +285,72 @@ def _pins_from(raw: bytes) -> MotorOutputs:
 
 def check_outputs(outputs: MotorOutputs) -> None:
     """Raise FrameError(VALUE) unless every IN is 0/1 and every EN 0..255 (what the device would reject)."""
-    for p in outputs:
-        # Fast path for plain int pins; anything else (bools, odd types, bad values) takes the full check.
-        if type(p) is not PinState:
-            break
+    for ch, p in enumerate(outputs):
         in1, in2, en = p
         if not (
-            type(in1) is int
-            and type(in2) is int
-            and type(en) is int
+            isinstance(in1, int)
+            and isinstance(in2, int)
+            and isinstance(en, int)
             and 0 <= in1 <= 1
             and 0 <= in2 <= 1
             and 0 <= en <= 255
         ):
-            break
-    else:
-        return
-    for ch, p in enumerate(outputs):
-        for k, v in enumerate(p):
-            hi = 255 if k == 2 else 1
-            if not isinstance(v, int) or not 0 <= v <= hi:
-                raise FrameError(ErrorCode.VALUE, f"channel {ch} pin {k} value {v!r} outside 0..{hi}")
+            k, v, hi = next((k, v, hi) for k, (v, hi) in enumerate(zip(p, (1, 1, 255), strict=True))
+                            if not isinstance(v, int) or not 0 <= v <= hi)  # fmt: skip
+            raise FrameError(ErrorCode.VALUE, f"channel {ch} pin {k} value {v!r} outside 0..{hi}")
 
 
-_SET_MOTORS_PAYLOADS: dict[MotorOutputs, bytes] = {}
+_SET_MOTORS = struct.Struct("<" + "B" * 4 * CHANNELS)
+_ERROR_FMT = struct.Struct("<BHB")
 
 
-def set_motors_payload(outputs: MotorOutputs) -> bytes:
-    """The SET_MOTORS payload of outputs that passed check_outputs(), cached: a robot sends few distinct ones.
-
-    Only for checked outputs: their values are ints (or bools), so equal outputs always give equal bytes.
-    """
-    payload = _SET_MOTORS_PAYLOADS.get(outputs)
-    if payload is None:
-        payload = b"".join(bytes((ch, *p)) for ch, p in enumerate(outputs))
-        if len(_SET_MOTORS_PAYLOADS) >= 1024:
-            _SET_MOTORS_PAYLOADS.clear()
-        _SET_MOTORS_PAYLOADS[outputs] = payload
-    return payload
+def _set_motors_payload(msg: SetMotors) -> bytes:
+    a, b, c, d, e = msg.outputs  # CHANNELS pin states, each sent with its channel number
+    return _SET_MOTORS.pack(0, *a, 1, *b, 2, *c, 3, *d, 4, *e)
 
 
-def encode_set_motors(outputs: MotorOutputs, seq: int, version: int = PROTOCOL_VERSION) -> bytes:
-    """encode_message(SetMotors(outputs), seq, version) for outputs that passed check_outputs(), cheaper."""
-    return cobs_encode(pack_frame(MsgType.SET_MOTORS, seq, set_motors_payload(outputs), version)) + b"\x00"
+def _status_payload(msg: Status) -> bytes:
+    flags = (FLAG_TRIPPED if msg.watchdog_tripped else 0) | (FLAG_SESSION if msg.session else 0)
+    return struct.pack(
+        _STATUS_FMT,
+        msg.ref_seq,
+        _pins_bytes(msg.pins),
+        flags,
+        msg.uptime_ms & 0xFFFFFFFF,
+        msg.watchdog_ms,
+        min(msg.crc_errors, 0xFFFF),
+        min(msg.bad_frames, 0xFFFF),
+        min(msg.overflows, 0xFFFF),
+        *msg.firmware,
+        msg.protocol,
+    )
+
+
+# One encoder per message class, looked up by type: every message takes the same single path.
+_ENCODERS: dict[type, tuple[MsgType, Callable[[Any], bytes]]] = {
+    Hello: (MsgType.HELLO, lambda m: _U16.pack(m.watchdog_ms)),
+    SetMotors: (MsgType.SET_MOTORS, _set_motors_payload),
+    Heartbeat: (MsgType.HEARTBEAT, lambda m: b""),
+    GetStatus: (MsgType.GET_STATUS, lambda m: b""),
+    GetInfo: (MsgType.GET_INFO, lambda m: b""),
+    Info: (MsgType.INFO, lambda m: struct.pack(_INFO_FMT, m.ref_seq, m.build_id)),
+    Ack: (MsgType.ACK, lambda m: _U16.pack(m.ref_seq)),
+    HelloReply: (
+        MsgType.HELLO_REPLY,
+        lambda m: struct.pack(_HELLO_REPLY_FMT, m.ref_seq, m.protocol, *m.firmware, m.watchdog_ms),
+    ),
+    Status: (MsgType.STATUS, _status_payload),
+    ErrorReport: (MsgType.ERROR, lambda m: _ERROR_FMT.pack(int(m.code), m.ref_seq, m.detail)),
+}
 
 
 def message_payload(msg: Message) -> tuple[MsgType, bytes]:
     """The type and little-endian payload of a message."""
-    if type(msg) is Ack:  # the most frequent message first, without the match below
-        return MsgType.ACK, _U16.pack(msg.ref_seq)
-    match msg:
-        case Hello(watchdog_ms=ms):
-            return MsgType.HELLO, struct.pack("<H", ms)
-        case SetMotors(outputs=outputs):
-            return MsgType.SET_MOTORS, b"".join(bytes((ch, *p)) for ch, p in enumerate(outputs))
-        case Heartbeat():
-            return MsgType.HEARTBEAT, b""
-        case GetStatus():
-            return MsgType.GET_STATUS, b""
-        case GetInfo():
-            return MsgType.GET_INFO, b""
-        case Info(ref_seq=ref, build_id=build):
-            return MsgType.INFO, struct.pack(_INFO_FMT, ref, build)
-        case Ack(ref_seq=ref):
-            return MsgType.ACK, struct.pack("<H", ref)
-        case HelloReply():
-            return MsgType.HELLO_REPLY, struct.pack(
-                _HELLO_REPLY_FMT, msg.ref_seq, msg.protocol, *msg.firmware, msg.watchdog_ms
-            )
-        case Status():
-            flags = (FLAG_TRIPPED if msg.watchdog_tripped else 0) | (FLAG_SESSION if msg.session else 0)
-            return MsgType.STATUS, struct.pack(
-                _STATUS_FMT,
-                msg.ref_seq,
-                _pins_bytes(msg.pins),
-                flags,
-                msg.uptime_ms & 0xFFFFFFFF,
-                msg.watchdog_ms,
-                min(msg.crc_errors, 0xFFFF),
-                min(msg.bad_frames, 0xFFFF),
-                min(msg.overflows, 0xFFFF),
-                *msg.firmware,
-                msg.protocol,
-            )
-        case ErrorReport():
-            return MsgType.ERROR, struct.pack("<BHB", int(msg.code), msg.ref_seq, msg.detail)
-    raise TypeError(f"not a protocol message: {msg!r}")
+    entry = _ENCODERS.get(type(msg))
+    if entry is None:
+        raise TypeError(f"not a protocol message: {msg!r}")
+    msg_type, payload = entry
+    return msg_type, payload(msg)
 
 
 def encode_message(msg: Message, seq: int, version: int = PROTOCOL_VERSION) -> bytes:
@@ -426,7 +359,6 @@ def encode_message(msg: Message, seq: int, version: int = PROTOCOL_VERSION) -> b
     return encode_frame(msg_type, seq, payload, version)
 
 
-_MSG_TYPES: dict[int, MsgType] = {int(t): t for t in MsgType}
 _FIXED_LEN = {
     MsgType.HELLO: 2,
     MsgType.SET_MOTORS: 4 * CHANNELS,
@@ -441,14 +373,8 @@ _FIXED_LEN = {
 }
 
 
-_DECODED_SET_MOTORS: dict[bytes, MotorOutputs] = {}
-
-
 def _check_set_motors(p: bytes) -> MotorOutputs:
     """Validate every byte before building anything, so a bad command is rejected whole."""
-    hit = _DECODED_SET_MOTORS.get(p) if type(p) is bytes else None
-    if hit is not None:
-        return hit  # these exact bytes were valid before: the same pins again
     pins: list[PinState | None] = [None] * CHANNELS
     for i in range(CHANNELS):
         ch, in1, in2, en = p[4 * i : 4 * i + 4]
@@ -459,78 +385,78 @@ def _check_set_motors(p: bytes) -> MotorOutputs:
         if in2 > 1:
             raise FrameError(ErrorCode.VALUE, f"channel {ch} IN2 = {in2}, must be 0 or 1", 4 * i + 2)
         pins[ch] = PinState(in1, in2, en)
-    out = MotorOutputs(*pins)  # type: ignore[arg-type]
-    if len(_DECODED_SET_MOTORS) >= 1024:
-        _DECODED_SET_MOTORS.clear()
-    _DECODED_SET_MOTORS[bytes(p)] = out
-    return out
+    return MotorOutputs(*pins)  # type: ignore[arg-type]
+
+
+def _hello(p: bytes) -> Hello:
+    (ms,) = _U16.unpack(p)
+    if not 1 <= ms <= MAX_WATCHDOG_MS:
+        raise FrameError(ErrorCode.VALUE, f"watchdog {ms} ms outside 1..{MAX_WATCHDOG_MS}", 0)
+    return Hello(ms)
+
+
+def _hello_reply(p: bytes) -> HelloReply:
+    ref, proto, major, minor, patch, ms = struct.unpack(_HELLO_REPLY_FMT, p)
+    return HelloReply(ref, proto, (major, minor, patch), ms)
+
+
+def _status(p: bytes) -> Status:
+    ref, pins, flags, up, wd, crc, bad, ovf, major, minor, patch, proto = struct.unpack(_STATUS_FMT, p)
+    return Status(
+        ref,
+        _pins_from(pins),
+        bool(flags & FLAG_TRIPPED),
+        bool(flags & FLAG_SESSION),
+        up,
+        wd,
+        crc,
+        bad,
+        ovf,
+        (major, minor, patch),
+        proto,
+    )
+
+
+def _error_report(p: bytes) -> ErrorReport:
+    code, ref, detail = _ERROR_FMT.unpack(p)
+    try:
+        return ErrorReport(ErrorCode(code), ref, detail)
+    except ValueError:
+        return ErrorReport(code, ref, detail)
+
+
+# One decoder per message type, looked up by the type byte (payload length already checked).
+_DECODERS: dict[int, Callable[[bytes], Message]] = {
+    MsgType.HELLO: _hello,
+    MsgType.SET_MOTORS: lambda p: SetMotors(_check_set_motors(p)),
+    MsgType.HEARTBEAT: lambda p: Heartbeat(),
+    MsgType.GET_STATUS: lambda p: GetStatus(),
+    MsgType.GET_INFO: lambda p: GetInfo(),
+    MsgType.ACK: lambda p: Ack(_U16.unpack(p)[0]),
+    MsgType.HELLO_REPLY: _hello_reply,
+    MsgType.STATUS: _status,
+    MsgType.ERROR: _error_report,
+    MsgType.INFO: lambda p: Info(*struct.unpack(_INFO_FMT, p)),
+}
 
 
 def decode_message(frame: Frame) -> Message:
     """Parse a frame's payload; raises FrameError (TYPE, LENGTH or VALUE). The version is the caller's
     check."""
-    msg_type = _MSG_TYPES.get(frame.type)
-    if msg_type is None:
+    decoder = _DECODERS.get(frame.type)
+    if decoder is None:
         raise FrameError(ErrorCode.TYPE, f"unknown message type 0x{frame.type:02x}")
     p = frame.payload
-    if len(p) != _FIXED_LEN[msg_type]:
-        raise FrameError(
-            ErrorCode.LENGTH, f"{msg_type.name} payload is {len(p)} bytes, expected {_FIXED_LEN[msg_type]}"
-        )
-    # The two messages of every simulator step first, without the match below.
-    if msg_type is MsgType.SET_MOTORS:
-        return SetMotors(_check_set_motors(p))
-    if msg_type is MsgType.ACK:
-        return Ack(_U16.unpack(p)[0])
-    match msg_type:
-        case MsgType.HELLO:
-            (ms,) = struct.unpack("<H", p)
-            if not 1 <= ms <= MAX_WATCHDOG_MS:
-                raise FrameError(ErrorCode.VALUE, f"watchdog {ms} ms outside 1..{MAX_WATCHDOG_MS}", 0)
-            return Hello(ms)
-        case MsgType.SET_MOTORS:
-            return SetMotors(_check_set_motors(p))
-        case MsgType.HEARTBEAT:
-            return Heartbeat()
-        case MsgType.GET_STATUS:
-            return GetStatus()
-        case MsgType.GET_INFO:
-            return GetInfo()
-        case MsgType.INFO:
-            return Info(*struct.unpack(_INFO_FMT, p))
-        case MsgType.ACK:
-            return Ack(struct.unpack("<H", p)[0])
-        case MsgType.HELLO_REPLY:
-            ref, proto, major, minor, patch, ms = struct.unpack(_HELLO_REPLY_FMT, p)
-            return HelloReply(ref, proto, (major, minor, patch), ms)
-        case MsgType.STATUS:
-            ref, pins, flags, up, wd, crc, bad, ovf, major, minor, patch, proto = struct.unpack(
-                _STATUS_FMT, p
-            )
-            return Status(
-                ref,
-                _pins_from(pins),
-                bool(flags & FLAG_TRIPPED),
-                bool(flags & FLAG_SESSION),
-                up,
-                wd,
-                crc,
-                bad,
-                ovf,
-                (major, minor, patch),
-                proto,
-            )
-        case MsgType.ERROR:
-            code, ref, detail = struct.unpack("<BHB", p)
-            try:
-                return ErrorReport(ErrorCode(code), ref, detail)
-            except ValueError:
-                return ErrorReport(code, ref, detail)
-    raise AssertionError(msg_type)  # pragma: no cover - every MsgType is matched above
+    expected = _FIXED_LEN[frame.type]  # type: ignore[index]
+    if len(p) != expected:
+        name = MsgType(frame.type).name
+        raise FrameError(ErrorCode.LENGTH, f"{name} payload is {len(p)} bytes, expected {expected}")
+    return decoder(p)
 
 
 __all__ = [
     "ALL_BRAKED",
+    "DEFAULT_WATCHDOG_MS",
     "MAX_ENCODED",
     "MAX_FRAME",
     "MAX_WATCHDOG_MS",
@@ -558,6 +484,4 @@ __all__ = [
     "decode_message",
     "encode_frame",
     "encode_message",
-    "encode_set_motors",
-    "set_motors_payload",
 ]

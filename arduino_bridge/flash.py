@@ -1,6 +1,6 @@
-"""Flashing the motor firmware: ask the board which build it runs (HELLO, then GET_INFO), skip it when that is
-this controller's build, else build the HEX and upload it with avrdude through the Uno's bootloader, then ask
-again to prove the new firmware runs.
+"""Flashing the motor firmware: ask the board which build it runs (HELLO, then GET_INFO, through the same
+LinkSession the robot drives with), skip it when that is this controller's build, else build the HEX and upload
+it with avrdude through the Uno's bootloader, then ask again to prove the new firmware runs.
 """
 
 from __future__ import annotations
@@ -17,20 +17,9 @@ from typing import Any
 
 import serial
 
-from arduino_bridge.codec import (
-    PROTOCOL_VERSION,
-    ErrorCode,
-    ErrorReport,
-    FrameError,
-    FrameReader,
-    GetInfo,
-    Hello,
-    HelloReply,
-    Info,
-    decode_message,
-    encode_message,
-)
+from arduino_bridge.codec import PROTOCOL_VERSION, ErrorCode, ErrorReport
 from arduino_bridge.firmware_build import build_firmware, source_build_id
+from arduino_bridge.session import LinkSession
 from robot.errors import FirmwareBuildError, FlashError, HardwareError
 
 # An Uno resets when its port opens and its bootloader waits about 1.5 s before the sketch runs.
@@ -87,49 +76,37 @@ def probe(
         port.close()
 
 
-def _replies(port: Any, reader: FrameReader) -> list[Any]:
-    out = []
-    for item in reader.feed(port.read(max(1, port.in_waiting))):
-        if isinstance(item, FrameError):
-            continue  # line noise, or a foreign sketch's output: keep listening
-        try:
-            out.append(decode_message(item))
-        except FrameError:
-            continue
-    return out
-
-
 def _probe(port: Any, url: str, timeout_s: float) -> BoardInfo | None:
     clock = time.monotonic
-    reader = FrameReader()
+    session = LinkSession(where=f"arduino on {url}")  # the robot's own session, for one HELLO and GET_INFO
+
+    def listen() -> list[Any]:
+        return session.receive(port.read(max(1, port.in_waiting)), clock())
+
     port.reset_input_buffer()
     port.write(b"\x00")  # end any partial frame the board holds
-    seq = 0
     deadline = clock() + timeout_s
-    hello: HelloReply | None = None
-    while hello is None:
+    while session.last_hello is None:
         if clock() >= deadline:
             return None
-        seq += 1
-        port.write(encode_message(Hello(300), seq))
+        port.write(session.hello(clock()))
         sent = clock()
-        while hello is None and clock() - sent < HELLO_EVERY_S:
-            for msg in _replies(port, reader):
+        while session.last_hello is None and clock() - sent < HELLO_EVERY_S:
+            for msg in listen():  # line noise, or a foreign sketch's output, is dropped: keep listening
                 if isinstance(msg, ErrorReport) and msg.code == ErrorCode.VERSION:
                     return BoardInfo(url, msg.detail, None, None)
-                if isinstance(msg, HelloReply) and msg.ref_seq == seq:
-                    hello = msg
-    if hello.protocol != PROTOCOL_VERSION:
+    hello = session.last_hello
+    if session.refused:
         return BoardInfo(url, hello.protocol, hello.firmware, None)
-    seq += 1
-    port.write(encode_message(GetInfo(), seq))
+    port.write(session.get_info(clock()))
+    asked = session.seq
     sent = clock()
     while clock() - sent < INFO_WAIT_S:
-        for msg in _replies(port, reader):
-            if isinstance(msg, Info) and msg.ref_seq == seq:
-                return BoardInfo(url, hello.protocol, hello.firmware, msg.build_id)
-            if isinstance(msg, ErrorReport) and msg.ref_seq == seq:
+        for msg in listen():
+            if isinstance(msg, ErrorReport) and msg.ref_seq == asked:
                 return BoardInfo(url, hello.protocol, hello.firmware, None)  # TYPE: older than INFO
+        if session.last_info is not None:
+            return BoardInfo(url, hello.protocol, hello.firmware, session.last_info.build_id)
     return BoardInfo(url, hello.protocol, hello.firmware, None)
 
 

@@ -1,9 +1,9 @@
 """The simulated Arduino: the firmware's protocol and watchdog in Python, on the same codec, driven by
 explicit time.
 
-It must behave byte for byte like arduino_bridge/firmware/ramudroid_motor/protocol.cpp; both are tested
-against
-tests/vectors/protocol.json.
+It must behave byte for byte like arduino_bridge/firmware/ramudroid_motor/protocol.cpp; both are tested against
+tests/vectors/protocol.json. Like the firmware, it brakes every motor when no valid frame came within the link
+watchdog that HELLO set (300 ms by default); the firmware's AVR hardware watchdog (250 ms) has no twin here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from arduino_bridge.codec import (
+    DEFAULT_WATCHDOG_MS,
     FIRMWARE_VERSION,
     NO_SEQ,
     PROTOCOL_VERSION,
@@ -34,8 +35,6 @@ from arduino_bridge.codec import (
     encode_message,
 )
 from robot.core.types import ALL_BRAKED, MotorOutputs
-
-DEFAULT_WATCHDOG_MS = 300
 
 
 def to_ms(now: float) -> int:
@@ -97,13 +96,7 @@ class SimArduino:
         """Receive `data` at time `now` (watchdog checked first, like the firmware loop); returns the reply
         bytes."""
         self.tick(now)
-        items = self._reader.feed(data)
-        if len(items) == 1:  # the usual case: one frame, one reply
-            return self._handle(items[0])
-        out = bytearray()
-        for item in items:
-            out += self._handle(item)
-        return bytes(out)
+        return b"".join(self._handle(item) for item in self._reader.feed(data))
 
     def _reply(self, msg: Message) -> bytes:
         data = encode_message(msg, self._tx_seq, self.protocol_version)
@@ -132,10 +125,6 @@ class SimArduino:
         except FrameError as err:
             return self._reject(err.code, frame.seq, err.detail)
         self.frames_ok += 1
-        if type(msg) is SetMotors and self.session:  # every step's command, without the match below
-            self.pins = msg.outputs
-            self._last_valid_ms = self._now_ms
-            return self._reply(Ack(frame.seq))
         match msg:
             case Hello(watchdog_ms=ms):
                 self.pins = ALL_BRAKED  # a new session starts from rest

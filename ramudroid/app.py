@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from importlib import resources
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robot.alerts import AlertOutbox
+from robot.camera_cache import CameraCache
 from robot.commands import CommandQueue, EmergencyStop
 from robot.config import Settings, is_loopback, load
 from robot.core.boot import StopReason
@@ -69,34 +69,6 @@ def site_geojson(settings: Settings) -> dict[str, Any] | None:
 
 def state_dir(settings: Settings) -> Path:
     return Path(settings.robot.state_dir).expanduser()
-
-
-class CameraCache:
-    """Takes a JPEG from the camera a couple of times a second in its own thread and keeps the newest, so the
-    dashboard reads a cache, never the hardware, and a slow camera never stalls anything."""
-
-    def __init__(self, camera: Any, period_s: float = 0.5) -> None:
-        self._camera = camera
-        self._period = period_s
-        self.latest: bytes | None = None
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.latest = self._camera.snapshot_jpeg()
-            except Exception as err:  # no picture on the dashboard; the robot carries on
-                self.errors += 1
-                log.debug("camera: %s", err)
-            self._stop.wait(self._period)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
 
 
 class Robot:
@@ -206,7 +178,7 @@ class Robot:
             from arduino_bridge.sim_arduino import SimArduino
 
             self.sim_arduino = SimArduino()
-            return DirectLink(self.sim_arduino, self.clock)
+            return DirectLink(self.sim_arduino, self.clock, watchdog_ms=hw.arduino_watchdog_ms)
         from arduino_bridge.link import ArduinoLink
 
         return ArduinoLink(hw.arduino_port, baud=hw.arduino_baud, watchdog_ms=hw.arduino_watchdog_ms)
@@ -303,7 +275,7 @@ class Robot:
 
     def camera_jpeg(self) -> bytes | None:
         """The newest cached frame: the dashboard never reads the camera itself."""
-        return self._camera.latest if self._camera is not None else None
+        return self._camera.latest() if self._camera is not None else None
 
     async def world_task(self) -> None:
         """Advance the simulated world in step with the clock, from the pins the simulated Arduino applied."""

@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from robot.core.types import ALL_BRAKED, Geometry, MotorOutputs, PinState, PowerSource
@@ -24,6 +24,9 @@ from robot.navigation.geometry import Point, clearance, point_in_polygon
 from robot.navigation.site import Site, demo_site, load_site
 from sim import solar
 from sim.scenario import Place, Scenario
+
+if TYPE_CHECKING:
+    from sim.frames import View
 
 # --- the robot's figures (design notes) ---
 # The default body (robot.core.types.Geometry, config [geometry]); a World takes its own.
@@ -853,12 +856,23 @@ class World:
         """The relay's position."""
         return self.source
 
+    def camera_view(self) -> View:
+        """What the forward camera sees now: the light, the nearest obstacle, rain, the tray's fill."""
+        from sim.frames import View  # Pillow is loaded only when a frame is wanted
+
+        return View(
+            irradiance=self.irradiance(),
+            obstacle_m=self.true_distance_m(),
+            raining=self.is_raining,
+            tray_kg=self.tray,
+            tray_capacity_kg=TRAY_CAPACITY_KG,
+        )
+
     def camera_jpeg(self, width: int = 320, height: int = 240) -> bytes:
-        """A generated forward view: light from the irradiance, the nearest obstacle as a dark block."""
+        """The forward camera's JPEG: the alley, the obstacle ahead, the tray (sim/frames.py)."""
         from sim.frames import render_jpeg
 
-        d = self.true_distance_m()
-        return render_jpeg(width, height, self.irradiance(), d, self.is_raining)
+        return render_jpeg(width, height, self.camera_view())
 
     # ---- truth
     @property

@@ -1,21 +1,20 @@
-"""Camera and JPEG, the simulated twins, the parts factory and `ramudroid doctor`."""
+"""The camera, the simulated twins, the parts factory and `ramudroid doctor`."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import io
-import random
 import types
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from robot.config import Settings
 from robot.core.types import PowerSource
-from robot.drivers.camera import MjpegStreamer, PiCamera
+from robot.drivers.camera import PiCamera
 from robot.drivers.cli import cmd_doctor, format_table, run_doctor
-from robot.drivers.jpeg import encode_rgb, road_scene
 from robot.drivers.sim import SimCamera, SimDistance, SimRain, SimRelay
 from robot.errors import CameraError, HardwareError, HardwareUnavailable
 from robot.hardware.factory import build_parts
@@ -27,57 +26,19 @@ def with_hw(**kw: Any) -> Settings:
     return dataclasses.replace(s, hardware=dataclasses.replace(s.hardware, **kw))
 
 
-def jpeg_markers(data: bytes) -> list[int]:
-    """Marker codes up to the start of scan, walking segment lengths (a structural check without PIL)."""
-    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
-    i, out = 2, []
-    while i < len(data):
-        assert data[i] == 0xFF
-        m = data[i + 1]
-        out.append(m)
-        if m == 0xDA:
-            return out
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return out
-
-
-def test_test_card_is_a_baseline_jpeg_of_the_requested_size() -> None:
-    data = road_scene(320, 240, frame=3, obstacle=True)
-    assert jpeg_markers(data) == [0xE0, 0xDB, 0xDB, 0xC0, 0xC4, 0xC4, 0xC4, 0xC4, 0xDA]
-    sof = data.index(b"\xff\xc0")
-    assert int.from_bytes(data[sof + 5 : sof + 7], "big") == 240
-    assert int.from_bytes(data[sof + 7 : sof + 9], "big") == 320
-    pil = pytest.importorskip("PIL.Image")
-    img = pil.open(io.BytesIO(data)).convert("RGB")
-    assert img.size == (320, 240)
-    r, g, b = img.getpixel((160, 150))  # the obstacle box
-    assert r > 150 and g < 80 and b < 80
-    assert road_scene(320, 240, frame=4) != road_scene(320, 240, frame=5)
-
-
-def test_encoder_round_trips_arbitrary_pixels_with_odd_sizes() -> None:
-    pil = pytest.importorskip("PIL.Image")
-    rng = random.Random(7)
-    w, h = 19, 11
-    px = bytes(rng.randrange(256) for _ in range(w * h * 3))
-    img = pil.open(io.BytesIO(encode_rgb(w, h, px, quality=100))).convert("RGB")
-    err = [abs(a - b) for a, b in zip(img.tobytes(), px, strict=True)]
-    assert max(err) <= 8 and sum(err) / len(err) < 2
-    with pytest.raises(ValueError):
-        encode_rgb(2, 2, b"\x00" * 5)
-
-
-def test_sim_camera_and_mjpeg_streamer() -> None:
+def test_sim_camera_test_card_is_a_jpeg_of_the_requested_size_that_changes_every_frame() -> None:
     cam = SimCamera(width=160, height=120)
-    with MjpegStreamer(cam, rate_hz=50) as stream:
-        first = stream.latest(timeout=2.0)
-        assert first is not None and first.startswith(b"\xff\xd8")
-        parts = list(stream.mjpeg(max_frames=2, timeout=2.0))
-    assert len(parts) == 2 and parts[0] != parts[1]
-    assert parts[0].startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ")
+    first, second = cam.snapshot_jpeg(), cam.snapshot_jpeg()
+    img = Image.open(io.BytesIO(first))
+    assert img.format == "JPEG" and img.size == (160, 120)
+    assert first != second  # the frame number is drawn on the card
     cam.close()
     with pytest.raises(HardwareError):
         cam.snapshot_jpeg()
+
+
+def test_sim_camera_passes_on_its_source() -> None:
+    assert SimCamera(lambda: b"\xff\xd8 from the world").snapshot_jpeg() == b"\xff\xd8 from the world"
 
 
 def test_pi_camera_through_a_fake_picamera2_module() -> None:
@@ -95,7 +56,7 @@ def test_pi_camera_through_a_fake_picamera2_module() -> None:
             calls.append("start")
 
         def capture_file(self, buf: io.BytesIO, format: str) -> None:
-            buf.write(road_scene(64, 48))
+            Image.new("RGB", (64, 48), (90, 90, 90)).save(buf, format=format)
 
         def stop(self) -> None:
             calls.append("stop")

@@ -384,9 +384,13 @@ def test_same_seed_same_world_other_seed_other_litter() -> None:
     assert a.litter_total_kg != c.litter_total_kg
 
 
-def test_camera_frame_is_a_jpeg() -> None:
+def test_camera_frame_is_a_jpeg_of_the_obstacle_ahead_and_the_tray() -> None:
     w = make("[[obstacle]]\nx = 1.5\ny = 0.0\n")
     place(w, 0.0, 0.0, 0.0)
+    w.tray = 1.5
+    view = w.camera_view()
+    assert view.obstacle_m == w.true_distance_m() and view.obstacle_m is not None
+    assert view.tray_kg == 1.5 and view.raining == w.is_raining
     jpeg = w.camera_jpeg()
     assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
 

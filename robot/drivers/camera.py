@@ -1,21 +1,15 @@
-"""Forward camera: picamera2 snapshots (Raspberry Pi OS's python3-picamera2), and a low-rate MJPEG streamer.
+"""Forward camera: picamera2 snapshots (Raspberry Pi OS's python3-picamera2), JPEG-encoded by the camera stack.
 
-The streamer grabs frames on its own thread at a few per second and hands the newest to any number of
-dashboard viewers, so neither a slow client nor a slow capture ever waits on the control loop.
+Frames reach the dashboard through robot.camera_cache.CameraCache, never straight from here.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from robot.errors import CameraError, HardwareUnavailable
-from robot.hardware.interfaces import Camera
-
-MJPEG_BOUNDARY = "frame"
 
 
 class PiCamera:
@@ -68,77 +62,6 @@ class PiCamera:
                 self._cam.close()
 
     def __enter__(self) -> PiCamera:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class MjpegStreamer:
-    """Grabs frames from a Camera at `rate_hz` on its own thread; serves the newest as JPEG or MJPEG parts."""
-
-    def __init__(self, camera: Camera, rate_hz: float = 2.0) -> None:
-        self._camera = camera
-        self._period = 1.0 / max(rate_hz, 0.1)
-        self._cond = threading.Condition()
-        self._frame: bytes | None = None
-        self._seq = 0
-        self.errors = 0
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="camera-stream", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                frame = self._camera.snapshot_jpeg()
-            except CameraError as err:
-                self.errors += 1
-                self.last_error = str(err)
-            else:
-                with self._cond:
-                    self._frame = frame
-                    self._seq += 1
-                    self._cond.notify_all()
-            self._stop.wait(max(0.0, self._period - (time.monotonic() - started)))
-
-    def latest(self, timeout: float = 0.0) -> bytes | None:
-        """The newest frame, waiting up to `timeout` s for the first one."""
-        with self._cond:
-            if self._frame is None and timeout > 0:
-                self._cond.wait_for(lambda: self._frame is not None or self._stop.is_set(), timeout)
-            return self._frame
-
-    def mjpeg(self, max_frames: int | None = None, timeout: float = 5.0) -> Iterator[bytes]:
-        """multipart/x-mixed-replace parts (boundary MJPEG_BOUNDARY), one per new frame, until close()."""
-        seen = 0
-        sent = 0
-        while not self._stop.is_set() and (max_frames is None or sent < max_frames):
-            with self._cond:
-                last = seen
-                if not self._cond.wait_for(
-                    lambda last=last: self._seq != last or self._stop.is_set(), timeout
-                ):
-                    return
-                if self._stop.is_set() or self._frame is None:
-                    return
-                frame, seen = self._frame, self._seq
-            head = f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
-            yield head.encode("ascii") + frame + b"\r\n"
-            sent += 1
-
-    def close(self) -> None:
-        """Stop grabbing (the camera itself stays open); safe to call twice."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._thread.join(timeout=5.0)
-
-    def __enter__(self) -> MjpegStreamer:
         return self
 
     def __exit__(self, *exc: object) -> None:

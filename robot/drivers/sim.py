@@ -3,12 +3,12 @@ a callable the simulator's world provides (a benign constant by default)."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from robot.core.types import PowerSource
-from robot.drivers.jpeg import road_scene
 from robot.drivers.lcd import fit_lines
 from robot.errors import HardwareError
 from robot.hardware.interfaces import GpsFix, PowerReading
@@ -143,7 +143,7 @@ class SimPower(_SimPart):
 
 
 class SimCamera(_SimPart):
-    """Camera twin: by default a generated road test card (640x480 JPEG) that changes every frame."""
+    """Camera twin: the world's view when a simulator feeds it, else a numbered test card (JPEG, Pillow)."""
 
     name = "sim camera"
 
@@ -157,10 +157,29 @@ class SimCamera(_SimPart):
         self._source = source or self._test_card
 
     def _test_card(self) -> bytes:
+        from PIL import Image, ImageDraw  # only the test card needs Pillow, and only when asked for a frame
+
         with self._lock:
             self._frame += 1
             frame = self._frame
-        return road_scene(self.size[0], self.size[1], frame)
+        w, h = self.size
+        img = Image.new("RGB", self.size, (40, 40, 40))
+        d = ImageDraw.Draw(img)
+        bars = (
+            (235, 235, 235),
+            (235, 235, 0),
+            (0, 235, 235),
+            (0, 235, 0),
+            (235, 0, 235),
+            (235, 0, 0),
+            (0, 0, 235),
+        )
+        for i, colour in enumerate(bars):
+            d.rectangle((i * w // len(bars), 0, (i + 1) * w // len(bars), h * 2 // 3), fill=colour)
+        d.text((8, h * 2 // 3 + 8), f"frame {frame}: {self.name}, no world", fill=(255, 255, 255))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=75)
+        return buf.getvalue()
 
     def snapshot_jpeg(self) -> bytes:
         """One JPEG frame."""

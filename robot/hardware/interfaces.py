@@ -125,7 +125,8 @@ class MotorLink(Part, Protocol):
 
     @property
     def healthy(self) -> bool:
-        """True while the handshake holds and an acknowledgement came within the link's dead-link limit (DEAD_AFTER_S)."""
+        """True while the handshake holds and an acknowledgement came within the dead-link limit
+        (arduino_bridge.session.DEAD_AFTER_S, 250 ms)."""
         ...
 
 

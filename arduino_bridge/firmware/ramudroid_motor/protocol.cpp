@@ -82,7 +82,7 @@ bool MotorProtocol::takePinsChanged() {
 }
 
 void MotorProtocol::tick(uint32_t nowMs) {
-  // Unsigned subtraction keeps this right across the 49-day millis() wrap.
+  // Unsigned subtraction keeps this right across the 49-day wrap of the millisecond clock.
   if ((int32_t)(nowMs - nowMs_) > 0) nowMs_ = nowMs;
   if (session_ && (uint32_t)(nowMs_ - lastValidMs_) >= watchdogMs_) {
     brakeAll();
