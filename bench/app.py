@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import statistics
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,11 +22,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_run(tmp: str) -> tuple[subprocess.Popen[str], float, float]:
+def _start_run(tmp: str, extra_toml: str = "") -> tuple[subprocess.Popen[str], float, float]:
     """Start `ramudroid run` (simulator + dashboard); returns the process, its start time and seconds to ready."""
     port = _free_port()
     cfg = Path(tmp) / "bench.toml"
-    cfg.write_text(f'[robot]\nstate_dir = "{tmp}/state"\n[web]\nport = {port}\n')
+    cfg.write_text(f'[robot]\nstate_dir = "{tmp}/state"\n[web]\nport = {port}\n{extra_toml}')
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -83,6 +85,63 @@ def rss_mb(settle_s: float = 10.0) -> float:
             return round(int(hwm.split()[1]) / 1024, 1)
         finally:
             _stop(proc)
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the ")" that ends the command name: field 3 is fields[0]; utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status(port: int) -> dict[str, Any]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+@functools.cache
+def _run_cpu(window_s: float = 30.0, settle_s: float = 5.0) -> dict[str, Any]:
+    """Process CPU of a real `ramudroid run` (simulator, real time) over window_s seconds of control ticks.
+
+    Everything the process does counts: the asyncio loop and the supervisor's steps, the pollers' threads,
+    the twin drivers, the simulated world (which the robot would not carry: an over-estimate), the telemetry
+    and the dashboard's thread (no browser connected). Ticks are counted by the process itself: the motor
+    frames its link sent (one per step, plus handshakes), read from the dashboard's /api/status."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, _, _ = _start_run(tmp)
+        try:
+            port = int(Path(tmp, "bench.toml").read_text().split("port = ", 1)[1].split()[0])
+            time.sleep(settle_s)  # boot, the first GPS fixes, the route planned: the robot at work
+            s0, cpu0, t0 = _status(port), _process_cpu_s(proc.pid), time.monotonic()
+            time.sleep(window_s)
+            s1, cpu1, t1 = _status(port), _process_cpu_s(proc.pid), time.monotonic()
+        finally:
+            _stop(proc)
+    ticks = s1["link_stats"]["sent"] - s0["link_stats"]["sent"]
+    if ticks < window_s * 5:
+        raise RuntimeError(f"only {ticks:.0f} control ticks in {window_s} s: the loop is not running at its rate")
+    cpu = cpu1 - cpu0
+    return {
+        "cpu_s": round(cpu, 2),
+        "wall_s": round(t1 - t0, 2),
+        "ticks": int(ticks),
+        "tick_cpu_ms": round(cpu / ticks * 1000, 3),
+        "cpu_pct_of_core": round(cpu / (t1 - t0) * 100, 1),
+        "states": sorted({s0["state"], s1["state"]}),
+    }
+
+
+def tick_cpu_ms() -> float:
+    """CPU milliseconds a real `ramudroid run` process spends per control tick (all its threads), over 30 s."""
+    return float(_run_cpu()["tick_cpu_ms"])
+
+
+def run_cpu() -> dict[str, Any]:
+    """The measurement behind tick_cpu_ms: CPU seconds, wall seconds, ticks counted, % of one core, states."""
+    return _run_cpu()
 
 
 def obstacle_to_brake_ms(trials: int = 100) -> dict[str, float]:
