@@ -159,6 +159,18 @@ UART_BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 INTRUDER_M = 0.3  # a leg stepping in front of the robot, inside the 0.5 m stop distance
 
 
+def uart_last_byte_s(arrivals: list[tuple[float, int]], baud: int = UART_BAUD) -> list[float]:
+    """When each write's last byte has left a UART: writes (time, bytes) queue one after another on the wire,
+    each byte taking UART_BITS_PER_BYTE bit times."""
+    byte_s = UART_BITS_PER_BYTE / baud
+    done: list[float] = []
+    wire_free = float("-inf")
+    for at, n in arrivals:
+        wire_free = max(wire_free, at) + n * byte_s
+        done.append(wire_free)
+    return done
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     v = sorted(values)
     return {
@@ -190,14 +202,13 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
     from robot.core.types import BRAKE, Command, CommandKind
 
     firmware_us = frame_to_pins_us()
-    byte_s = UART_BITS_PER_BYTE / UART_BAUD
     rnd = random.Random(14)
     chunks: list[
         tuple[float, int, bool]
     ] = []  # (reached the Arduino's side, bytes, drive wheels braked after)
     wakes: list[float] = []
     intruder: list[float | None] = [None]
-    out: dict[str, Any] = {"trials": [], "skipped": 0}
+    out: dict[str, Any] = {"trials": [], "skipped": 0, "braked_before_seen": 0}
 
     with tempfile.TemporaryDirectory() as tmp, FakeArduino() as fake:
         sim_feed = fake.sim.feed
@@ -265,22 +276,31 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
                         out["skipped"] += 1
                         continue
                     time.sleep(rnd.uniform(0.1, 0.3))  # any phase of the sensor's ping cycle
-                    n_chunks, n_wakes = len(chunks), len(wakes)
+                    n_wakes = len(wakes)
                     t0 = time.monotonic()
                     intruder[0] = INTRUDER_M
                     robot.bench.update()  # on the wire now: the next ping's echo comes back from 0.3 m
                     while forward() and time.monotonic() < t0 + 2.0:
                         time.sleep(0.001)
                     time.sleep(0.05)
-                    wire_end = 0.0
-                    braked_at = None
-                    for at, n, braked in chunks[:]:
-                        wire_end = max(wire_end, at) + n * byte_s
-                        if braked_at is None and at >= t0 and braked and len(chunks) > n_chunks:
-                            braked_at = (at, wire_end)
+                    seen = chunks[:]
+                    ends = uart_last_byte_s([(at, n) for at, n, _ in seen])
+                    braked_at = next(
+                        (
+                            (at, end)
+                            for (at, _, braked), end in zip(seen, ends, strict=True)
+                            if at >= t0 and braked
+                        ),
+                        None,
+                    )
                     woke = next((w for w in wakes[n_wakes:] if w >= t0), None)
                     if braked_at is None or woke is None:
                         out["skipped"] += 1
+                        continue
+                    if braked_at[0] < woke:
+                        # Braked before the sensor saw the object: for another reason (a stale reading or the
+                        # joystick's deadman on a starved machine). Not this path's figure; counted.
+                        out["braked_before_seen"] += 1
                         continue
                     out["trials"].append((woke - t0, braked_at[0] - woke, braked_at[1] - t0))
             except BaseException as err:  # reported by the benchmark, never a hung run
@@ -309,6 +329,8 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
         "sensor_to_wake_ms": _percentiles([s * 1000 for s, _, _ in rows]),
         "core_obstacle_to_frame_ms": _percentiles([c * 1000 for _, c, _ in rows]),
         "firmware_frame_to_pins_us": round(firmware_us, 1),
+        "skipped": out["skipped"],
+        "braked_before_seen": out["braked_before_seen"],
     }
 
 
