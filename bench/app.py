@@ -203,9 +203,9 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
 
     firmware_us = frame_to_pins_us()
     rnd = random.Random(14)
-    chunks: list[
-        tuple[float, int, bool]
-    ] = []  # (reached the Arduino's side, bytes, drive wheels braked after)
+    # Each read of the Arduino's side of the pty: when, how many bytes, and whether the drive wheels were braked
+    # after it.
+    chunks: list[tuple[float, int, bool]] = []
     wakes: list[float] = []
     intruder: list[float | None] = [None]
     out: dict[str, Any] = {"trials": [], "skipped": 0, "braked_before_seen": 0}
