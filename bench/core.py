@@ -50,9 +50,12 @@ def core_step_us(n: int = 100_000) -> dict[str, float]:
     }
 
 
-def tick_cpu_ms(n: int = 20_000) -> float:
-    """CPU time of one whole supervisor tick (read parts, navigate, decide, apply over the link, publish) while
-    the simulated robot cleans the sunny-day route; the world's own physics is not counted."""
+def core_tick_cpu_ms(n: int = 20_000) -> float:
+    """CPU time of the supervisor's own work in one tick (read the twins, navigate, decide, apply over the
+    in-process link, publish), called in a loop while the simulated robot cleans the sunny-day route.
+
+    Narrow: no asyncio loop, no poller threads, no dashboard, no world; bench.app.tick_cpu_ms is the whole
+    running process."""
     from sim.run import build
     from sim.scenario import load
 

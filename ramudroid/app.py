@@ -328,9 +328,15 @@ class Robot:
 
 
 async def run_async(
-    settings: Settings, *, web: bool = True, port: int | None = None, duration_s: float | None = None
+    settings: Settings,
+    *,
+    web: bool = True,
+    port: int | None = None,
+    duration_s: float | None = None,
+    attach: Callable[[Robot, Any], None] | None = None,
 ) -> int:
-    """Run the robot until SIGTERM/SIGINT (or `duration_s`); returns the exit code."""
+    """Run the robot until SIGTERM/SIGINT (or `duration_s`); returns the exit code. `attach(robot, runner)` is
+    called once both exist, before the first step (bench/ measures the running robot from the inside)."""
     from robot.runner import Runner
 
     clock = ScaledClock(settings.sim.speed if settings.all_sim else 1.0)
@@ -394,6 +400,8 @@ async def run_async(
             arm_power_down=robot.power_down.arm,
         )
         robot.wake_hook = runner.wake_threadsafe
+        if attach is not None:
+            attach(robot, runner)
 
         async def announce() -> None:
             await runner.ready.wait()

@@ -10,6 +10,7 @@ forkserver that has imported everything once, so 50 of them take seconds, not mi
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -89,7 +90,7 @@ def _work(
             return
 
 
-def test_fifty_kills_at_random_moments_lose_no_committed_alert_and_send_none_more_than_once_more(
+def test_fifty_kills_at_random_moments_lose_no_committed_alert_and_resend_only_the_one_a_kill_interrupted(
     tmp_path: Path,
 ) -> None:
     ctx = multiprocessing.get_context("forkserver")
@@ -121,6 +122,7 @@ def test_fifty_kills_at_random_moments_lose_no_committed_alert_and_send_none_mor
         assert parent.poll(60.0) and parent.recv() == "done"
         last.join(5.0)
         sent = Counter(text for number, text in fake.outbox if number == OWNER)
+        order = [int(text.rsplit(" ", 1)[1]) for number, text in fake.outbox if number == OWNER]
 
     with sqlite3.connect(db) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -130,12 +132,21 @@ def test_fifty_kills_at_random_moments_lose_no_committed_alert_and_send_none_mor
     assert unhandled == 0
     per_alert = [sent[f"ramudroid CRITICAL: alert {i}"] for i in range(1, ALERTS + 1)]
     assert min(per_alert) >= 1, "a committed alert never went out"
-    assert max(per_alert) <= 2, "an alert went out more than once more"
+    # A send is recorded right after the modem's answer, before the next one starts: a kill in between sends
+    # that one alert again, first thing in the next run, and nothing else again. So the modem sees the alerts
+    # in order, an alert repeated only straight after itself, and at most one repeat per kill. (Not "at most
+    # twice each": on a loaded machine two kills in a row can both land before a run records its first send.)
+    backwards = [(a, b) for a, b in itertools.pairwise(order) if b < a]
+    assert backwards == [], f"an older alert went out again after a newer one: {backwards[:5]}"
+    repeats = sum(1 for a, b in itertools.pairwise(order) if a == b)
+    assert repeats == sum(per_alert) - ALERTS <= KILLS, "more alerts went out again than kills interrupted"
     assert len(set(killed_at)) > 10  # the kills really landed at many different points of the work
-    print(f"{KILLS} kills survived; {sum(per_alert) - ALERTS} of {ALERTS} alerts sent once more")
+    print(
+        f"{KILLS} kills survived; {repeats} sends repeated for {ALERTS} alerts, most of one {max(per_alert)}"
+    )
     Path("/tmp/ramudroid-kills.txt").write_text(
-        f"{KILLS} kill -9 survived: {ALERTS} alerts committed, all sent, "
-        f"{sum(per_alert) - ALERTS} sent once more, none more\n"
+        f"{KILLS} kill -9 survived: {ALERTS} alerts committed, all sent in order, {repeats} sends repeated "
+        "(each straight after a kill interrupted it)\n"
     )
 
 

@@ -161,14 +161,20 @@ def test_boot_braked_then_cleaning_then_rain_stops_brushes_and_heads_for_shelter
     rain = robot.wait_for(lambda s: s["raining"] is True, 40)
     seen = time.monotonic()  # the reading had reached the supervisor by now (a little earlier, in fact)
     sheltering = robot.wait_for(lambda s: s["goal"] == "shelter", 5)
-    assert sheltering["state"] in ("sheltering", "sheltered", "gps_wait"), sheltering
+    # A machine whose cores are busy with other work can starve this real-time process for 250-500 ms: the link
+    # or a reading goes stale and the core faults (braked), as it must; it clears after 2 s of health (below).
+    starved = sheltering["state"] == "fault" and any(
+        why in sheltering["reason"] for why in ("link to the Arduino lost", "reading stale", "fault clearing")
+    )
+    assert sheltering["state"] in ("sheltering", "sheltered", "gps_wait") or starved, sheltering
     time.sleep(0.3)
     brushes_off = [t for t, p in robot.arduino.history if t > seen - 5 and not p.brushing]
     assert brushes_off, f"brushes never stopped after the rain ({rain['reason']})"
     assert brushes_off[0] - seen <= 2.0
     assert not robot.arduino.pins.brushing
-    # Heading for the shelter: the wheels turn after the rain (navigation drives to the shelter point).
-    robot.wait_for(lambda s: s["state"] in ("sheltering", "sheltered"), 5)
+    # Heading for the shelter: the wheels turn after the rain (navigation drives to the shelter point). 5 s, and
+    # the 2 s (control.fault_clear_s) a starvation fault above takes to clear.
+    robot.wait_for(lambda s: s["state"] in ("sheltering", "sheltered"), 7)
     end = time.monotonic() + 3.0
     while time.monotonic() < end and not robot.arduino.pins.moving:
         time.sleep(0.05)
