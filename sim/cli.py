@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -26,6 +27,13 @@ def register(subparsers: Any) -> None:
         "--hours", type=float, default=None, help="simulate only the first HOURS of the scenario"
     )
     run.add_argument("--no-plots", action="store_true", help="write report.json only")
+    run.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the decision trace (state, reason, inputs; one JSON line per change) to FILE",
+    )
     run.set_defaults(func=cmd_run)
     lst = sub.add_parser("list", help="list the shipped scenarios")
     lst.set_defaults(func=cmd_list)
@@ -72,15 +80,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         sc = scen.load(args.scenario)
         out = args.out if args.out is not None else Path("sim-report") / sc.name
         duration = args.hours * 3600.0 if args.hours is not None else None
-        result = run_scenario(
-            sc, settings=settings, seed=args.seed, duration_s=duration, progress=ProgressBar(sc.name)
-        )
+        log_path: Path | None = getattr(args, "log", None)
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(log_path.open("w", encoding="utf-8")) if log_path is not None else None
+            result = run_scenario(
+                sc,
+                settings=settings,
+                seed=args.seed,
+                duration_s=duration,
+                progress=ProgressBar(sc.name),
+                log=log,
+            )
         files = run_to_dir(result, out, plots=not args.no_plots)
+        if log_path is not None:
+            files.append(log_path)
     except RamudroidError as err:
         print(f"ramudroid sim: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"ramudroid sim: cannot write the report ({err}); check --out", file=sys.stderr)
+        print(f"ramudroid sim: cannot write the report ({err}); check --out and --log", file=sys.stderr)
         return 2
     r = result.report
     speed = r["simulated_s"] / r["wall_s"] if r["wall_s"] > 0 else float("inf")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from arduino_bridge.direct import DirectLink
 from arduino_bridge.sim_arduino import SimArduino
@@ -25,6 +25,7 @@ from robot.power_down import PowerDown, PowerDownPlan
 from robot.telemetry import TelemetryBus
 from sim.report import Recorder
 from sim.scenario import Fault, Scenario
+from sim.trace import DecisionLog
 from sim.world import World
 
 PROGRESS_EVERY_S = 60.0  # simulated seconds between progress callbacks
@@ -92,6 +93,7 @@ class SimRun:
     telemetry: TelemetryBus
     stops: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)  # (t, reason, detail)
     boots: int = 0
+    trace: DecisionLog | None = None  # the decision trace (`sim run --log`), when asked for
 
 
 @dataclass
@@ -182,10 +184,14 @@ class FaultInjector:
             _, kind, fn = self.undo.pop(0)
             fn()
             r.recorder.fault(t, kind, "ended")
+            if r.trace is not None:
+                r.trace.event(t, "fault", kind=kind, note="ended")
         while self.pending and self.pending[0].at_s <= t:
             f = self.pending.pop(0)
             note = self._inject(f, t)
             r.recorder.fault(t, f.kind, note)
+            if r.trace is not None:
+                r.trace.event(t, "fault", kind=f.kind, note=note)
 
     def _later(self, t: float, kind: str, fn: Callable[[], None]) -> None:
         self.undo.append((t, kind, fn))
@@ -247,6 +253,8 @@ class SimPi:
 
     def _record(self, reason: str, detail: str) -> None:
         self.run.stops.append((self.run.clock.t, reason, detail))
+        if self.run.trace is not None:
+            self.run.trace.event(self.run.clock.t, "power_down", reason=reason, detail=detail)
 
     def power_down(self, plan: PowerDownPlan) -> bool:
         """Carry the plan out; False when the robot must stay up (no wake alarm for a night)."""
@@ -272,6 +280,10 @@ class SimPi:
         """The supply went without a power-down (the charge controller's cut): no goodbye, no record."""
         r = self.run
         if r.supervisor is not None:
+            if r.trace is not None:
+                r.trace.event(
+                    r.clock.t, "pi_lost", pi=r.world.pi_state, note="supply lost without a power-down"
+                )
             self.last_core, self.last_nav, self.last_plan = r.supervisor.core, r.supervisor.nav, None
             r.link.close()
             r.parts.relay.select(PowerSource.BATTERY)
@@ -295,6 +307,8 @@ class SimPi:
             sup.nav = self.last_nav
         r.supervisor = sup
         r.boots += 1
+        if r.trace is not None:
+            r.trace.event(r.clock.t, "boot", boots=r.boots, mode=sup.core.mode.value, estop=sup.core.estop)
 
 
 def _fake_modem(parts: Any) -> Any:
@@ -314,9 +328,14 @@ def run_scenario(
     seed: int | None = None,
     duration_s: float | None = None,
     progress: Callable[[float], None] | None = None,
+    log: TextIO | None = None,
 ) -> RunResult:
-    """Run the scenario (or its first duration_s seconds) as fast as it goes; brakes at the end."""
+    """Run the scenario (or its first duration_s seconds) as fast as it goes; brakes at the end. With `log`, the
+    decision trace goes there as JSON lines (sim.trace)."""
     run = build(scenario, settings, seed)
+    if log is not None:
+        run.trace = DecisionLog(log, run.world)
+    trace = run.trace
     total = scenario.duration_s if duration_s is None else min(duration_s, scenario.duration_s)
     dt = 1.0 / run.settings.control.rate_hz
     steps = round(total / dt)
@@ -355,7 +374,10 @@ def run_scenario(
                 rec.off_step(t, n * dt)
             else:
                 sup.poll_parts(t)
-                rec.step(t, dt, sup.step(t), arduino.pins)
+                decision = sup.step(t)
+                rec.step(t, dt, decision, arduino.pins)
+                if trace is not None:
+                    trace.decision(t, decision, sup)
                 if sup.power_down_plan is not None:
                     pi.power_down(sup.power_down_plan)
             if progress is not None and i // every != (i - n) // every:
@@ -369,6 +391,8 @@ def run_scenario(
         run.link.close()
     rec.finish(t)
     wall = time.perf_counter() - started
+    if trace is not None:
+        trace.close()
     if progress is not None:
         progress(1.0)
     return RunResult(rec.report(wall), run, wall)

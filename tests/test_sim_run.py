@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -124,3 +125,26 @@ def test_cli_bad_scenario_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[s
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sunny_day" in err[0]
+
+
+def test_cli_log_writes_the_decision_trace_only_on_change(tmp_path: Path) -> None:
+    scenario = tmp_path / "cut.toml"
+    scenario.write_text(HEAD + '[[fault]]\nat = "10:00:40"\nkind = "link_cut"\nduration_s = 5\n')
+    log = tmp_path / "logs" / "trace.jsonl"
+    args = ["sim", "run", str(scenario), "--hours", str(60 / 3600), "--no-plots", "--log", str(log)]
+    rc = cli.main([*args, "--out", str(tmp_path / "o")])
+    assert rc == 0
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    decisions = [x for x in lines if x["event"] == "decision"]
+    # 1200 steps, a handful of lines: written only when the decision changes.
+    assert 2 <= len(decisions) < 40
+    assert all(d["inputs"].keys() >= {"distance_m", "raining", "battery_soc", "link_ok"} for d in decisions)
+    cut = next(i for i, x in enumerate(lines) if x["event"] == "fault" and x["kind"] == "link_cut")
+    assert lines[cut]["t_s"] == pytest.approx(40.0) and lines[cut]["clock"].startswith("2024-03-15T10:00:40")
+    # The cut link is what the next decisions are about: the core sees it and brakes.
+    after = [x for x in lines[cut + 1 :] if x["event"] == "decision"]
+    assert any(x["state"] == "fault" and not x["inputs"]["link_ok"] and not x["moving"] for x in after)
+    for a, b in itertools.pairwise(lines):
+        if a["event"] == b["event"] == "decision" and not b["alerts"]:
+            same = ("state", "mode", "goal", "power", "moving", "brushing")
+            assert [a[k] for k in same] != [b[k] for k in same] or a["reason"] != b["reason"]
