@@ -107,7 +107,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary(sc.name, r, speed))
     for f in files:
         print(f)
-    return 0
+    return verdict(sc, r, cut_short=duration is not None and duration < sc.duration_s)
+
+
+def verdict(sc: Any, report: dict[str, Any], *, cut_short: bool = False) -> int:
+    """Check the scenario's [expect] table against the report: 0 when all are met, 1 (and one line for each
+    unmet one) otherwise."""
+    from sim.report import unmet
+
+    if not sc.expect:
+        return 0
+    if cut_short:
+        print(f"expectations: not checked ({len(sc.expect)}): --hours cut the run short")
+        return 0
+    failed = unmet(sc.expect, report, sc.source)
+    for line in failed:
+        print(f"unmet: {line}")
+    print(f"expectations: {len(sc.expect) - len(failed)} of {len(sc.expect)} met")
+    return 1 if failed else 0
 
 
 def summary(name: str, r: dict[str, Any], speed: float) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from robot.core.types import Decision, Goal, Guidance, MotorOutputs, PinState, State
 from robot.navigation.geometry import clearance
+from sim.scenario import Expectation
 from sim.world import World
 
 REPORT_KEYS = (
@@ -43,6 +44,8 @@ SOC_SLACK = 0.02  # the robot's state of charge may differ from the truth by thi
 # Positioning figures (issue 13), measured on true position: kept apart so other report fields merge cleanly.
 NAV_REPORT_KEYS = ("geofence_exit_s", "geofence_max_depth_m", "geofence_alerts", "arrivals")
 REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS)
+# Figures a scenario's [expect] table may name (the lists of alerts and events are not single figures).
+EXPECTABLE = tuple(k for k in REPORT_KEYS if k not in ("alerts", "safety_events"))
 PLOT_FILES = ("track.png", "power.png", "states.png")
 # A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
 REACTION_GIVE_UP_S = 60.0
@@ -352,6 +355,46 @@ class NavRecorder:
             "geofence_alerts": {"total": self.alerts_total, "false": self.alerts_false},
             "arrivals": out,
         }
+
+
+def figure(report: dict[str, Any], key: str) -> Any:
+    """The report's figure at a dotted key ("time_in_state_s.sheltered"); KeyError when there is none."""
+    value: Any = report
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(key)
+        value = value[part]
+    return value
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9),
+    "!=": lambda a, b: not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9),
+}
+
+
+def unmet(expectations: tuple[Expectation, ...], report: dict[str, Any], source: str = "") -> list[str]:
+    """One line per expectation the report does not meet: where it is written, what it says, what happened."""
+    out = []
+    for e in expectations:
+        where = f"{source} line {e.line}: " if source and e.line else ""
+        try:
+            got = figure(report, e.key)
+            want = figure(report, e.operand) if isinstance(e.operand, str) else e.operand
+        except KeyError as err:
+            out.append(f"{where}expect {e.describe()}: the report has no figure {err.args[0]!r}")
+            continue
+        if isinstance(got, dict) or isinstance(want, dict) or got is None or want is None:
+            out.append(f"{where}expect {e.describe()}: {e.key} = {got!r} is not a single number")
+            continue
+        if not _OPS[e.op](float(got), float(want)):
+            also = f" ({e.operand} = {want:g})" if isinstance(e.operand, str) else ""
+            out.append(f"{where}expect {e.describe()}: got {e.key} = {got:g}{also}")
+    return out
 
 
 def _hours(rec: Recorder, ts: list[float]) -> list[float]:

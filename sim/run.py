@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +19,13 @@ from typing import Any, TextIO
 from arduino_bridge.direct import DirectLink
 from arduino_bridge.sim_arduino import SimArduino
 from robot.alerts import AlertOutbox
-from robot.commands import CommandQueue
+from robot.commands import CommandQueue, EmergencyStop
 from robot.config import HardwareSettings, Settings
-from robot.core.types import Mode, PowerSource
+from robot.core.types import Command, CommandKind, Mode, PowerSource
 from robot.power_down import PowerDown, PowerDownPlan
 from robot.telemetry import TelemetryBus
 from sim.report import Recorder
-from sim.scenario import Fault, Scenario
+from sim.scenario import Fault, OperatorAction, Scenario
 from sim.trace import DecisionLog
 from sim.world import World
 
@@ -94,6 +95,7 @@ class SimRun:
     stops: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)  # (t, reason, detail)
     boots: int = 0
     trace: DecisionLog | None = None  # the decision trace (`sim run --log`), when asked for
+    operator: Any = None  # the OperatorTimeline of the run (what was done, what was refused)
 
 
 @dataclass
@@ -231,6 +233,71 @@ class FaultInjector:
         return "unknown fault kind"  # unreachable: scenario validation names the allowed kinds
 
 
+DRIVE_REPEAT_S = 0.1  # the dashboard's joystick sends a drive tick every 100 ms (web/static/app.js DRIVE_MS)
+
+
+class OperatorTimeline:
+    """The scenario's [operator] actions, put at their times on the one command queue the dashboard uses (the
+    e-stop through the same EmergencyStop, without a store). While the Pi is off nothing takes them: refused."""
+
+    def __init__(self, run: SimRun) -> None:
+        self.run = run
+        self.estop = EmergencyStop(run.commands, None, run.clock)
+        # (t, order, action, left, right, noted): a drive is its ticks, then the release; only the first tick
+        # and the release are noted (and traced), not every repeat.
+        due: list[tuple[float, int, OperatorAction, float, float, bool]] = []
+        for n, a in enumerate(run.scenario.operator):
+            if a.action != "drive":
+                due.append((a.at_s, n, a, 0.0, 0.0, True))
+                continue
+            ticks = max(1, math.ceil(a.duration_s / DRIVE_REPEAT_S))
+            due += [(a.at_s + k * DRIVE_REPEAT_S, n, a, a.left, a.right, k == 0) for k in range(ticks)]
+            due.append(
+                (a.at_s + a.duration_s, n, a, 0.0, 0.0, True)
+            )  # released: the explicit zero stops at once
+        due.sort(key=lambda d: (d[0], d[1]))
+        self.pending = due
+        self.done: list[dict[str, Any]] = []
+
+    def due(self, t: float) -> bool:
+        """True when an action is due at t."""
+        return bool(self.pending) and self.pending[0][0] <= t + 1e-9
+
+    def apply(self, t: float) -> None:
+        """Put every action due at t on the command queue."""
+        r = self.run
+        while self.due(t):
+            _, _, a, left, right, noted = self.pending.pop(0)
+            taken = r.supervisor is not None and self._put(a, t, left, right)
+            if a.action == "tray_emptied":
+                r.world.empty_tray()  # the person empties it whether or not the button reaches the Pi
+            if not noted:
+                continue
+            note = (
+                "" if taken else ("refused: the Pi is off" if r.supervisor is None else "refused: queue full")
+            )
+            self.done.append(
+                {"at_s": round(t, 3), "action": a.action, "left": left, "right": right, "note": note}
+            )
+            if r.trace is not None:
+                extra: dict[str, Any] = {"mode": a.mode} if a.mode else {}
+                if a.action == "drive":
+                    extra = {"left": left, "right": right}
+                r.trace.event(t, "operator", action=a.action, note=note, **extra)
+
+    def _put(self, a: OperatorAction, t: float, left: float, right: float) -> bool:
+        q = self.run.commands
+        if a.action == "estop":
+            return self.estop("operator").applied
+        if a.action == "reset":
+            return q.put(Command(CommandKind.RESET, at=t, source="operator"))
+        if a.action == "mode":
+            return q.put(Command(CommandKind.SET_MODE, at=t, mode=Mode(a.mode), source="operator"))
+        if a.action == "tray_emptied":
+            return q.put(Command(CommandKind.TRAY_EMPTIED, at=t, source="operator"))
+        return q.put(Command(CommandKind.DRIVE, at=t, left=left, right=right, source="operator"))
+
+
 class SimPi:
     """The Pi's planned power-down and its boot, in the simulator: the real PowerDown with a command runner that
     sets the world's wake alarm and halts the world's Pi, and a boot that starts a new supervisor the way
@@ -344,6 +411,8 @@ def run_scenario(
     world, arduino, rec, clock = run.world, run.arduino, run.recorder, run.clock
     relay = run.parts.relay
     faults = FaultInjector(run)
+    operator = OperatorTimeline(run)
+    run.operator = operator
     pi = SimPi(run)
     # The loop makes millions of short-lived, acyclic objects: scanning them for reference cycles is wasted work.
     gc_threshold = gc.get_threshold()
@@ -365,6 +434,8 @@ def run_scenario(
             world.advance(n * dt, arduino.pins)
             if faults.due(t):
                 faults.apply(t)
+            if operator.pending and operator.due(t):
+                operator.apply(t)
             if sup is None:
                 rec.off_step(t, n * dt)
                 if world.pi_state == "on":

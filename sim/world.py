@@ -23,7 +23,7 @@ from robot.hardware.interfaces import GpsFix, PowerReading
 from robot.navigation.geometry import Point, clearance, point_in_polygon
 from robot.navigation.site import Site, demo_site, load_site
 from sim import solar
-from sim.scenario import Place, Scenario
+from sim.scenario import Place, Scenario, place_xy
 
 # --- the robot's figures (design notes) ---
 WHEEL_RPM = 300.0
@@ -286,17 +286,7 @@ class World:
 
     # ---- set-up
     def _place(self, p: Place) -> Point:
-        if p.along_m is None:
-            assert p.x is not None and p.y is not None
-            return (p.x, p.y)
-        route = self.site.route
-        s = min(p.along_m, route.length)
-        ax, ay = route.at(max(0.0, s - 0.5))
-        bx, by = route.at(min(route.length, s + 0.5))
-        cx, cy = route.at(s)
-        d = math.hypot(bx - ax, by - ay) or 1.0
-        # Offset to the left of the direction of travel.
-        return (cx - (by - ay) / d * p.offset_m, cy + (bx - ax) / d * p.offset_m)
+        return place_xy(self.site, p)
 
     def _cloud_passes(self) -> list[tuple[float, float, float]]:
         """Shaded intervals (start, end, transmittance): clouds drifting over the sun, seeded."""
@@ -444,8 +434,7 @@ class World:
         # Events: tray emptied by a person, rain and storms, GPS epochs, stuck sensors expiring.
         if self._empties and t >= self._empties[0]:
             self._empties.pop(0)
-            self.tray = 0.0
-            self.tray_emptied_at.append(t)
+            self.empty_tray()
         if self.is_raining:
             if not self._rain_now(t):
                 self.is_raining = False
@@ -722,6 +711,11 @@ class World:
             quality=quality,
             std_m=std_m,
         )
+
+    def empty_tray(self) -> None:
+        """A person empties the tray now."""
+        self.tray = 0.0
+        self.tray_emptied_at.append(self.t)
 
     # ---- faults
     def lose_gps(self, duration_s: float) -> None:

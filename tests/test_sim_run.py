@@ -148,3 +148,58 @@ def test_cli_log_writes_the_decision_trace_only_on_change(tmp_path: Path) -> Non
         if a["event"] == b["event"] == "decision" and not b["alerts"]:
             same = ("state", "mode", "goal", "power", "moving", "brushing")
             assert [a[k] for k in same] != [b[k] for k in same] or a["reason"] != b["reason"]
+
+
+def test_operator_estop_and_reset_go_through_the_command_queue() -> None:
+    ops = '[[operator]]\nat = "10:01:00"\naction = "estop"\n[[operator]]\nat = "10:01:30"\naction = "reset"\n'
+    result = run_text(ops, 120.0)
+    r = result.report
+    assert [(d["at_s"], d["action"], d["note"]) for d in result.run.operator.done] == [
+        (60.0, "estop", ""),
+        (90.0, "reset", ""),
+    ]
+    stop = [a for a in r["alerts"] if a["kind"] == "estop"]
+    assert len(stop) == 1 and stop[0]["at_s"] == pytest.approx(60.0) and "operator" in stop[0]["message"]
+    # Stopped from the step the e-stop was taken until the reset, 30 s at 20 Hz.
+    assert r["time_in_state_s"]["estop"] == pytest.approx(30.0, abs=0.06)
+    assert any(a["kind"] == "reset" and a["at_s"] == pytest.approx(90.0) for a in r["alerts"])
+
+
+def test_operator_drives_by_hand_and_empties_the_tray() -> None:
+    text = HEAD.replace("battery_soc = 0.9\n", "battery_soc = 0.9\ntray_kg = 1.0\n") + (
+        '[[operator]]\nat = "10:00:20"\naction = "mode"\nmode = "manual"\n'
+        '[[operator]]\nat = "10:00:30"\naction = "drive"\nleft = 0.6\nright = 0.6\nduration_s = 4\n'
+        '[[operator]]\nat = "10:00:50"\naction = "tray_emptied"\n'
+    )
+    sc = scen.parse(text, "test.toml")
+    run = run_scenario(sc, duration_s=29.0).run
+    x0, y0 = run.world.x, run.world.y
+    result = run_scenario(sc, duration_s=60.0)
+    w = result.run.world
+    moved = ((w.x - x0) ** 2 + (w.y - y0) ** 2) ** 0.5
+    # 4 s at most at the manual duty cap (200/255 of 1.571 m/s, times 0.6): between 1 and 4 m.
+    assert 1.0 < moved < 4.0
+    assert w.speed_m_s == pytest.approx(0.0, abs=0.01)  # released: braked
+    assert w.tray_emptied_at == [pytest.approx(50.0)] and w.tray < 0.01
+    actions = [(d["at_s"], d["action"]) for d in result.run.operator.done]
+    assert actions == [(20.0, "mode"), (30.0, "drive"), (34.0, "drive"), (50.0, "tray_emptied")]
+    assert result.report["time_in_state_s"]["manual"] == pytest.approx(40.0, abs=0.06)
+
+
+def test_cli_checks_the_expectations_and_prints_the_unmet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "exp.toml"
+    text = HEAD.replace("duration_h = 1", "duration_h = 0.02")
+    text += '[expect]\nbrownout_s = 0\ncollisions = "> 0"\nstorms = "== shelter_reached"\n'
+    scenario.write_text(text)
+    rc = cli.main(["sim", "run", str(scenario), "--out", str(tmp_path / "o"), "--no-plots"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    unmet = [x for x in out if x.startswith("unmet:")]
+    line = text.splitlines().index('collisions = "> 0"') + 1
+    assert unmet == [f"unmet: {scenario} line {line}: expect collisions > 0: got collisions = 0"]
+    assert "expectations: 2 of 3 met" in out
+    scenario.write_text(text.replace('"> 0"', '"== 0"'))
+    assert cli.main(["sim", "run", str(scenario), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    assert "expectations: 3 of 3 met" in capsys.readouterr().out
