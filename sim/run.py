@@ -27,7 +27,7 @@ from robot.telemetry import TelemetryBus
 from sim.report import Recorder
 from sim.scenario import Fault, OperatorAction, Scenario
 from sim.trace import DecisionLog
-from sim.world import World
+from sim.world import SENSOR_RANGE_M, World
 
 PROGRESS_EVERY_S = 60.0  # simulated seconds between progress callbacks
 # While the Pi is powered down nothing on the robot moves or decides: the world (battery, sun, rain, alarms)
@@ -230,6 +230,37 @@ class FaultInjector:
             fake.set_mute(True)
             self._later(t + f.duration_s, "modem_back", lambda: fake.set_mute(False))
             return f"modem silent for {f.duration_s:g} s"
+        if f.kind == "modem_no_network":
+            fake = _fake_modem(r.parts)
+            if fake is None:
+                return "no simulated modem in this run"
+            fake.set_registered(False)
+            self._later(t + f.duration_s, "network_back", lambda: fake.set_registered(True))
+            return f"modem without network for {f.duration_s:g} s"
+        if f.kind == "gps_degraded":
+            w.degrade_gps(f.duration_s, f.cep_m)
+            return f"fixes at {f.cep_m:g} m CEP for {f.duration_s:g} s"
+        if f.kind in ("echo_false", "echo_missing"):
+            phantom = f.kind == "echo_false"
+            w.echo_fault(f.duration_s, f.distance_m if phantom else SENSOR_RANGE_M, f.rate)
+            what = f"a phantom echo at {f.distance_m:g} m" if phantom else "no echo"
+            return f"{what} in {f.rate * 100:g} % of readings for {f.duration_s:g} s"
+        if f.kind == "relay_welded":
+            w.weld_relay(f.duration_s)
+            return f"relay welded on {w.source.value} for {f.duration_s:g} s"
+        if f.kind == "scale_drift":
+            w.drift_scale(f.duration_s, f.kg_per_h)
+            return f"scale zero drifting {f.kg_per_h:+g} kg/h for {f.duration_s:g} s"
+        if f.kind == "rain_sensor_wet":
+            w.wet_rain_sensor(f.duration_s)
+            return (
+                f"rain sensor wet for {f.duration_s:g} s, {'in rain' if w.is_raining else 'under a dry sky'}"
+            )
+        if f.kind == "pi_reset":
+            return "the Pi reset by a supply dip" if w.pi_reset() else "the Pi was not running"
+        if f.kind == "pushed":
+            w.push(f.distance_m, f.heading_deg)
+            return f"pushed {f.distance_m:g} m towards {f.heading_deg:g} deg"
         return "unknown fault kind"  # unreachable: scenario validation names the allowed kinds
 
 

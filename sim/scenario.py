@@ -32,7 +32,28 @@ FAULT_KINDS = (
     "gps_jump",  # fixes offset by jump_m for duration_s (multipath)
     "stuck_sensor",  # `sensor` repeats its last reading for duration_s
     "modem_gone",  # the GSM modem stops answering for duration_s
+    "gps_degraded",  # fixes wander with a `cep_m` error for duration_s (urban canyon, trees)
+    "echo_false",  # the ultrasonic sensor hears a phantom echo at `distance_m` (a `rate` of its readings)
+    "echo_missing",  # the ultrasonic sensor hears nothing (reads its full 4 m range) for a `rate` of its readings
+    "relay_welded",  # the power relay's contacts weld: it stays where it is, whatever the Pi selects
+    "scale_drift",  # the load cell's zero creeps by `kg_per_h` for duration_s, then it is re-tared
+    "modem_no_network",  # the GSM modem answers but has no network: every SMS fails
+    "pi_reset",  # the Pi's supply dips (a brown-out): it resets without a power-down and boots again
+    "pushed",  # someone pushes the robot `distance_m` towards compass `heading_deg`
+    "rain_sensor_wet",  # the rain sensor is wet under a clear sky (dew, a leaf) for duration_s
 )
+# The keys each kind takes beyond at, kind and duration_s, and the kinds that take no duration.
+FAULT_KEYS = {
+    "corrupt_bytes": ("count",),
+    "gps_jump": ("jump_m",),
+    "stuck_sensor": ("sensor",),
+    "gps_degraded": ("cep_m",),
+    "echo_false": ("distance_m", "rate"),
+    "echo_missing": ("rate",),
+    "scale_drift": ("kg_per_h",),
+    "pushed": ("distance_m", "heading_deg"),
+}
+INSTANT_FAULTS = ("corrupt_bytes", "pi_reset", "pushed")
 STUCK_SENSORS = ("distance", "rain", "scale", "power", "gps")
 OPERATOR_ACTIONS = (
     "estop",  # the dashboard's STOP: latches the e-stop
@@ -138,6 +159,11 @@ class Fault:
     sensor: str = ""
     count: int = 0
     jump_m: float = 0.0
+    cep_m: float = 0.0
+    distance_m: float = 0.0
+    rate: float = 1.0
+    kg_per_h: float = 0.0
+    heading_deg: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,20 +659,32 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
     faults = []
     for i, ft in enumerate(c.items(data, (), "fault")):
         path = ("fault", i)
-        c.keys(ft, path, ("at", "kind", "duration_s", "sensor", "count", "jump_m"))
+        every_key = sorted({k for keys in FAULT_KEYS.values() for k in keys})
+        c.keys(ft, path, ("at", "kind", "duration_s", *every_key))
         kind = c.string(ft, path, "kind", None, FAULT_KINDS)
-        needs_duration = kind != "corrupt_bytes"
+        takes = FAULT_KEYS.get(kind, ())
+        for key in every_key:
+            if key in ft and key not in takes:
+                users = " or ".join(k for k, keys in FAULT_KEYS.items() if key in keys)
+                raise c.error((*path, key), f": only a {users} fault takes {key}")
+        if kind in INSTANT_FAULTS and "duration_s" in ft:
+            raise c.error((*path, "duration_s"), f": a {kind} fault happens at once; it takes no duration_s")
+        instant = kind in INSTANT_FAULTS
         fault = Fault(
             at_s=c.time(ft, path, "at", None),
             kind=kind,
-            duration_s=c.number(ft, path, "duration_s", None if needs_duration else 0.0, 0.05, 86400.0),
-            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if kind == "stuck_sensor" else "",
-            count=int(c.number(ft, path, "count", 8, 1, 10000)) if kind == "corrupt_bytes" else 0,
-            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if kind == "gps_jump" else 0.0,
+            duration_s=0.0 if instant else c.number(ft, path, "duration_s", None, 0.05, 86400.0),
+            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if "sensor" in takes else "",
+            count=int(c.number(ft, path, "count", 8, 1, 10000)) if "count" in takes else 0,
+            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if "jump_m" in takes else 0.0,
+            cep_m=c.number(ft, path, "cep_m", 10.0, 0.5, 1000.0) if "cep_m" in takes else 0.0,
+            distance_m=c.number(ft, path, "distance_m", 0.3 if kind == "echo_false" else 1.0, 0.02, 100.0)
+            if "distance_m" in takes
+            else 0.0,
+            rate=c.number(ft, path, "rate", 1.0, 0.0, 1.0) if "rate" in takes else 1.0,
+            kg_per_h=c.number(ft, path, "kg_per_h", 0.2, -10.0, 10.0) if "kg_per_h" in takes else 0.0,
+            heading_deg=c.number(ft, path, "heading_deg", 0.0, 0.0, 360.0) if "heading_deg" in takes else 0.0,
         )
-        for key, used in (("sensor", "stuck_sensor"), ("count", "corrupt_bytes"), ("jump_m", "gps_jump")):
-            if key in ft and kind != used:
-                raise c.error((*path, key), f": only a {used} fault takes {key}")
         faults.append(fault)
     faults.sort(key=lambda f: f.at_s)
     for i, f in enumerate(faults):

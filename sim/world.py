@@ -271,6 +271,14 @@ class World:
         self._last_track: float | None = None
         # Stuck sensors: name -> (until, frozen value).
         self._stuck: dict[str, tuple[float, object]] = {}
+        # Other part faults (sim.scenario FAULT_KINDS); their own generator, so a fault never shifts the noise
+        # the other readings draw.
+        self._fault_rng = random.Random(self.seed * 15485863 + 3)
+        self._gps_degraded: tuple[float, float] | None = None  # (until, error scale)
+        self._echo: tuple[float, float, float] | None = None  # (until, reading, share of readings)
+        self._scale_drift: tuple[float, float, float] | None = None  # (from, until, kg per second)
+        self._wet_until = -1.0
+        self._welded_until = -1.0
         self._last_reading: dict[str, object] = {}
         # Route coverage and fence.
         self._route_cells, self._route_points = self._route_samples()
@@ -685,6 +693,11 @@ class World:
         sigma = rx.sigma_m if fixed else rx.float_sigma_m
         white = rx.white_m if fixed else rx.float_sigma_m / 5.0
         wander = math.sqrt(max(sigma * sigma - white * white, 0.0))
+        poor = self._gps_degraded
+        if poor is not None and self.t >= poor[0]:
+            poor = self._gps_degraded = None
+        if poor is not None:
+            wander *= poor[1]  # the same wander, larger: reflections move the solution slowly, not at random
         ex = ux * wander + rng.gauss(0.0, white)
         ey = uy * wander + rng.gauss(0.0, white)
         if self.t < self._gps_jump_until:
@@ -696,6 +709,8 @@ class World:
             h = self.heading if self.vl + self.vr >= 0.0 else self.heading + math.pi
             self._last_track = (90.0 - math.degrees(h) + rng.gauss(0.0, 3.0)) % 360.0
         sats = max(4, min(12, round(rng.gauss(8.0, 1.2))))
+        if poor is not None:
+            sats = max(4, sats - 3)  # fewer satellites in view is why the fix is poor
         quality = rx.quality if fixed else 5
         # GST: the receiver's own one-axis estimate, honest to within a fifth.
         std_m = round(sigma * rng.uniform(0.8, 1.2), 4) if rx.gst else None
@@ -733,6 +748,44 @@ class World:
         """This sensor repeats its last reading for a while ("distance", "rain", "scale", "power", "gps")."""
         self._stuck[sensor] = (self.t + duration_s, self._last_reading.get(sensor))
 
+    def degrade_gps(self, duration_s: float, cep_m: float) -> None:
+        """Fixes wander with this CEP (and fewer satellites) for a while: an urban canyon, a row of trees."""
+        self._gps_degraded = (self.t + duration_s, max(1.0, cep_m / (self._rx.sigma_m * 1.1774)))
+
+    def echo_fault(self, duration_s: float, reading_m: float, rate: float) -> None:
+        """For a while, this share of the ultrasonic readings is `reading_m` whatever is ahead: a phantom echo
+        (a leaf, crosstalk) at a short distance, or a missing one (a soft or slanted surface) at full range."""
+        self._echo = (self.t + duration_s, reading_m, rate)
+
+    def weld_relay(self, duration_s: float) -> None:
+        """The power relay's contacts weld where they are: selecting the other source does nothing for a while."""
+        self._welded_until = self.t + duration_s
+
+    def drift_scale(self, duration_s: float, kg_per_h: float) -> None:
+        """The load cell's zero creeps at this rate for a while, then it is re-tared."""
+        self._scale_drift = (self.t, self.t + duration_s, kg_per_h / 3600.0)
+
+    def wet_rain_sensor(self, duration_s: float) -> None:
+        """The rain sensor reads wet for a while whatever the sky does: dew, or a wet leaf lying on it."""
+        self._wet_until = self.t + duration_s
+
+    def pi_reset(self) -> bool:
+        """The Pi's supply dips (a brown-out) and it resets: gone without a power-down, it boots again as the
+        supply is back. False when it was not running."""
+        if self.pi_state != "on":
+            return False
+        self.pi_power_losses += 1
+        self.pi_state = "dead"
+        return True
+
+    def push(self, distance_m: float, heading_deg: float) -> None:
+        """Someone pushes the robot this far towards a compass heading; the wheels stop turning."""
+        a = math.radians(90.0 - heading_deg)
+        self.x += distance_m * math.cos(a)
+        self.y += distance_m * math.sin(a)
+        self.vl = self.vr = 0.0
+        self._fence_ref = (self.x, self.y, clearance((self.x, self.y), self.site.fence))
+
     def _stuck_value(self, sensor: str) -> tuple[bool, object]:
         st = self._stuck.get(sensor)
         if st is None:
@@ -757,6 +810,12 @@ class World:
         if stuck and value is not None:
             return value  # type: ignore[return-value]
         w = max(0.0, self.tray + self._sensor_rng.gauss(0.0, 0.003))
+        drift = self._scale_drift
+        if drift is not None:
+            if self.t >= drift[1]:
+                self._scale_drift = None
+            else:
+                w = max(0.0, w + (self.t - drift[0]) * drift[2])
         self._last_reading["scale"] = w
         return w
 
@@ -765,14 +824,22 @@ class World:
         stuck, value = self._stuck_value("rain") if self._stuck else (False, None)
         if stuck and value is not None:
             return value  # type: ignore[return-value]
-        self._last_reading["rain"] = self.is_raining
-        return self.is_raining
+        wet = self.is_raining or self.t < self._wet_until
+        self._last_reading["rain"] = wet
+        return wet
 
     def distance_m(self) -> float | None:
         """Ultrasonic range to the nearest obstacle in the forward cone; 4.0 (full range) when none."""
         stuck, value = self._stuck_value("distance") if self._stuck else (False, None)
         if stuck:
             return value  # type: ignore[return-value]
+        echo = self._echo
+        if echo is not None:
+            if self.t >= echo[0]:
+                self._echo = echo = None
+            elif echo[2] >= 1.0 or self._fault_rng.random() < echo[2]:
+                self._last_reading["distance"] = echo[1]
+                return echo[1]
         d = self.true_distance_m()
         # Like the real driver (gpiozero's DistanceSensor): nothing within range reads as the full 4 m.
         d = SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._sensor_rng.gauss(0.0, 0.01))
@@ -833,7 +900,7 @@ class World:
     def set_power_source(self, source: PowerSource) -> None:
         """The power relay: which source feeds the loads."""
         source = source if isinstance(source, PowerSource) else PowerSource(source)
-        if source is not self.source:
+        if source is not self.source and self.t >= self._welded_until:
             self.relay_toggles += 1
             self.source = source
 
