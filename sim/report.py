@@ -49,6 +49,9 @@ EXPECTABLE = tuple(k for k in REPORT_KEYS if k not in ("alerts", "safety_events"
 PLOT_FILES = ("track.png", "power.png", "states.png")
 # A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
 REACTION_GIVE_UP_S = 60.0
+# Finishing (standing still; in the shelter) not seen within this long after the reaction: done_ms = None.
+DONE_GIVE_UP_S = 3600.0
+STILL_M_S = 0.02  # true speed below this: the wheels have stopped
 
 
 def _forward(p: PinState) -> bool:
@@ -61,17 +64,31 @@ def _drives_forward(m: MotorOutputs) -> bool:
 
 @dataclass(slots=True)
 class SafetyEvent:
-    """A situation that calls for a reaction, and how long the applied pins took to show it."""
+    """A situation that may call for a reaction: whether it did (the robot was doing what it forbids), how long
+    the applied pins took to show the reaction, and how long until the reaction was carried out in the world
+    (wheels still; in rain, in the shelter)."""
 
     kind: str
     at: float
     reaction_ms: float | None = None
     closed: bool = False
+    required: bool = True
+    done_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """{kind, reaction_ms} plus when it happened."""
+        """{kind, reaction_ms, at_s, required, done_ms}; reaction_ms and done_ms only when a reaction was
+        required (null: it never came)."""
+        if not self.required:
+            return {"kind": self.kind, "at_s": round(self.at, 3), "required": False}
         ms = None if self.reaction_ms is None else round(self.reaction_ms, 1)
-        return {"kind": self.kind, "reaction_ms": ms, "at_s": round(self.at, 3)}
+        done = None if self.done_ms is None else round(self.done_ms, 1)
+        return {
+            "kind": self.kind,
+            "reaction_ms": ms,
+            "at_s": round(self.at, 3),
+            "required": True,
+            "done_ms": done,
+        }
 
 
 @dataclass
@@ -119,6 +136,8 @@ class Recorder:
         self.events: list[SafetyEvent] = []
         self.faults: list[dict[str, Any]] = []
         self._open: dict[str, SafetyEvent] = {}
+        self._finishing: dict[str, SafetyEvent] = {}  # reacted, not yet carried out
+        self._prev_applied: MotorOutputs | None = None  # the pins before this step's decision
         self._state: str | None = None
         self._state_since = 0.0
         self._next_sample = 0.0
@@ -149,7 +168,9 @@ class Recorder:
         """Record a stretch of dt seconds with the Pi powered down or booting: no decision, nothing moves."""
         self._enter(OFF, t, dt)
         self._open.clear()  # nothing can react while the Pi is off; the Arduino keeps everything braked
+        self._finishing.clear()
         self._was_forward = False
+        self._prev_applied = None
         if t >= self._next_sample:
             self._next_sample = t + self.sample_every_s
             self._sample(t)
@@ -191,12 +212,15 @@ class Recorder:
         self._was_forward = forward
         # Rain: brushes off and heading for (or at) the shelter.
         if w.is_raining and not self._was_raining:
-            self._start("rain", t)
+            self._start("rain", t, applied)
         self._was_raining = w.is_raining
         full = w.tray >= self.tray_full_kg
         if full and not self._tray_was_full:
-            self._start("tray_full", t)
+            self._start("tray_full", t, applied)
         self._tray_was_full = full
+        self._prev_applied = applied
+        if self._finishing:
+            self._finish(t, decision, applied)
         if not self._open:
             return
         for kind, ev in list(self._open.items()):
@@ -212,19 +236,47 @@ class Recorder:
                 ev.reaction_ms = (t - ev.at) * 1000.0
                 ev.closed = True
                 del self._open[kind]
+                self._finishing[kind] = ev
+                self._finish(t, decision, applied)
             elif t - ev.at > REACTION_GIVE_UP_S:
                 ev.closed = True
                 del self._open[kind]
 
-    def _start(self, kind: str, t: float) -> None:
+    def _finish(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
+        """Reactions being carried out: done when the wheels truly stand still (and the brushes are off, for a
+        full tray or a cut link); in rain, when the robot is truly in the shelter."""
+        w = self.world
+        still = abs(w.vl) < STILL_M_S and abs(w.vr) < STILL_M_S
+        for kind, ev in list(self._finishing.items()):
+            if kind == "obstacle":
+                done = still
+            elif kind == "rain":
+                sx, sy = w.site.shelter
+                done = (w.x - sx) ** 2 + (w.y - sy) ** 2 <= w.site.shelter_radius_m**2
+            else:
+                done = still and not applied.brushing
+            if done:
+                ev.done_ms = (t - ev.at) * 1000.0
+                del self._finishing[kind]
+            elif t - ev.at > DONE_GIVE_UP_S:
+                del self._finishing[kind]
+
+    def _start(self, kind: str, t: float, applied: MotorOutputs | None = None) -> None:
         ev = SafetyEvent(kind, t)
+        # Rain, a full tray and a cut link call for a reaction only when the robot was moving or brushing the
+        # step before or the step it began: rain on a robot parked for the night asks nothing of it.
+        if applied is not None:
+            prev = self._prev_applied
+            busy = applied.moving or applied.brushing
+            ev.required = busy or prev is None or prev.moving or prev.brushing
         self.events.append(ev)
-        self._open[kind] = ev
+        if ev.required:
+            self._open[kind] = ev
 
     def link_cut(self, t: float) -> None:
-        """The run loop cut the Arduino link: the Arduino's watchdog must brake."""
+        """The run loop cut the Arduino link: the Arduino's watchdog must brake (if anything runs)."""
         if "link_cut" not in self._open:
-            self._start("link_cut", t)
+            self._start("link_cut", t, self._prev_applied)
 
     def fault(self, t: float, kind: str, note: str = "") -> None:
         """Note an injected fault."""

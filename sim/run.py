@@ -146,7 +146,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
     from robot.hardware.factory import build_parts
 
     cfg = sim_settings(settings)
-    world = World(scenario, seed, receiver=cfg.gps.receiver)
+    world = World(scenario, seed, receiver=cfg.gps.receiver, rain_confirm_s=cfg.rain.confirm_s)
     clock = SimClock()
     arduino = FaultyArduino(seed=world.seed)
     link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)

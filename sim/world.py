@@ -174,7 +174,12 @@ class World:
     """The simulated world for one scenario; advance() it with the pins the Arduino applied."""
 
     def __init__(
-        self, scenario: Scenario, seed: int | None = None, site: Site | None = None, receiver: str = "cheap"
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        site: Site | None = None,
+        receiver: str = "cheap",
+        rain_confirm_s: float = 0.0,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
@@ -248,6 +253,10 @@ class World:
         self.storms = 0
         self._sheltered_storms: set[int] = set()
         self._storm_index = -1
+        # A storm is rain that lasts long enough for the robot's rain sensor rule to confirm it (rain.confirm_s):
+        # a shower shorter than that asks nothing of the robot.
+        self.rain_confirm_s = rain_confirm_s
+        self._storm_confirm_at: float | None = None
         # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
         self._obstacles = self._build_obstacles()
         self._obs_pos: list[tuple[float, float, float]] = []
@@ -446,16 +455,28 @@ class World:
         if self.is_raining:
             if not self._rain_now(t):
                 self.is_raining = False
-            elif (self.x - self.site.shelter[0]) ** 2 + (
-                self.y - self.site.shelter[1]
-            ) ** 2 <= self.site.shelter_radius_m**2:
-                self._sheltered_storms.add(self._storm_index)
+                self._storm_confirm_at = None
+            else:
+                if self._storm_confirm_at is not None and t >= self._storm_confirm_at:
+                    self._confirm_storm()
+                if (
+                    self._storm_confirm_at is None
+                    and (self.x - self.site.shelter[0]) ** 2 + (self.y - self.site.shelter[1]) ** 2
+                    <= self.site.shelter_radius_m**2
+                ):
+                    self._sheltered_storms.add(self._storm_index)
         elif self._rain and t >= self._rain[0].start_s and self._rain_now(t):
             self.is_raining = True
-            self.storms += 1
-            self._storm_index += 1
+            self._storm_confirm_at = self._rain[0].start_s + self.rain_confirm_s
+            if t >= self._storm_confirm_at:
+                self._confirm_storm()
         if t >= self._gps_next:
             self._gps_epoch()
+
+    def _confirm_storm(self) -> None:
+        self._storm_confirm_at = None
+        self.storms += 1
+        self._storm_index += 1
 
     def _derive(self, pins: MotorOutputs, dt: float) -> tuple[float, float, float, float, float, bool]:
         """What a set of pins means for loads and wheels; cached: the pins rarely change step to step."""

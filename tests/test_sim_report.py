@@ -125,3 +125,50 @@ def test_link_cut_reaction_and_tray_full_never_handled() -> None:
     assert got[0] == ("link_cut", pytest.approx(2 * DT * 1000))
     assert got[1] == ("tray_full", None)
     assert len(got) == 2
+
+
+def test_rain_on_a_parked_robot_asks_no_reaction() -> None:
+    w = world("[weather]\nrain = [{ from = 1, to = 30 }]\n")
+    rec = Recorder(w)
+    parked = decision(State.NIGHT, ALL_BRAKED, Goal.PARK)
+    for i in range(1, 41):
+        step(w, rec, i * DT, parked)
+    events = [e.to_json() for e in rec.events]
+    assert events == [{"kind": "rain", "at_s": pytest.approx(1.0), "required": False}]
+
+
+def test_time_to_react_and_time_to_finish_are_apart() -> None:
+    w = world("[[obstacle]]\nx = 2.2\ny = 0.0\nradius_m = 0.3\n")
+    w.x, w.y, w.heading = 0.0, 0.0, 0.0
+    rec = Recorder(w, stop_distance_m=0.5)
+    t = 0.0
+    braked = False
+    for _ in range(200):  # 10 s
+        t += DT
+        d = w.true_distance_m()
+        braked = braked or (d is not None and d < 0.5)
+        step(
+            w,
+            rec,
+            t,
+            decision(State.OBSTACLE_STOP, ALL_BRAKED) if braked else decision(State.CLEANING, CLEANING),
+        )
+    ev = rec.events[0].to_json()
+    assert ev["kind"] == "obstacle" and ev["required"] is True
+    # Braked at once (the step it came inside the stop distance), but the wheels take a few of the brake's
+    # 0.08 s time constants to stand still.
+    assert ev["reaction_ms"] == pytest.approx(0.0, abs=DT * 1000)
+    assert 100.0 <= ev["done_ms"] <= 600.0
+    assert rec.world.collisions == 0
+
+
+def test_a_storm_is_rain_long_enough_to_be_confirmed() -> None:
+    text = "start = 2024-03-15T10:00:00\nduration_h = 1\n[weather]\n"
+    text += "rain = [{ from = 10, to = 10.5 }, { from = 20, to = 40 }]\n"
+    w = World(scen.parse(text, "t.toml"), rain_confirm_s=1.0)
+    for _ in range(int(15 / DT)):
+        w.advance(DT, ALL_BRAKED)
+    assert w.storms == 0  # half a second of drizzle: the sensor rule never confirms it
+    for _ in range(int(10 / DT)):
+        w.advance(DT, ALL_BRAKED)
+    assert w.storms == 1 and w.is_raining
