@@ -104,6 +104,7 @@ class Trace:
     panel_w: list[float] = field(default_factory=list)
     load_w: list[float] = field(default_factory=list)
     tray_kg: list[float] = field(default_factory=list)
+    passes: list[int] = field(default_factory=list)  # route pass the sample belongs to (0 = the first)
     segments: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, state)
 
 
@@ -146,6 +147,10 @@ class Recorder:
         self._has_obstacles = bool(world.scenario.obstacles)
         self._was_forward = False
         self.nav = NavRecorder(world)
+        # Set by the run: the supervisor's count of finished route passes (None while the Pi is off).
+        self.pass_count: Callable[[], int | None] | None = None
+        self._pass = 0
+        self._pass_seen = 0
 
     # ---- per step
     def step(self, t: float, dt: float, decision: Decision, applied: MotorOutputs) -> None:
@@ -299,6 +304,13 @@ class Recorder:
         tr.panel_w.append(w.panel_available_w)
         tr.load_w.append(w.load_w * w.supply_ratio)
         tr.tray_kg.append(w.tray)
+        n = self.pass_count() if self.pass_count is not None else None
+        if n is not None and n != self._pass_seen:
+            # A new supervisor after a boot counts from 0 again while its route goes on: only a rise is a pass.
+            if n > self._pass_seen:
+                self._pass += 1
+            self._pass_seen = n
+        tr.passes.append(self._pass)
 
     def finish(self, t: float) -> None:
         """Close the last state segment (and any open arrival) at the end of the run."""
@@ -455,6 +467,35 @@ def _hours(rec: Recorder, ts: list[float]) -> list[float]:
     return [h0 + t / 3600.0 for t in ts]
 
 
+def _hm(hours: float) -> str:
+    m = round(hours * 60.0)
+    return f"{m // 60 % 24:02d}:{m % 60:02d}"
+
+
+MIN_PASS_M = 10.0  # a pass that moved less than this (parked, sheltered) is not worth drawing
+
+
+def _last_pass(tr: Trace) -> tuple[int, int] | None:
+    """(first, end) sample indices of the last finished pass the robot really drove, or None for a one-pass
+    day (or one with no finished pass of 10 m or more)."""
+    if not tr.passes or tr.passes[-1] == 0:
+        return None
+    end = len(tr.passes)
+    last = tr.passes[-1]
+    while end > 0 and tr.passes[end - 1] == last:
+        end -= 1  # the pass under way at the end is unfinished (or is the parking after the route)
+    while end > 0:
+        k = tr.passes[end - 1]
+        lo = end - 1
+        while lo > 0 and tr.passes[lo - 1] == k:
+            lo -= 1
+        moved = sum(math.hypot(tr.x[i + 1] - tr.x[i], tr.y[i + 1] - tr.y[i]) for i in range(lo, end - 1))
+        if moved >= MIN_PASS_M:
+            return lo, end
+        end = lo
+    return None
+
+
 def plot(rec: Recorder, out_dir: Path) -> list[Path]:
     """The track over the site map, battery charge and panel power over the day, and the state timeline."""
     import matplotlib
@@ -481,8 +522,33 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
         lw=1,
         label="planned route",
     )
-    ax.plot(tr.gps_x, tr.gps_y, ".", color="tab:orange", ms=1.5, alpha=0.4, label="GPS fixes")
-    ax.plot(tr.x, tr.y, color="tab:green", lw=1.2, label="true track")
+    shown = _last_pass(tr)
+    title = f"{name}: track over {site.name}"
+    if shown is None:
+        ax.plot(tr.gps_x, tr.gps_y, ".", color="tab:orange", ms=1.5, alpha=0.4, label="GPS fixes")
+        ax.plot(tr.x, tr.y, color="tab:green", lw=1.2, label="true track")
+    else:
+        # A long day is many passes over the same lanes: one line over another is a green smear. The whole
+        # day as a heat map of where the robot was, the last full pass drawn over it.
+        from matplotlib.colors import LogNorm
+
+        lo, hi = shown
+        xs, ys = tr.x, tr.y
+        span_x = max(xs) - min(xs) + 1.0
+        span_y = max(ys) - min(ys) + 1.0
+        bins = (max(1, round(span_x)), max(1, round(span_y)))  # 1 m cells
+        # vmin below one sample: a cell passed once is a visible grey, not white.
+        norm = LogNorm(vmin=0.3 * rec.sample_every_s)
+        weights = [rec.sample_every_s] * len(xs)
+        *_, image = ax.hist2d(xs, ys, bins=bins, weights=weights, cmap="Greys", norm=norm, cmin=0.5)
+        fig.colorbar(image, ax=ax, shrink=0.7, label="seconds spent in each 1 m cell (whole run)")
+        t0, t1 = _hours(rec, [tr.t[lo], tr.t[hi - 1]])
+        label = f"pass {tr.passes[lo] + 1} of {tr.passes[-1] + 1}, {_hm(t0)}-{_hm(t1)}: true track"
+        ax.plot(
+            tr.gps_x[lo:hi], tr.gps_y[lo:hi], ".", color="tab:orange", ms=2, alpha=0.5, label="its GPS fixes"
+        )
+        ax.plot(xs[lo:hi], ys[lo:hi], color="tab:green", lw=1.4, label=label)
+        title += f" ({tr.passes[-1] + 1} passes; the last full pass over the day's heat map)"
     for ox, oy, r, moving in w.obstacle_marks():
         circle = plt.Circle((ox, oy), r, color="tab:red", alpha=0.15 if moving else 0.4)
         ax.add_patch(circle)
@@ -491,7 +557,7 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
     ax.set_aspect("equal")
     ax.set_xlabel("east (m)")
     ax.set_ylabel("north (m)")
-    ax.set_title(f"{name}: track over {site.name}")
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out.append(out_dir / "track.png")

@@ -162,9 +162,11 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         low_soc=cfg.power.low_soc,
     )
     recorder.nav.guidance = lambda: sup.guidance
-    return SimRun(
+    run = SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
     )
+    recorder.pass_count = lambda: run.supervisor.passes if run.supervisor is not None else None
+    return run
 
 
 class FaultInjector:

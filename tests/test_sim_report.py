@@ -172,3 +172,34 @@ def test_a_storm_is_rain_long_enough_to_be_confirmed() -> None:
     for _ in range(int(10 / DT)):
         w.advance(DT, ALL_BRAKED)
     assert w.storms == 1 and w.is_raining
+
+
+def test_a_long_day_plots_the_last_finished_pass_over_a_heat_map(tmp_path: Path) -> None:
+    from sim.report import Trace, _last_pass, plot
+
+    w = world()
+    rec = Recorder(w)
+    for i in range(1, 21):
+        step(w, rec, i * DT, decision(State.CLEANING, ALL_BRAKED))
+    # Three passes round a 20 m x 4 m loop, one sample a second at 1 m/s, then parked (pass 3, unfinished).
+    loop = [(float(k), 0.0) for k in range(20)] + [(20.0 - k, 4.0) for k in range(20)]
+    pts = loop * 3 + [(0.0, 0.0)] * 30
+    tr = Trace()
+    for i, (x, y) in enumerate(pts):
+        tr.t.append(float(i))
+        tr.x.append(x)
+        tr.y.append(y)
+        tr.gps_x.append(x + 0.5)
+        tr.gps_y.append(y)
+        tr.soc.append(0.8)
+        tr.panel_w.append(30.0)
+        tr.load_w.append(10.0)
+        tr.tray_kg.append(0.0)
+        tr.passes.append(min(i // 40, 3))
+    assert _last_pass(tr) == (80, 120)  # the third loop: the fourth "pass" is the parking after it
+    rec.trace = tr
+    rec.finish(1.0)
+    files = plot(rec, tmp_path)
+    assert (tmp_path / "track.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(files) == 3
+    tr.passes = [0] * len(pts)
+    assert _last_pass(tr) is None  # one pass: the whole track is drawn as it is
