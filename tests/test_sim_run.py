@@ -203,3 +203,38 @@ def test_cli_checks_the_expectations_and_prints_the_unmet(
     scenario.write_text(text.replace('"> 0"', '"== 0"'))
     assert cli.main(["sim", "run", str(scenario), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
     assert "expectations: 3 of 3 met" in capsys.readouterr().out
+
+
+def test_cli_batch_runs_scenarios_in_parallel_and_prints_one_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = HEAD.replace("duration_h = 1", "duration_h = 0.01")
+    (tmp_path / "a.toml").write_text(short + "[expect]\nbrownout_s = 0\n")
+    (tmp_path / "b.toml").write_text(short + '[expect]\ncollisions = "> 0"\n')
+    args = ["sim", "batch", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"), "--jobs", "2"]
+    rc = cli.main([*args, "--out", str(tmp_path / "out"), "--no-plots"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    assert out[0].split() == [
+        "scenario",
+        "sim",
+        "h",
+        "wall",
+        "s",
+        "cpu",
+        "s",
+        "x",
+        "wall",
+        "x",
+        "cpu",
+        "verdict",
+    ]
+    rows = {line.split()[0]: line for line in out[2:4]}
+    assert rows["a"].endswith("1/1 met") and rows["b"].endswith("0/1 met")
+    assert rows["a"].split()[1] == "0.0" and float(rows["a"].split()[3]) > 0  # 36 s simulated, CPU measured
+    assert "2 scenarios, 0.0 h simulated" in out[4] and "on 2 processes" in out[4]
+    assert out[5].startswith("unmet: ") and "b.toml line" in out[5] and "collisions > 0" in out[5]
+    for name in ("a", "b"):
+        assert json.loads((tmp_path / "out" / name / "report.json").read_text())["simulated_s"] == 36.0
+    assert cli.main(["sim", "batch", "nowhere", "--no-plots", "--out", str(tmp_path / "o")]) == 2
+    assert "error: scenario 'nowhere'" in capsys.readouterr().out
