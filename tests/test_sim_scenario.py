@@ -242,3 +242,10 @@ def test_line_of_finds_nested_keys() -> None:
     assert scen.line_of(text, ("litter", "hotspots", 1, "radius_m")) == line_no(text, "radius_m = 2")
     assert scen.line_of(text, ("litter", "kg_per_m2")) == line_no(text, "kg_per_m2 = 0.1")
     assert scen.line_of(text, ("duration_h",)) == 2
+
+
+def test_every_shipped_scenario_states_what_it_expects() -> None:
+    for name in scen.shipped_names():
+        sc = scen.load(name)
+        assert sc.expect, f"{name} has no [expect] table"
+        assert any(e.key == "brownout_s" for e in sc.expect), name
