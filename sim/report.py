@@ -43,7 +43,9 @@ SUN_UP_W_M2 = 50.0  # clear-sky irradiance above this: the sun is well above the
 SOC_SLACK = 0.02  # the robot's state of charge may differ from the truth by this much without lying
 # Positioning figures (issue 13), measured on true position: kept apart so other report fields merge cleanly.
 NAV_REPORT_KEYS = ("geofence_exit_s", "geofence_max_depth_m", "geofence_alerts", "arrivals")
-REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS)
+# Times the Pi lost its supply without a planned power-down (a reset on a dip, the controller's cut).
+POWER_REPORT_KEYS = ("pi_resets",)
+REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS, *POWER_REPORT_KEYS)
 # Figures a scenario's [expect] table may name (the lists of alerts and events are not single figures).
 EXPECTABLE = tuple(k for k in REPORT_KEYS if k not in ("alerts", "safety_events"))
 PLOT_FILES = ("track.png", "power.png", "states.png")
@@ -343,6 +345,7 @@ class Recorder:
             "min_battery_soc": round(truth.min_soc, 4),
             "false_alerts": len(self.false_alerts),
             **self.nav.report(),
+            "pi_resets": truth.pi_power_losses,
         }
 
     def write(self, out_dir: Path, wall_s: float, *, plots: bool = True) -> list[Path]:

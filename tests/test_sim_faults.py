@@ -108,6 +108,7 @@ def test_pi_reset_on_a_brown_out_reboots_and_carries_on() -> None:
     r = run_scenario(scen.parse(HEAD + fault("pi_reset"), "t.toml"), duration_s=240.0)
     assert r.run.boots == 1 and r.run.world.pi_power_losses == 1
     assert r.run.stops == []  # no planned power-down: it was gone at once
+    assert r.report["pi_resets"] == 1
     # Off from the dip until the boot is done (40 s of boot, seen at the 1 s steps of a powered-down Pi).
     assert r.report["time_in_state_s"]["off"] == pytest.approx(40.0, abs=1.1)
     assert r.report["time_in_state_s"]["cleaning"] > 60.0  # and cleaning again after it
