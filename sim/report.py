@@ -250,13 +250,14 @@ class Recorder:
                 del self._open[kind]
 
     def _finish(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
-        """Reactions being carried out: done when the wheels truly stand still (and the brushes are off, for a
-        full tray or a cut link); in rain, when the robot is truly in the shelter."""
+        """Reactions being carried out: for an obstacle, done when the robot truly no longer rolls forward (backing
+        off or turning in place is the escape, not a failure to stop); for a full tray or a cut link, when the
+        wheels truly stand still and the brushes are off; in rain, when the robot is truly in the shelter."""
         w = self.world
         still = abs(w.vl) < STILL_M_S and abs(w.vr) < STILL_M_S
         for kind, ev in list(self._finishing.items()):
             if kind == "obstacle":
-                done = still
+                done = w.speed_m_s < STILL_M_S
             elif kind == "rain":
                 sx, sy = w.site.shelter
                 done = (w.x - sx) ** 2 + (w.y - sy) ** 2 <= w.site.shelter_radius_m**2

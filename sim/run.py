@@ -285,9 +285,8 @@ class OperatorTimeline:
                 continue
             ticks = max(1, math.ceil(a.duration_s / DRIVE_REPEAT_S))
             due += [(a.at_s + k * DRIVE_REPEAT_S, n, a, a.left, a.right, k == 0) for k in range(ticks)]
-            due.append(
-                (a.at_s + a.duration_s, n, a, 0.0, 0.0, True)
-            )  # released: the explicit zero stops at once
+            # Released: the explicit zero stops at once (the deadman would, half a second later).
+            due.append((a.at_s + a.duration_s, n, a, 0.0, 0.0, True))
         due.sort(key=lambda d: (d[0], d[1]))
         self.pending = due
         self.done: list[dict[str, Any]] = []
