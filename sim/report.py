@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot.core.types import Decision, Goal, Guidance, MotorOutputs, PinState, State
+from robot.core.types import Decision, Goal, Guidance, Mode, MotorOutputs, PinState, State
 from robot.navigation.geometry import clearance
 from sim.scenario import Expectation
 from sim.world import World
@@ -219,11 +219,15 @@ class Recorder:
         self._was_forward = forward
         # Rain: brushes off and heading for (or at) the shelter.
         if w.is_raining and not self._was_raining:
-            self._start("rain", t, applied)
+            # Rain sends the robot to the shelter from anywhere (it outranks night and parking), so it asks for a
+            # reaction unless the robot already stands in the shelter or a person drives or paused it.
+            sx, sy = w.site.shelter
+            in_shelter = (w.x - sx) ** 2 + (w.y - sy) ** 2 <= w.site.shelter_radius_m**2
+            self._start("rain", t, required=decision.mode is Mode.AUTO and not in_shelter)
         self._was_raining = w.is_raining
         full = w.tray >= self.tray_full_kg
         if full and not self._tray_was_full:
-            self._start("tray_full", t, applied)
+            self._start("tray_full", t, required=self._busy(applied))
         self._tray_was_full = full
         self._prev_applied = applied
         if self._finishing:
@@ -269,14 +273,19 @@ class Recorder:
             elif t - ev.at > DONE_GIVE_UP_S:
                 del self._finishing[kind]
 
-    def _start(self, kind: str, t: float, applied: MotorOutputs | None = None) -> None:
-        ev = SafetyEvent(kind, t)
-        # Rain, a full tray and a cut link call for a reaction only when the robot was moving or brushing the
-        # step before or the step it began: rain on a robot parked for the night asks nothing of it.
-        if applied is not None:
-            prev = self._prev_applied
-            busy = applied.moving or applied.brushing
-            ev.required = busy or prev is None or prev.moving or prev.brushing
+    def _busy(self, applied: MotorOutputs | None) -> bool:
+        """A full tray and a cut link call for a reaction only when the robot was moving or brushing the step
+        before or the step it began (unknown before the first step: assumed busy)."""
+        prev = self._prev_applied
+        return (
+            prev is None
+            or prev.moving
+            or prev.brushing
+            or (applied is not None and (applied.moving or applied.brushing))
+        )
+
+    def _start(self, kind: str, t: float, *, required: bool = True) -> None:
+        ev = SafetyEvent(kind, t, required=required)
         self.events.append(ev)
         if ev.required:
             self._open[kind] = ev
@@ -284,7 +293,7 @@ class Recorder:
     def link_cut(self, t: float) -> None:
         """The run loop cut the Arduino link: the Arduino's watchdog must brake (if anything runs)."""
         if "link_cut" not in self._open:
-            self._start("link_cut", t, self._prev_applied)
+            self._start("link_cut", t, required=self._busy(None))
 
     def fault(self, t: float, kind: str, note: str = "") -> None:
         """Note an injected fault."""

@@ -127,14 +127,36 @@ def test_link_cut_reaction_and_tray_full_never_handled() -> None:
     assert len(got) == 2
 
 
-def test_rain_on_a_parked_robot_asks_no_reaction() -> None:
+def test_rain_on_a_robot_in_the_shelter_asks_no_reaction_but_parked_elsewhere_it_does() -> None:
     w = world("[weather]\nrain = [{ from = 1, to = 30 }]\n")
+    w.x, w.y = w.site.shelter
     rec = Recorder(w)
     parked = decision(State.NIGHT, ALL_BRAKED, Goal.PARK)
     for i in range(1, 41):
         step(w, rec, i * DT, parked)
     events = [e.to_json() for e in rec.events]
     assert events == [{"kind": "rain", "at_s": pytest.approx(1.0), "required": False}]
+    # At the park (rain outranks night: the shelter is where it must go), the reaction is asked for and timed.
+    w = world("[weather]\nrain = [{ from = 1, to = 30 }]\n")
+    rec = Recorder(w)
+    for i in range(1, 41):
+        t = i * DT
+        step(w, rec, t, parked if t < 1.5 else decision(State.SHELTERING, ALL_BRAKED, Goal.SHELTER))
+    ev = rec.events[0].to_json()
+    assert ev["required"] is True and ev["reaction_ms"] == pytest.approx(500.0, abs=DT * 1000 + 1)
+    assert ev["done_ms"] is None  # never got there
+
+
+def test_a_full_tray_on_a_robot_already_stopped_asks_no_reaction() -> None:
+    w = world("[robot]\ntray_kg = 1.0\n")
+    rec = Recorder(w, tray_full_kg=1.9)
+    stopped = decision(State.PAUSED, ALL_BRAKED)
+    step(w, rec, DT, stopped)
+    w.tray = 2.0  # emptied into by hand while paused: nothing runs, nothing to stop
+    step(w, rec, 2 * DT, stopped)
+    assert [e.to_json() for e in rec.events] == [
+        {"kind": "tray_full", "at_s": pytest.approx(2 * DT), "required": False}
+    ]
 
 
 def test_time_to_react_and_time_to_finish_are_apart() -> None:
