@@ -19,7 +19,10 @@ def register(subparsers: Any) -> None:
     """Add the `sim` command group to the ramudroid CLI."""
     sim = subparsers.add_parser("sim", help="run the simulator headless on a scenario and report")
     sub = sim.add_subparsers(dest="sim_command", required=True)
-    run = sub.add_parser("run", help="run a scenario as fast as possible; writes report.json and plots")
+    run = sub.add_parser(
+        "run",
+        help="run a scenario as fast as possible; writes report.json and plots; exit 1 when an [expect] line is unmet",
+    )
     run.add_argument("scenario", help="a shipped scenario name (see `ramudroid sim list`) or a .toml path")
     run.add_argument(
         "--out", type=Path, default=None, help="output directory (default: sim-report/<scenario>)"
