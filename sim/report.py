@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot.core.types import Decision, Goal, Guidance, MotorOutputs, PinState, State
+from robot.core.types import Decision, Goal, Guidance, Mode, MotorOutputs, PinState, State
 from robot.navigation.geometry import clearance
+from sim.scenario import Expectation
 from sim.world import World
 
 REPORT_KEYS: tuple[str, ...] = (
@@ -42,10 +43,17 @@ SUN_UP_W_M2 = 50.0  # clear-sky irradiance above this: the sun is well above the
 SOC_SLACK = 0.02  # the robot's state of charge may differ from the truth by this much without lying
 # Positioning figures (issue 13), measured on true position: kept apart so other report fields merge cleanly.
 NAV_REPORT_KEYS = ("geofence_exit_s", "geofence_max_depth_m", "geofence_alerts", "arrivals")
-REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS)
+# Times the Pi lost its supply without a planned power-down (a reset on a dip, the controller's cut).
+POWER_REPORT_KEYS = ("pi_resets",)
+REPORT_KEYS = (*REPORT_KEYS, *NAV_REPORT_KEYS, *POWER_REPORT_KEYS)
+# Figures a scenario's [expect] table may name (the lists of alerts and events are not single figures).
+EXPECTABLE = tuple(k for k in REPORT_KEYS if k not in ("alerts", "safety_events"))
 PLOT_FILES = ("track.png", "power.png", "states.png")
 # A safety reaction not seen within this long is reported with reaction_ms = None (it never came).
 REACTION_GIVE_UP_S = 60.0
+# Finishing (standing still; in the shelter) not seen within this long after the reaction: done_ms = None.
+DONE_GIVE_UP_S = 3600.0
+STILL_M_S = 0.02  # true speed below this: the wheels have stopped
 
 
 def _forward(p: PinState) -> bool:
@@ -58,17 +66,31 @@ def _drives_forward(m: MotorOutputs) -> bool:
 
 @dataclass(slots=True)
 class SafetyEvent:
-    """A situation that calls for a reaction, and how long the applied pins took to show it."""
+    """A situation that may call for a reaction: whether it did (the robot was doing what it forbids), how long
+    the applied pins took to show the reaction, and how long until the reaction was carried out in the world
+    (wheels still; in rain, in the shelter)."""
 
     kind: str
     at: float
     reaction_ms: float | None = None
     closed: bool = False
+    required: bool = True
+    done_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """{kind, reaction_ms} plus when it happened."""
+        """{kind, reaction_ms, at_s, required, done_ms}; reaction_ms and done_ms only when a reaction was
+        required (null: it never came)."""
+        if not self.required:
+            return {"kind": self.kind, "at_s": round(self.at, 3), "required": False}
         ms = None if self.reaction_ms is None else round(self.reaction_ms, 1)
-        return {"kind": self.kind, "reaction_ms": ms, "at_s": round(self.at, 3)}
+        done = None if self.done_ms is None else round(self.done_ms, 1)
+        return {
+            "kind": self.kind,
+            "reaction_ms": ms,
+            "at_s": round(self.at, 3),
+            "required": True,
+            "done_ms": done,
+        }
 
 
 @dataclass
@@ -84,6 +106,7 @@ class Trace:
     panel_w: list[float] = field(default_factory=list)
     load_w: list[float] = field(default_factory=list)
     tray_kg: list[float] = field(default_factory=list)
+    passes: list[int] = field(default_factory=list)  # route pass the sample belongs to (0 = the first)
     segments: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, state)
 
 
@@ -116,6 +139,8 @@ class Recorder:
         self.events: list[SafetyEvent] = []
         self.faults: list[dict[str, Any]] = []
         self._open: dict[str, SafetyEvent] = {}
+        self._finishing: dict[str, SafetyEvent] = {}  # reacted, not yet carried out
+        self._prev_applied: MotorOutputs | None = None  # the pins before this step's decision
         self._state: str | None = None
         self._state_since = 0.0
         self._next_sample = 0.0
@@ -124,6 +149,10 @@ class Recorder:
         self._has_obstacles = bool(world.scenario.obstacles)
         self._was_forward = False
         self.nav = NavRecorder(world)
+        # Set by the run: the supervisor's count of finished route passes (None while the Pi is off).
+        self.pass_count: Callable[[], int | None] | None = None
+        self._pass = 0
+        self._pass_seen = 0
 
     # ---- per step
     def step(self, t: float, dt: float, decision: Decision, applied: MotorOutputs) -> None:
@@ -146,7 +175,9 @@ class Recorder:
         """Record a stretch of dt seconds with the Pi powered down or booting: no decision, nothing moves."""
         self._enter(OFF, t, dt)
         self._open.clear()  # nothing can react while the Pi is off; the Arduino keeps everything braked
+        self._finishing.clear()
         self._was_forward = False
+        self._prev_applied = None
         if t >= self._next_sample:
             self._next_sample = t + self.sample_every_s
             self._sample(t)
@@ -188,12 +219,19 @@ class Recorder:
         self._was_forward = forward
         # Rain: brushes off and heading for (or at) the shelter.
         if w.is_raining and not self._was_raining:
-            self._start("rain", t)
+            # Rain sends the robot to the shelter from anywhere (it outranks night and parking), so it asks for a
+            # reaction unless the robot already stands in the shelter or a person drives or paused it.
+            sx, sy = w.site.shelter
+            in_shelter = (w.x - sx) ** 2 + (w.y - sy) ** 2 <= w.site.shelter_radius_m**2
+            self._start("rain", t, required=decision.mode is Mode.AUTO and not in_shelter)
         self._was_raining = w.is_raining
         full = w.tray >= self.tray_full_kg
         if full and not self._tray_was_full:
-            self._start("tray_full", t)
+            self._start("tray_full", t, required=self._busy(applied))
         self._tray_was_full = full
+        self._prev_applied = applied
+        if self._finishing:
+            self._finish(t, decision, applied)
         if not self._open:
             return
         for kind, ev in list(self._open.items()):
@@ -209,19 +247,53 @@ class Recorder:
                 ev.reaction_ms = (t - ev.at) * 1000.0
                 ev.closed = True
                 del self._open[kind]
+                self._finishing[kind] = ev
+                self._finish(t, decision, applied)
             elif t - ev.at > REACTION_GIVE_UP_S:
                 ev.closed = True
                 del self._open[kind]
 
-    def _start(self, kind: str, t: float) -> None:
-        ev = SafetyEvent(kind, t)
+    def _finish(self, t: float, decision: Decision, applied: MotorOutputs) -> None:
+        """Reactions being carried out: for an obstacle, done when the robot truly no longer rolls forward (backing
+        off or turning in place is the escape, not a failure to stop); for a full tray or a cut link, when the
+        wheels truly stand still and the brushes are off; in rain, when the robot is truly in the shelter."""
+        w = self.world
+        still = abs(w.vl) < STILL_M_S and abs(w.vr) < STILL_M_S
+        for kind, ev in list(self._finishing.items()):
+            if kind == "obstacle":
+                done = w.speed_m_s < STILL_M_S
+            elif kind == "rain":
+                sx, sy = w.site.shelter
+                done = (w.x - sx) ** 2 + (w.y - sy) ** 2 <= w.site.shelter_radius_m**2
+            else:
+                done = still and not applied.brushing
+            if done:
+                ev.done_ms = (t - ev.at) * 1000.0
+                del self._finishing[kind]
+            elif t - ev.at > DONE_GIVE_UP_S:
+                del self._finishing[kind]
+
+    def _busy(self, applied: MotorOutputs | None) -> bool:
+        """A full tray and a cut link call for a reaction only when the robot was moving or brushing the step
+        before or the step it began (unknown before the first step: assumed busy)."""
+        prev = self._prev_applied
+        return (
+            prev is None
+            or prev.moving
+            or prev.brushing
+            or (applied is not None and (applied.moving or applied.brushing))
+        )
+
+    def _start(self, kind: str, t: float, *, required: bool = True) -> None:
+        ev = SafetyEvent(kind, t, required=required)
         self.events.append(ev)
-        self._open[kind] = ev
+        if ev.required:
+            self._open[kind] = ev
 
     def link_cut(self, t: float) -> None:
-        """The run loop cut the Arduino link: the Arduino's watchdog must brake."""
+        """The run loop cut the Arduino link: the Arduino's watchdog must brake (if anything runs)."""
         if "link_cut" not in self._open:
-            self._start("link_cut", t)
+            self._start("link_cut", t, required=self._busy(None))
 
     def fault(self, t: float, kind: str, note: str = "") -> None:
         """Note an injected fault."""
@@ -244,6 +316,13 @@ class Recorder:
         tr.panel_w.append(w.panel_available_w)
         tr.load_w.append(w.load_w * w.supply_ratio)
         tr.tray_kg.append(w.tray)
+        n = self.pass_count() if self.pass_count is not None else None
+        if n is not None and n != self._pass_seen:
+            # A new supervisor after a boot counts from 0 again while its route goes on: only a rise is a pass.
+            if n > self._pass_seen:
+                self._pass += 1
+            self._pass_seen = n
+        tr.passes.append(self._pass)
 
     def finish(self, t: float) -> None:
         """Close the last state segment (and any open arrival) at the end of the run."""
@@ -276,6 +355,7 @@ class Recorder:
             "min_battery_soc": round(truth.min_soc, 4),
             "false_alerts": len(self.false_alerts),
             **self.nav.report(),
+            "pi_resets": truth.pi_power_losses,
         }
 
     def write(self, out_dir: Path, wall_s: float, *, plots: bool = True) -> list[Path]:
@@ -354,10 +434,79 @@ class NavRecorder:
         }
 
 
+def figure(report: dict[str, Any], key: str) -> Any:
+    """The report's figure at a dotted key ("time_in_state_s.sheltered"); KeyError when there is none."""
+    value: Any = report
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(key)
+        value = value[part]
+    return value
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9),
+    "!=": lambda a, b: not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9),
+}
+
+
+def unmet(expectations: tuple[Expectation, ...], report: dict[str, Any], source: str = "") -> list[str]:
+    """One line per expectation the report does not meet: where it is written, what it says, what happened."""
+    out = []
+    for e in expectations:
+        where = f"{source} line {e.line}: " if source and e.line else ""
+        try:
+            got = figure(report, e.key)
+            want = figure(report, e.operand) if isinstance(e.operand, str) else e.operand
+        except KeyError as err:
+            out.append(f"{where}expect {e.describe()}: the report has no figure {err.args[0]!r}")
+            continue
+        if isinstance(got, dict) or isinstance(want, dict) or got is None or want is None:
+            out.append(f"{where}expect {e.describe()}: {e.key} = {got!r} is not a single number")
+            continue
+        if not _OPS[e.op](float(got), float(want)):
+            also = f" ({e.operand} = {want:g})" if isinstance(e.operand, str) else ""
+            out.append(f"{where}expect {e.describe()}: got {e.key} = {got:g}{also}")
+    return out
+
+
 def _hours(rec: Recorder, ts: list[float]) -> list[float]:
     st = rec.world.scenario.start
     h0 = st.hour + st.minute / 60.0 + st.second / 3600.0
     return [h0 + t / 3600.0 for t in ts]
+
+
+def _hm(hours: float) -> str:
+    m = round(hours * 60.0)
+    return f"{m // 60 % 24:02d}:{m % 60:02d}"
+
+
+MIN_PASS_M = 10.0  # a pass that moved less than this (parked, sheltered) is not worth drawing
+
+
+def _last_pass(tr: Trace) -> tuple[int, int] | None:
+    """(first, end) sample indices of the last finished pass the robot really drove, or None for a one-pass
+    day (or one with no finished pass of 10 m or more)."""
+    if not tr.passes or tr.passes[-1] == 0:
+        return None
+    end = len(tr.passes)
+    last = tr.passes[-1]
+    while end > 0 and tr.passes[end - 1] == last:
+        end -= 1  # the pass under way at the end is unfinished (or is the parking after the route)
+    while end > 0:
+        k = tr.passes[end - 1]
+        lo = end - 1
+        while lo > 0 and tr.passes[lo - 1] == k:
+            lo -= 1
+        moved = sum(math.hypot(tr.x[i + 1] - tr.x[i], tr.y[i + 1] - tr.y[i]) for i in range(lo, end - 1))
+        if moved >= MIN_PASS_M:
+            return lo, end
+        end = lo
+    return None
 
 
 def plot(rec: Recorder, out_dir: Path) -> list[Path]:
@@ -386,8 +535,33 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
         lw=1,
         label="planned route",
     )
-    ax.plot(tr.gps_x, tr.gps_y, ".", color="tab:orange", ms=1.5, alpha=0.4, label="GPS fixes")
-    ax.plot(tr.x, tr.y, color="tab:green", lw=1.2, label="true track")
+    shown = _last_pass(tr)
+    title = f"{name}: track over {site.name}"
+    if shown is None:
+        ax.plot(tr.gps_x, tr.gps_y, ".", color="tab:orange", ms=1.5, alpha=0.4, label="GPS fixes")
+        ax.plot(tr.x, tr.y, color="tab:green", lw=1.2, label="true track")
+    else:
+        # A long day is many passes over the same lanes: one line over another is a green smear. The whole
+        # day as a heat map of where the robot was, the last full pass drawn over it.
+        from matplotlib.colors import LogNorm
+
+        lo, hi = shown
+        xs, ys = tr.x, tr.y
+        span_x = max(xs) - min(xs) + 1.0
+        span_y = max(ys) - min(ys) + 1.0
+        bins = (max(1, round(span_x)), max(1, round(span_y)))  # 1 m cells
+        # vmin below one sample: a cell passed once is a visible grey, not white.
+        norm = LogNorm(vmin=0.3 * rec.sample_every_s)
+        weights = [rec.sample_every_s] * len(xs)
+        *_, image = ax.hist2d(xs, ys, bins=bins, weights=weights, cmap="Greys", norm=norm, cmin=0.5)
+        fig.colorbar(image, ax=ax, shrink=0.7, label="seconds spent in each 1 m cell (whole run)")
+        t0, t1 = _hours(rec, [tr.t[lo], tr.t[hi - 1]])
+        label = f"pass {tr.passes[lo] + 1} of {tr.passes[-1] + 1}, {_hm(t0)}-{_hm(t1)}: true track"
+        ax.plot(
+            tr.gps_x[lo:hi], tr.gps_y[lo:hi], ".", color="tab:orange", ms=2, alpha=0.5, label="its GPS fixes"
+        )
+        ax.plot(xs[lo:hi], ys[lo:hi], color="tab:green", lw=1.4, label=label)
+        title += f" ({tr.passes[-1] + 1} passes; the last full pass over the day's heat map)"
     for ox, oy, r, moving in w.obstacle_marks():
         circle = plt.Circle((ox, oy), r, color="tab:red", alpha=0.15 if moving else 0.4)
         ax.add_patch(circle)
@@ -396,7 +570,7 @@ def plot(rec: Recorder, out_dir: Path) -> list[Path]:
     ax.set_aspect("equal")
     ax.set_xlabel("east (m)")
     ax.set_ylabel("north (m)")
-    ax.set_title(f"{name}: track over {site.name}")
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out.append(out_dir / "track.png")

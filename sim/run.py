@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from arduino_bridge.direct import DirectLink
 from arduino_bridge.sim_arduino import SimArduino
 from robot.alerts import AlertOutbox
-from robot.commands import CommandQueue
+from robot.commands import CommandQueue, EmergencyStop
 from robot.config import HardwareSettings, Settings
-from robot.core.types import Mode, PowerSource
+from robot.core.types import Command, CommandKind, Mode, PowerSource
 from robot.power_down import PowerDown, PowerDownPlan
 from robot.telemetry import TelemetryBus
 from sim.report import Recorder
-from sim.scenario import Fault, Scenario
-from sim.world import World
+from sim.scenario import Fault, OperatorAction, Scenario
+from sim.trace import DecisionLog
+from sim.world import SENSOR_RANGE_M, World
 
 PROGRESS_EVERY_S = 60.0  # simulated seconds between progress callbacks
 # While the Pi is powered down nothing on the robot moves or decides: the world (battery, sun, rain, alarms)
@@ -92,6 +94,8 @@ class SimRun:
     telemetry: TelemetryBus
     stops: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)  # (t, reason, detail)
     boots: int = 0
+    trace: DecisionLog | None = None  # the decision trace (`sim run --log`), when asked for
+    operator: Any = None  # the OperatorTimeline of the run (what was done, what was refused)
 
 
 @dataclass
@@ -142,7 +146,13 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
     from robot.hardware.factory import build_parts
 
     cfg = sim_settings(settings)
-    world = World(scenario, seed, receiver=cfg.gps.receiver, geometry=cfg.geometry.body())
+    world = World(
+        scenario,
+        seed,
+        receiver=cfg.gps.receiver,
+        geometry=cfg.geometry.body(),
+        rain_confirm_s=cfg.rain.confirm_s,
+    )
     clock = SimClock()
     arduino = FaultyArduino(seed=world.seed)
     link = DirectLink(arduino, clock, watchdog_ms=cfg.hardware.arduino_watchdog_ms)
@@ -158,9 +168,11 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         low_soc=cfg.power.low_soc,
     )
     recorder.nav.guidance = lambda: sup.guidance
-    return SimRun(
+    run = SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
     )
+    recorder.pass_count = lambda: run.supervisor.passes if run.supervisor is not None else None
+    return run
 
 
 class FaultInjector:
@@ -182,10 +194,14 @@ class FaultInjector:
             _, kind, fn = self.undo.pop(0)
             fn()
             r.recorder.fault(t, kind, "ended")
+            if r.trace is not None:
+                r.trace.event(t, "fault", kind=kind, note="ended")
         while self.pending and self.pending[0].at_s <= t:
             f = self.pending.pop(0)
             note = self._inject(f, t)
             r.recorder.fault(t, f.kind, note)
+            if r.trace is not None:
+                r.trace.event(t, "fault", kind=f.kind, note=note)
 
     def _later(self, t: float, kind: str, fn: Callable[[], None]) -> None:
         self.undo.append((t, kind, fn))
@@ -222,7 +238,102 @@ class FaultInjector:
             fake.set_mute(True)
             self._later(t + f.duration_s, "modem_back", lambda: fake.set_mute(False))
             return f"modem silent for {f.duration_s:g} s"
+        if f.kind == "modem_no_network":
+            fake = _fake_modem(r.parts)
+            if fake is None:
+                return "no simulated modem in this run"
+            fake.set_registered(False)
+            self._later(t + f.duration_s, "network_back", lambda: fake.set_registered(True))
+            return f"modem without network for {f.duration_s:g} s"
+        if f.kind == "gps_degraded":
+            w.degrade_gps(f.duration_s, f.cep_m)
+            return f"fixes at {f.cep_m:g} m CEP for {f.duration_s:g} s"
+        if f.kind in ("echo_false", "echo_missing"):
+            phantom = f.kind == "echo_false"
+            w.echo_fault(f.duration_s, f.distance_m if phantom else SENSOR_RANGE_M, f.rate)
+            what = f"a phantom echo at {f.distance_m:g} m" if phantom else "no echo"
+            return f"{what} in {f.rate * 100:g} % of readings for {f.duration_s:g} s"
+        if f.kind == "relay_welded":
+            w.weld_relay(f.duration_s)
+            return f"relay welded on {w.source.value} for {f.duration_s:g} s"
+        if f.kind == "scale_drift":
+            w.drift_scale(f.duration_s, f.kg_per_h)
+            return f"scale zero drifting {f.kg_per_h:+g} kg/h for {f.duration_s:g} s"
+        if f.kind == "rain_sensor_wet":
+            w.wet_rain_sensor(f.duration_s)
+            return (
+                f"rain sensor wet for {f.duration_s:g} s, {'in rain' if w.is_raining else 'under a dry sky'}"
+            )
+        if f.kind == "pi_reset":
+            return "the Pi reset by a supply dip" if w.pi_reset() else "the Pi was not running"
+        if f.kind == "pushed":
+            w.push(f.distance_m, f.heading_deg)
+            return f"pushed {f.distance_m:g} m towards {f.heading_deg:g} deg"
         return "unknown fault kind"  # unreachable: scenario validation names the allowed kinds
+
+
+DRIVE_REPEAT_S = 0.1  # the dashboard's joystick sends a drive tick every 100 ms (web/static/app.js DRIVE_MS)
+
+
+class OperatorTimeline:
+    """The scenario's [operator] actions, put at their times on the one command queue the dashboard uses (the
+    e-stop through the same EmergencyStop, without a store). While the Pi is off nothing takes them: refused."""
+
+    def __init__(self, run: SimRun) -> None:
+        self.run = run
+        self.estop = EmergencyStop(run.commands, None, run.clock)
+        # (t, order, action, left, right, noted): a drive is its ticks, then the release; only the first tick
+        # and the release are noted (and traced), not every repeat.
+        due: list[tuple[float, int, OperatorAction, float, float, bool]] = []
+        for n, a in enumerate(run.scenario.operator):
+            if a.action != "drive":
+                due.append((a.at_s, n, a, 0.0, 0.0, True))
+                continue
+            ticks = max(1, math.ceil(a.duration_s / DRIVE_REPEAT_S))
+            due += [(a.at_s + k * DRIVE_REPEAT_S, n, a, a.left, a.right, k == 0) for k in range(ticks)]
+            # Released: the explicit zero stops at once (the deadman would, half a second later).
+            due.append((a.at_s + a.duration_s, n, a, 0.0, 0.0, True))
+        due.sort(key=lambda d: (d[0], d[1]))
+        self.pending = due
+        self.done: list[dict[str, Any]] = []
+
+    def due(self, t: float) -> bool:
+        """True when an action is due at t."""
+        return bool(self.pending) and self.pending[0][0] <= t + 1e-9
+
+    def apply(self, t: float) -> None:
+        """Put every action due at t on the command queue."""
+        r = self.run
+        while self.due(t):
+            _, _, a, left, right, noted = self.pending.pop(0)
+            taken = r.supervisor is not None and self._put(a, t, left, right)
+            if a.action == "tray_emptied":
+                r.world.empty_tray()  # the person empties it whether or not the button reaches the Pi
+            if not noted:
+                continue
+            note = (
+                "" if taken else ("refused: the Pi is off" if r.supervisor is None else "refused: queue full")
+            )
+            self.done.append(
+                {"at_s": round(t, 3), "action": a.action, "left": left, "right": right, "note": note}
+            )
+            if r.trace is not None:
+                extra: dict[str, Any] = {"mode": a.mode} if a.mode else {}
+                if a.action == "drive":
+                    extra = {"left": left, "right": right}
+                r.trace.event(t, "operator", action=a.action, note=note, **extra)
+
+    def _put(self, a: OperatorAction, t: float, left: float, right: float) -> bool:
+        q = self.run.commands
+        if a.action == "estop":
+            return self.estop("operator").applied
+        if a.action == "reset":
+            return q.put(Command(CommandKind.RESET, at=t, source="operator"))
+        if a.action == "mode":
+            return q.put(Command(CommandKind.SET_MODE, at=t, mode=Mode(a.mode), source="operator"))
+        if a.action == "tray_emptied":
+            return q.put(Command(CommandKind.TRAY_EMPTIED, at=t, source="operator"))
+        return q.put(Command(CommandKind.DRIVE, at=t, left=left, right=right, source="operator"))
 
 
 class SimPi:
@@ -247,6 +358,8 @@ class SimPi:
 
     def _record(self, reason: str, detail: str) -> None:
         self.run.stops.append((self.run.clock.t, reason, detail))
+        if self.run.trace is not None:
+            self.run.trace.event(self.run.clock.t, "power_down", reason=reason, detail=detail)
 
     def power_down(self, plan: PowerDownPlan) -> bool:
         """Carry the plan out; False when the robot must stay up (no wake alarm for a night)."""
@@ -272,6 +385,10 @@ class SimPi:
         """The supply went without a power-down (the charge controller's cut): no goodbye, no record."""
         r = self.run
         if r.supervisor is not None:
+            if r.trace is not None:
+                r.trace.event(
+                    r.clock.t, "pi_lost", pi=r.world.pi_state, note="supply lost without a power-down"
+                )
             self.last_core, self.last_nav, self.last_plan = r.supervisor.core, r.supervisor.nav, None
             r.link.close()
             r.parts.relay.select(PowerSource.BATTERY)
@@ -295,6 +412,8 @@ class SimPi:
             sup.nav = self.last_nav
         r.supervisor = sup
         r.boots += 1
+        if r.trace is not None:
+            r.trace.event(r.clock.t, "boot", boots=r.boots, mode=sup.core.mode.value, estop=sup.core.estop)
 
 
 def _fake_modem(parts: Any) -> Any:
@@ -314,9 +433,14 @@ def run_scenario(
     seed: int | None = None,
     duration_s: float | None = None,
     progress: Callable[[float], None] | None = None,
+    log: TextIO | None = None,
 ) -> RunResult:
-    """Run the scenario (or its first duration_s seconds) as fast as it goes; brakes at the end."""
+    """Run the scenario (or its first duration_s seconds) as fast as it goes; brakes at the end. With `log`, the
+    decision trace goes there as JSON lines (sim.trace)."""
     run = build(scenario, settings, seed)
+    if log is not None:
+        run.trace = DecisionLog(log, run.world)
+    trace = run.trace
     total = scenario.duration_s if duration_s is None else min(duration_s, scenario.duration_s)
     dt = 1.0 / run.settings.control.rate_hz
     steps = round(total / dt)
@@ -325,6 +449,8 @@ def run_scenario(
     world, arduino, rec, clock = run.world, run.arduino, run.recorder, run.clock
     relay = run.parts.relay
     faults = FaultInjector(run)
+    operator = OperatorTimeline(run)
+    run.operator = operator
     pi = SimPi(run)
     # The loop makes millions of short-lived, acyclic objects: scanning them for reference cycles is wasted work.
     gc_threshold = gc.get_threshold()
@@ -346,6 +472,8 @@ def run_scenario(
             world.advance(n * dt, arduino.pins)
             if faults.due(t):
                 faults.apply(t)
+            if operator.pending and operator.due(t):
+                operator.apply(t)
             if sup is None:
                 rec.off_step(t, n * dt)
                 if world.pi_state == "on":
@@ -355,7 +483,10 @@ def run_scenario(
                 rec.off_step(t, n * dt)
             else:
                 sup.poll_parts(t)
-                rec.step(t, dt, sup.step(t), arduino.pins)
+                decision = sup.step(t)
+                rec.step(t, dt, decision, arduino.pins)
+                if trace is not None:
+                    trace.decision(t, decision, sup)
                 if sup.power_down_plan is not None:
                     pi.power_down(sup.power_down_plan)
             if progress is not None and i // every != (i - n) // every:
@@ -369,6 +500,8 @@ def run_scenario(
         run.link.close()
     rec.finish(t)
     wall = time.perf_counter() - started
+    if trace is not None:
+        trace.close()
     if progress is not None:
         progress(1.0)
     return RunResult(rec.report(wall), run, wall)

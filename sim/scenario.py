@@ -10,6 +10,7 @@ docs/simulator.md lists every key.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -31,8 +32,39 @@ FAULT_KINDS = (
     "gps_jump",  # fixes offset by jump_m for duration_s (multipath)
     "stuck_sensor",  # `sensor` repeats its last reading for duration_s
     "modem_gone",  # the GSM modem stops answering for duration_s
+    "gps_degraded",  # fixes wander with a `cep_m` error for duration_s (urban canyon, trees)
+    "echo_false",  # the ultrasonic sensor hears a phantom echo at `distance_m` (a `rate` of its readings)
+    "echo_missing",  # the ultrasonic sensor hears nothing (reads its full 4 m range) for a `rate` of its readings
+    "relay_welded",  # the power relay's contacts weld: it stays where it is, whatever the Pi selects
+    "scale_drift",  # the load cell's zero creeps by `kg_per_h` for duration_s, then it is re-tared
+    "modem_no_network",  # the GSM modem answers but has no network: every SMS fails
+    "pi_reset",  # the Pi's supply dips (a brown-out): it resets without a power-down and boots again
+    "pushed",  # someone pushes the robot `distance_m` towards compass `heading_deg`
+    "rain_sensor_wet",  # the rain sensor is wet under a clear sky (dew, a leaf) for duration_s
 )
+# The keys each kind takes beyond at, kind and duration_s, and the kinds that take no duration.
+FAULT_KEYS = {
+    "corrupt_bytes": ("count",),
+    "gps_jump": ("jump_m",),
+    "stuck_sensor": ("sensor",),
+    "gps_degraded": ("cep_m",),
+    "echo_false": ("distance_m", "rate"),
+    "echo_missing": ("rate",),
+    "scale_drift": ("kg_per_h",),
+    "pushed": ("distance_m", "heading_deg"),
+}
+INSTANT_FAULTS = ("corrupt_bytes", "pi_reset", "pushed")
 STUCK_SENSORS = ("distance", "rain", "scale", "power", "gps")
+OPERATOR_ACTIONS = (
+    "estop",  # the dashboard's STOP: latches the e-stop
+    "reset",  # clears an e-stop or a stuck robot
+    "mode",  # auto, manual or paused
+    "drive",  # manual driving: left/right wheel speeds in [-1, 1] for duration_s, as the dashboard's joystick
+    "tray_emptied",  # a person empties the tray and presses "tray emptied"
+)
+MODES = ("auto", "manual", "paused")
+EXPECT_OPS = ("<=", ">=", "==", "!=", "<", ">")
+_EXPECT = re.compile(r"^\s*(<=|>=|==|!=|<|>)?\s*(\S+)\s*$")
 OBSTACLE_KINDS = ("static", "moving")
 
 
@@ -127,6 +159,40 @@ class Fault:
     sensor: str = ""
     count: int = 0
     jump_m: float = 0.0
+    cep_m: float = 0.0
+    distance_m: float = 0.0
+    rate: float = 1.0
+    kg_per_h: float = 0.0
+    heading_deg: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """What a person does at a time, through the dashboard's command queue: `action` is one of OPERATOR_ACTIONS;
+    `mode` for "mode"; wheel speeds `left`/`right` held for `duration_s` for "drive"."""
+
+    at_s: float
+    action: str
+    mode: str = ""
+    left: float = 0.0
+    right: float = 0.0
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """One line of the scenario's [expect] table: report figure `key` (dotted into nested figures), an operator,
+    and a number or another figure's key to compare with; `line` is its line in the file."""
+
+    key: str
+    op: str
+    operand: float | str
+    line: int = 0
+
+    def describe(self) -> str:
+        """The expectation as written: `shelter_reached == storms`."""
+        value = f"{self.operand:g}" if isinstance(self.operand, float) else self.operand
+        return f"{self.key} {self.op} {value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +223,8 @@ class Scenario:
     obstacles: tuple[Obstacle, ...] = ()
     tray_empty_s: tuple[float, ...] = ()
     faults: tuple[Fault, ...] = ()
+    operator: tuple[OperatorAction, ...] = ()
+    expect: tuple[Expectation, ...] = ()
     source: str = "<string>"
 
     def days(self) -> list[Date]:
@@ -288,6 +356,7 @@ class _Checker:
         self.text = text
         self.source = source
         self.start = start
+        self.duration_s: float | None = None
 
     def error(self, path: tuple[str | int, ...], message: str) -> ScenarioError:
         line = line_of(self.text, path)
@@ -358,11 +427,11 @@ class _Checker:
             assert self.start is not None
             if v < self.start:
                 raise self.error(full, f" = {v.isoformat()}: before the start ({self.start.isoformat()})")
-            return (v - self.start).total_seconds()
+            return self._within(full, v.isoformat(), (v - self.start).total_seconds())
         if isinstance(v, int | float) and not isinstance(v, bool):
             if v < 0:
                 raise self.error(full, f" = {v!r}: seconds after the start cannot be negative")
-            return float(v)
+            return self._within(full, repr(v), float(v))
         m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", v) if isinstance(v, str) else None
         if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
             raise self.error(
@@ -372,7 +441,23 @@ class _Checker:
         assert self.start is not None
         clock = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
         start_clock = self.start.hour * 3600 + self.start.minute * 60 + self.start.second
-        return float((clock - start_clock) % 86400)
+        t = float((clock - start_clock) % 86400)
+        if clock < start_clock:
+            return self._within(
+                full, repr(v), t, "a clock time earlier than the start's is on the next day; "
+            )
+        return self._within(full, repr(v), t)
+
+    def _within(self, full: tuple[str | int, ...], shown: str, t: float, why: str = "") -> float:
+        """t, or an error when it falls after the end of the run."""
+        end = self.duration_s
+        if end is not None and t > end + 1e-6:
+            raise self.error(
+                full,
+                f" = {shown}: {t / 3600:.2f} h after the start, past the end of the run ({end / 3600:g} h); "
+                f"{why}give a time within the run",
+            )
+        return t
 
     def period(self, table: dict[str, Any], path: tuple[str | int, ...]) -> Period:
         start = self.time(table, path, "from", None)
@@ -435,6 +520,8 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
             "obstacle",
             "tray_empty",
             "fault",
+            "operator",
+            "expect",
         ),
     )
     raw_start = data.get("start")
@@ -450,6 +537,7 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
         raise c.error(("start",), f" = {raw_start!r}: expected a local date-time like 2024-03-15T07:00:00")
     c.start = start
     duration_s = c.number(data, (), "duration_h", None, 0.001, 72.0) * 3600.0
+    c.duration_s = duration_s
     seed = int(c.number(data, (), "seed", 1, 0, 2**31))
 
     site_t = c.keys(data.get("site", {}), ("site",), ("map", "lat", "lon", "timezone", "altitude_m"))
@@ -573,25 +661,66 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
     faults = []
     for i, ft in enumerate(c.items(data, (), "fault")):
         path = ("fault", i)
-        c.keys(ft, path, ("at", "kind", "duration_s", "sensor", "count", "jump_m"))
+        every_key = sorted({k for keys in FAULT_KEYS.values() for k in keys})
+        c.keys(ft, path, ("at", "kind", "duration_s", *every_key))
         kind = c.string(ft, path, "kind", None, FAULT_KINDS)
-        needs_duration = kind != "corrupt_bytes"
+        takes = FAULT_KEYS.get(kind, ())
+        for key in every_key:
+            if key in ft and key not in takes:
+                users = " or ".join(k for k, keys in FAULT_KEYS.items() if key in keys)
+                raise c.error((*path, key), f": only a {users} fault takes {key}")
+        if kind in INSTANT_FAULTS and "duration_s" in ft:
+            raise c.error((*path, "duration_s"), f": a {kind} fault happens at once; it takes no duration_s")
+        instant = kind in INSTANT_FAULTS
         fault = Fault(
             at_s=c.time(ft, path, "at", None),
             kind=kind,
-            duration_s=c.number(ft, path, "duration_s", None if needs_duration else 0.0, 0.05, 86400.0),
-            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if kind == "stuck_sensor" else "",
-            count=int(c.number(ft, path, "count", 8, 1, 10000)) if kind == "corrupt_bytes" else 0,
-            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if kind == "gps_jump" else 0.0,
+            duration_s=0.0 if instant else c.number(ft, path, "duration_s", None, 0.05, 86400.0),
+            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if "sensor" in takes else "",
+            count=int(c.number(ft, path, "count", 8, 1, 10000)) if "count" in takes else 0,
+            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if "jump_m" in takes else 0.0,
+            cep_m=c.number(ft, path, "cep_m", 10.0, 0.5, 1000.0) if "cep_m" in takes else 0.0,
+            distance_m=c.number(ft, path, "distance_m", 0.3 if kind == "echo_false" else 1.0, 0.02, 100.0)
+            if "distance_m" in takes
+            else 0.0,
+            rate=c.number(ft, path, "rate", 1.0, 0.0, 1.0) if "rate" in takes else 1.0,
+            kg_per_h=c.number(ft, path, "kg_per_h", 0.2, -10.0, 10.0) if "kg_per_h" in takes else 0.0,
+            heading_deg=c.number(ft, path, "heading_deg", 0.0, 0.0, 360.0) if "heading_deg" in takes else 0.0,
         )
-        for key, used in (("sensor", "stuck_sensor"), ("count", "corrupt_bytes"), ("jump_m", "gps_jump")):
-            if key in ft and kind != used:
-                raise c.error((*path, key), f": only a {used} fault takes {key}")
         faults.append(fault)
     faults.sort(key=lambda f: f.at_s)
     for i, f in enumerate(faults):
         if f.at_s > duration_s:
             raise c.error(("fault", i), f": at {f.at_s:.0f} s after the start is after the scenario ends")
+
+    operator = []
+    for i, ot in enumerate(c.items(data, (), "operator")):
+        path = ("operator", i)
+        c.keys(ot, path, ("at", "action", "mode", "left", "right", "duration_s"))
+        action = c.string(ot, path, "action", None, OPERATOR_ACTIONS)
+        for key, used in (("mode", ("mode",)), ("left", ("drive",)), ("right", ("drive",))):
+            if key in ot and action not in used:
+                raise c.error((*path, key), f": only a {used[0]} action takes {key}")
+        if "duration_s" in ot and action != "drive":
+            raise c.error((*path, "duration_s"), ": only a drive action takes duration_s")
+        drive = action == "drive"
+        op = OperatorAction(
+            at_s=c.time(ot, path, "at", None),
+            action=action,
+            mode=c.string(ot, path, "mode", None, MODES) if action == "mode" else "",
+            left=c.number(ot, path, "left", None, -1.0, 1.0) if drive else 0.0,
+            right=c.number(ot, path, "right", None, -1.0, 1.0) if drive else 0.0,
+            duration_s=c.number(ot, path, "duration_s", None, 0.1, 3600.0) if drive else 0.0,
+        )
+        if drive and op.at_s + op.duration_s > duration_s:
+            raise c.error(
+                (*path, "duration_s"), f" = {op.duration_s:g}: the drive goes past the end of the run"
+            )
+        operator.append(op)
+    operator.sort(key=lambda o: o.at_s)
+
+    expect = _expectations(c, data.get("expect", {}))
+    _check_places(c, site_ref, robot, litter, shade, obstacles)
 
     return Scenario(
         name=c.string(data, (), "name", Path(source).stem),
@@ -608,8 +737,112 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
         obstacles=tuple(obstacles),
         tray_empty_s=tuple(sorted(empties)),
         faults=tuple(faults),
+        operator=tuple(operator),
+        expect=expect,
         source=source,
     )
+
+
+def _expectations(c: _Checker, table: Any) -> tuple[Expectation, ...]:
+    """The [expect] table: `figure = 0` (equal), `figure = "<= 0.5"`, `figure = "storms"` (equal to another
+    figure), `"time_in_state_s.sheltered" = "> 600"` (a figure inside a nested one)."""
+    from sim.report import EXPECTABLE  # here: sim.report imports sim.world, which imports this module
+
+    if not isinstance(table, dict):
+        raise c.error(("expect",), f" = {table!r}: expected a table of report figures")
+    # An unquoted dotted key (time_in_state_s.sheltered = ...) is a nested table in TOML: flatten it back.
+    flat: list[tuple[str, Any]] = []
+    todo: list[tuple[str, Any]] = list(table.items())
+    while todo:
+        key, raw = todo.pop(0)
+        if isinstance(raw, dict):
+            todo[:0] = [(f"{key}.{k}", v) for k, v in raw.items()]
+        else:
+            flat.append((key, raw))
+    out = []
+    for key, raw in flat:
+        head = key.split(".", 1)[0]
+        path: tuple[str | int, ...] = ("expect", key)
+        line = line_of(c.text, path) or line_of(c.text, ("expect", head))
+        if head not in EXPECTABLE:
+            raise c.error(path, f": not a report figure; expectable: {', '.join(EXPECTABLE)}")
+        if isinstance(raw, bool | list):
+            raise c.error(path, f' = {raw!r}: expected a number or a string like "<= 0.5" or "storms"')
+        if isinstance(raw, int | float):
+            out.append(Expectation(key, "==", float(raw), line))
+            continue
+        m = _EXPECT.match(str(raw))
+        if m is None:
+            raise c.error(
+                path, f" = {raw!r}: expected an operator ({' '.join(EXPECT_OPS)}) and a number or a figure"
+            )
+        op, value = m.group(1) or "==", m.group(2)
+        try:
+            operand: float | str = float(value)
+        except ValueError:
+            if value.split(".", 1)[0] not in EXPECTABLE:
+                raise c.error(
+                    path, f" = {raw!r}: {value!r} is neither a number nor a report figure"
+                ) from None
+            operand = value
+        out.append(Expectation(key, op, operand, line))
+    return tuple(out)
+
+
+def place_xy(site: Any, p: Place) -> tuple[float, float]:
+    """Local (x, y) metres of a place on this site; along_m beyond the route's end is its end."""
+    if p.along_m is None:
+        assert p.x is not None and p.y is not None
+        return (p.x, p.y)
+    route = site.route
+    s = min(p.along_m, route.length)
+    ax, ay = route.at(max(0.0, s - 0.5))
+    bx, by = route.at(min(route.length, s + 0.5))
+    cx, cy = route.at(s)
+    d = math.hypot(bx - ax, by - ay) or 1.0
+    # Offset to the left of the direction of travel.
+    return (cx - (by - ay) / d * p.offset_m, cy + (bx - ax) / d * p.offset_m)
+
+
+def _check_places(
+    c: _Checker,
+    site_ref: str,
+    robot: RobotStart,
+    litter: Litter,
+    shade: list[Shade],
+    obstacles: list[Obstacle],
+) -> None:
+    """Every place on the site: the robot starts inside the fence; a heap, a shade or an obstacle at least
+    touches the site; along_m within the route."""
+    from robot.errors import RamudroidError
+    from robot.navigation.geometry import clearance
+    from robot.navigation.site import demo_site, load_site
+
+    try:
+        site = demo_site() if site_ref == "demo" else load_site(site_ref)
+    except RamudroidError as err:
+        raise c.error(("site", "map"), f" = {site_ref!r}: {err}") from err
+    length = site.route.length
+    places: list[tuple[tuple[str | int, ...], Place, float | None]] = []
+    if robot.place is not None:
+        places.append((("robot",), robot.place, None))
+    places += [(("litter", "hotspots", i), h.place, h.radius_m) for i, h in enumerate(litter.hotspots)]
+    places += [(("shade", i), sh.place, sh.radius_m) for i, sh in enumerate(shade)]
+    places += [(("obstacle", i), o.place, o.radius_m) for i, o in enumerate(obstacles)]
+    for path, place, radius in places:
+        if place.along_m is not None and place.along_m > length:
+            raise c.error(
+                (*path, "along_m"), f" = {place.along_m:g}: beyond the end of the route ({length:.1f} m)"
+            )
+        x, y = place_xy(site, place)
+        gap = clearance((x, y), site.fence)
+        if gap < -(radius or 0.0):
+            what = "the robot's start" if radius is None else "it"
+            key = "along_m" if place.along_m is not None else "x"
+            raise c.error(
+                (*path, key),
+                f": ({x:.1f}, {y:.1f}) is {-gap:.1f} m outside the site's fence; {what} must be on the site",
+            )
 
 
 def shipped_names() -> list[str]:

@@ -23,7 +23,7 @@ from robot.hardware.interfaces import GpsFix, PowerReading
 from robot.navigation.geometry import Point, clearance, point_in_polygon
 from robot.navigation.site import Site, demo_site, load_site
 from sim import solar
-from sim.scenario import Place, Scenario
+from sim.scenario import Place, Scenario, place_xy
 
 if TYPE_CHECKING:
     from sim.frames import View
@@ -181,6 +181,7 @@ class World:
         site: Site | None = None,
         receiver: str = "cheap",
         geometry: Geometry | None = None,
+        rain_confirm_s: float = 0.0,
     ) -> None:
         self.scenario = scenario
         self.geometry = geometry if geometry is not None else Geometry()
@@ -256,6 +257,10 @@ class World:
         self.storms = 0
         self._sheltered_storms: set[int] = set()
         self._storm_index = -1
+        # A storm is rain that lasts long enough for the robot's rain sensor rule to confirm it (rain.confirm_s):
+        # a shower shorter than that asks nothing of the robot.
+        self.rain_confirm_s = rain_confirm_s
+        self._storm_confirm_at: float | None = None
         # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
         self._obstacles = self._build_obstacles()
         self._obs_pos: list[tuple[float, float, float]] = []
@@ -279,6 +284,14 @@ class World:
         self._last_track: float | None = None
         # Stuck sensors: name -> (until, frozen value).
         self._stuck: dict[str, tuple[float, object]] = {}
+        # Other part faults (sim.scenario FAULT_KINDS); their own generator, so a fault never shifts the noise
+        # the other readings draw.
+        self._fault_rng = random.Random(self.seed * 15485863 + 3)
+        self._gps_degraded: tuple[float, float] | None = None  # (until, error scale)
+        self._echo: tuple[float, float, float] | None = None  # (until, reading, share of readings)
+        self._scale_drift: tuple[float, float, float] | None = None  # (from, until, kg per second)
+        self._wet_until = -1.0
+        self._welded_until = -1.0
         self._last_reading: dict[str, object] = {}
         # Route coverage and fence.
         self._route_cells, self._route_points = self._route_samples()
@@ -294,17 +307,7 @@ class World:
 
     # ---- set-up
     def _place(self, p: Place) -> Point:
-        if p.along_m is None:
-            assert p.x is not None and p.y is not None
-            return (p.x, p.y)
-        route = self.site.route
-        s = min(p.along_m, route.length)
-        ax, ay = route.at(max(0.0, s - 0.5))
-        bx, by = route.at(min(route.length, s + 0.5))
-        cx, cy = route.at(s)
-        d = math.hypot(bx - ax, by - ay) or 1.0
-        # Offset to the left of the direction of travel.
-        return (cx - (by - ay) / d * p.offset_m, cy + (bx - ax) / d * p.offset_m)
+        return place_xy(self.site, p)
 
     def _cloud_passes(self) -> list[tuple[float, float, float]]:
         """Shaded intervals (start, end, transmittance): clouds drifting over the sun, seeded."""
@@ -452,21 +455,32 @@ class World:
         # Events: tray emptied by a person, rain and storms, GPS epochs, stuck sensors expiring.
         if self._empties and t >= self._empties[0]:
             self._empties.pop(0)
-            self.tray = 0.0
-            self.tray_emptied_at.append(t)
+            self.empty_tray()
         if self.is_raining:
             if not self._rain_now(t):
                 self.is_raining = False
-            elif (self.x - self.site.shelter[0]) ** 2 + (
-                self.y - self.site.shelter[1]
-            ) ** 2 <= self.site.shelter_radius_m**2:
-                self._sheltered_storms.add(self._storm_index)
+                self._storm_confirm_at = None
+            else:
+                if self._storm_confirm_at is not None and t >= self._storm_confirm_at:
+                    self._confirm_storm()
+                if (
+                    self._storm_confirm_at is None
+                    and (self.x - self.site.shelter[0]) ** 2 + (self.y - self.site.shelter[1]) ** 2
+                    <= self.site.shelter_radius_m**2
+                ):
+                    self._sheltered_storms.add(self._storm_index)
         elif self._rain and t >= self._rain[0].start_s and self._rain_now(t):
             self.is_raining = True
-            self.storms += 1
-            self._storm_index += 1
+            self._storm_confirm_at = self._rain[0].start_s + self.rain_confirm_s
+            if t >= self._storm_confirm_at:
+                self._confirm_storm()
         if t >= self._gps_next:
             self._gps_epoch()
+
+    def _confirm_storm(self) -> None:
+        self._storm_confirm_at = None
+        self.storms += 1
+        self._storm_index += 1
 
     def _derive(self, pins: MotorOutputs, dt: float) -> tuple[float, float, float, float, float, bool]:
         """What a set of pins means for loads and wheels; cached: the pins rarely change step to step."""
@@ -704,6 +718,11 @@ class World:
         sigma = rx.sigma_m if fixed else rx.float_sigma_m
         white = rx.white_m if fixed else rx.float_sigma_m / 5.0
         wander = math.sqrt(max(sigma * sigma - white * white, 0.0))
+        poor = self._gps_degraded
+        if poor is not None and self.t >= poor[0]:
+            poor = self._gps_degraded = None
+        if poor is not None:
+            wander *= poor[1]  # the same wander, larger: reflections move the solution slowly, not at random
         ex = ux * wander + rng.gauss(0.0, white)
         ey = uy * wander + rng.gauss(0.0, white)
         if self.t < self._gps_jump_until:
@@ -715,6 +734,8 @@ class World:
             h = self.heading if self.vl + self.vr >= 0.0 else self.heading + math.pi
             self._last_track = (90.0 - math.degrees(h) + rng.gauss(0.0, 3.0)) % 360.0
         sats = max(4, min(12, round(rng.gauss(8.0, 1.2))))
+        if poor is not None:
+            sats = max(4, sats - 3)  # fewer satellites in view is why the fix is poor
         quality = rx.quality if fixed else 5
         # GST: the receiver's own one-axis estimate, honest to within a fifth.
         std_m = round(sigma * rng.uniform(0.8, 1.2), 4) if rx.gst else None
@@ -731,6 +752,11 @@ class World:
             std_m=std_m,
         )
 
+    def empty_tray(self) -> None:
+        """A person empties the tray now."""
+        self.tray = 0.0
+        self.tray_emptied_at.append(self.t)
+
     # ---- faults
     def lose_gps(self, duration_s: float) -> None:
         """No fix for this long (from the next epoch on)."""
@@ -746,6 +772,44 @@ class World:
     def stick(self, sensor: str, duration_s: float) -> None:
         """This sensor repeats its last reading for a while ("distance", "rain", "scale", "power", "gps")."""
         self._stuck[sensor] = (self.t + duration_s, self._last_reading.get(sensor))
+
+    def degrade_gps(self, duration_s: float, cep_m: float) -> None:
+        """Fixes wander with this CEP (and fewer satellites) for a while: an urban canyon, a row of trees."""
+        self._gps_degraded = (self.t + duration_s, max(1.0, cep_m / (self._rx.sigma_m * 1.1774)))
+
+    def echo_fault(self, duration_s: float, reading_m: float, rate: float) -> None:
+        """For a while, this share of the ultrasonic readings is `reading_m` whatever is ahead: a phantom echo
+        (a leaf, crosstalk) at a short distance, or a missing one (a soft or slanted surface) at full range."""
+        self._echo = (self.t + duration_s, reading_m, rate)
+
+    def weld_relay(self, duration_s: float) -> None:
+        """The power relay's contacts weld where they are: selecting the other source does nothing for a while."""
+        self._welded_until = self.t + duration_s
+
+    def drift_scale(self, duration_s: float, kg_per_h: float) -> None:
+        """The load cell's zero creeps at this rate for a while, then it is re-tared."""
+        self._scale_drift = (self.t, self.t + duration_s, kg_per_h / 3600.0)
+
+    def wet_rain_sensor(self, duration_s: float) -> None:
+        """The rain sensor reads wet for a while whatever the sky does: dew, or a wet leaf lying on it."""
+        self._wet_until = self.t + duration_s
+
+    def pi_reset(self) -> bool:
+        """The Pi's supply dips (a brown-out) and it resets: gone without a power-down, it boots again as the
+        supply is back. False when it was not running."""
+        if self.pi_state != "on":
+            return False
+        self.pi_power_losses += 1
+        self.pi_state = "dead"
+        return True
+
+    def push(self, distance_m: float, heading_deg: float) -> None:
+        """Someone pushes the robot this far towards a compass heading; the wheels stop turning."""
+        a = math.radians(90.0 - heading_deg)
+        self.x += distance_m * math.cos(a)
+        self.y += distance_m * math.sin(a)
+        self.vl = self.vr = 0.0
+        self._fence_ref = (self.x, self.y, clearance((self.x, self.y), self.site.fence))
 
     def _stuck_value(self, sensor: str) -> tuple[bool, object]:
         st = self._stuck.get(sensor)
@@ -771,6 +835,12 @@ class World:
         if stuck and value is not None:
             return value  # type: ignore[return-value]
         w = max(0.0, self.tray + self._sensor_rng.gauss(0.0, 0.003))
+        drift = self._scale_drift
+        if drift is not None:
+            if self.t >= drift[1]:
+                self._scale_drift = None
+            else:
+                w = max(0.0, w + (self.t - drift[0]) * drift[2])
         self._last_reading["scale"] = w
         return w
 
@@ -779,14 +849,22 @@ class World:
         stuck, value = self._stuck_value("rain") if self._stuck else (False, None)
         if stuck and value is not None:
             return value  # type: ignore[return-value]
-        self._last_reading["rain"] = self.is_raining
-        return self.is_raining
+        wet = self.is_raining or self.t < self._wet_until
+        self._last_reading["rain"] = wet
+        return wet
 
     def distance_m(self) -> float | None:
         """Ultrasonic range to the nearest obstacle in the forward cone; 4.0 (full range) when none."""
         stuck, value = self._stuck_value("distance") if self._stuck else (False, None)
         if stuck:
             return value  # type: ignore[return-value]
+        echo = self._echo
+        if echo is not None:
+            if self.t >= echo[0]:
+                self._echo = echo = None
+            elif echo[2] >= 1.0 or self._fault_rng.random() < echo[2]:
+                self._last_reading["distance"] = echo[1]
+                return echo[1]
         d = self.true_distance_m()
         # Like the real driver (gpiozero's DistanceSensor): nothing within range reads as the full 4 m.
         d = SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._sensor_rng.gauss(0.0, 0.01))
@@ -847,7 +925,7 @@ class World:
     def set_power_source(self, source: PowerSource) -> None:
         """The power relay: which source feeds the loads."""
         source = source if isinstance(source, PowerSource) else PowerSource(source)
-        if source is not self.source:
+        if source is not self.source and self.t >= self._welded_until:
             self.relay_toggles += 1
             self.source = source
 

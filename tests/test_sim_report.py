@@ -125,3 +125,103 @@ def test_link_cut_reaction_and_tray_full_never_handled() -> None:
     assert got[0] == ("link_cut", pytest.approx(2 * DT * 1000))
     assert got[1] == ("tray_full", None)
     assert len(got) == 2
+
+
+def test_rain_on_a_robot_in_the_shelter_asks_no_reaction_but_parked_elsewhere_it_does() -> None:
+    w = world("[weather]\nrain = [{ from = 1, to = 30 }]\n")
+    w.x, w.y = w.site.shelter
+    rec = Recorder(w)
+    parked = decision(State.NIGHT, ALL_BRAKED, Goal.PARK)
+    for i in range(1, 41):
+        step(w, rec, i * DT, parked)
+    events = [e.to_json() for e in rec.events]
+    assert events == [{"kind": "rain", "at_s": pytest.approx(1.0), "required": False}]
+    # At the park (rain outranks night: the shelter is where it must go), the reaction is asked for and timed.
+    w = world("[weather]\nrain = [{ from = 1, to = 30 }]\n")
+    rec = Recorder(w)
+    for i in range(1, 41):
+        t = i * DT
+        step(w, rec, t, parked if t < 1.5 else decision(State.SHELTERING, ALL_BRAKED, Goal.SHELTER))
+    ev = rec.events[0].to_json()
+    assert ev["required"] is True and ev["reaction_ms"] == pytest.approx(500.0, abs=DT * 1000 + 1)
+    assert ev["done_ms"] is None  # never got there
+
+
+def test_a_full_tray_on_a_robot_already_stopped_asks_no_reaction() -> None:
+    w = world("[robot]\ntray_kg = 1.0\n")
+    rec = Recorder(w, tray_full_kg=1.9)
+    stopped = decision(State.PAUSED, ALL_BRAKED)
+    step(w, rec, DT, stopped)
+    w.tray = 2.0  # emptied into by hand while paused: nothing runs, nothing to stop
+    step(w, rec, 2 * DT, stopped)
+    assert [e.to_json() for e in rec.events] == [
+        {"kind": "tray_full", "at_s": pytest.approx(2 * DT), "required": False}
+    ]
+
+
+def test_time_to_react_and_time_to_finish_are_apart() -> None:
+    w = world("[[obstacle]]\nx = 2.2\ny = 0.0\nradius_m = 0.3\n")
+    w.x, w.y, w.heading = 0.0, 0.0, 0.0
+    rec = Recorder(w, stop_distance_m=0.5)
+    t = 0.0
+    braked = False
+    for _ in range(200):  # 10 s
+        t += DT
+        d = w.true_distance_m()
+        braked = braked or (d is not None and d < 0.5)
+        step(
+            w,
+            rec,
+            t,
+            decision(State.OBSTACLE_STOP, ALL_BRAKED) if braked else decision(State.CLEANING, CLEANING),
+        )
+    ev = rec.events[0].to_json()
+    assert ev["kind"] == "obstacle" and ev["required"] is True
+    # Braked at once (the step it came inside the stop distance), but the wheels take a few of the brake's
+    # 0.08 s time constants to stand still.
+    assert ev["reaction_ms"] == pytest.approx(0.0, abs=DT * 1000)
+    assert 100.0 <= ev["done_ms"] <= 600.0
+    assert rec.world.collisions == 0
+
+
+def test_a_storm_is_rain_long_enough_to_be_confirmed() -> None:
+    text = "start = 2024-03-15T10:00:00\nduration_h = 1\n[weather]\n"
+    text += "rain = [{ from = 10, to = 10.5 }, { from = 20, to = 40 }]\n"
+    w = World(scen.parse(text, "t.toml"), rain_confirm_s=1.0)
+    for _ in range(int(15 / DT)):
+        w.advance(DT, ALL_BRAKED)
+    assert w.storms == 0  # half a second of drizzle: the sensor rule never confirms it
+    for _ in range(int(10 / DT)):
+        w.advance(DT, ALL_BRAKED)
+    assert w.storms == 1 and w.is_raining
+
+
+def test_a_long_day_plots_the_last_finished_pass_over_a_heat_map(tmp_path: Path) -> None:
+    from sim.report import Trace, _last_pass, plot
+
+    w = world()
+    rec = Recorder(w)
+    for i in range(1, 21):
+        step(w, rec, i * DT, decision(State.CLEANING, ALL_BRAKED))
+    # Three passes round a 20 m x 4 m loop, one sample a second at 1 m/s, then parked (pass 3, unfinished).
+    loop = [(float(k), 0.0) for k in range(20)] + [(20.0 - k, 4.0) for k in range(20)]
+    pts = loop * 3 + [(0.0, 0.0)] * 30
+    tr = Trace()
+    for i, (x, y) in enumerate(pts):
+        tr.t.append(float(i))
+        tr.x.append(x)
+        tr.y.append(y)
+        tr.gps_x.append(x + 0.5)
+        tr.gps_y.append(y)
+        tr.soc.append(0.8)
+        tr.panel_w.append(30.0)
+        tr.load_w.append(10.0)
+        tr.tray_kg.append(0.0)
+        tr.passes.append(min(i // 40, 3))
+    assert _last_pass(tr) == (80, 120)  # the third loop: the fourth "pass" is the parking after it
+    rec.trace = tr
+    rec.finish(1.0)
+    files = plot(rec, tmp_path)
+    assert (tmp_path / "track.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(files) == 3
+    tr.passes = [0] * len(pts)
+    assert _last_pass(tr) is None  # one pass: the whole track is drawn as it is

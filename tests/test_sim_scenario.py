@@ -122,7 +122,93 @@ def test_a_place_needs_along_or_xy_not_both() -> None:
 def test_fault_after_the_end_is_rejected() -> None:
     text = 'start = 2024-03-15T07:00:00\nduration_h = 1\n[[fault]]\nat = "09:00"\nkind = "gps_loss"\n'
     text += "duration_s = 3\n"
-    assert "after the scenario ends" in error_of(text)
+    assert "past the end of the run" in error_of(text)
+
+
+def test_clock_times_that_roll_past_the_end_of_the_run_are_errors() -> None:
+    # 08:00 in a 3 h run from 09:00 is tomorrow morning: a slip, not a plan.
+    text = 'start = 2024-03-15T09:00:00\nduration_h = 3\n\n[[tray_empty]]\nat = "08:00"\n'
+    msg = error_of(text)
+    assert f"line {line_no(text, 'at = ')}:" in msg and "tray_empty[0].at = '08:00'" in msg
+    assert "23.00 h after the start, past the end of the run (3 h)" in msg and "next day" in msg
+    text = HEAD + '[weather]\nrain = [{ from = "16:00", to = "18:00" }]\n'  # 07:00 + 10 h = 17:00
+    assert "past the end of the run" in error_of(text)
+    text = HEAD + '[[operator]]\nat = 36001\naction = "reset"\n'
+    assert "operator[0].at = 36001: 10.00 h after the start, past the end" in error_of(text)
+    text = (
+        HEAD + '[[operator]]\nat = "16:59:55"\naction = "drive"\nleft = 0.5\nright = 0.5\nduration_s = 10\n'
+    )
+    assert "the drive goes past the end of the run" in error_of(text)
+    # The very end is still inside.
+    assert scen.parse(HEAD + '[[tray_empty]]\nat = "17:00"\n').tray_empty_s == (36000.0,)
+
+
+def test_places_outside_the_site_are_errors() -> None:
+    text = HEAD + "[robot]\nx = 100.0\ny = 0.0\n"
+    msg = error_of(text)
+    assert f"line {line_no(text, 'x = 100')}:" in msg
+    assert "robot.x: (100.0, 0.0) is" in msg and "outside the site's fence" in msg
+    text = HEAD + '[[obstacle]]\nkind = "static"\nalong_m = 40\noffset_m = 30\n'
+    assert "obstacle[0].along_m: (" in error_of(text) and "outside the site's fence" in error_of(text)
+    text = HEAD + '[[obstacle]]\nkind = "static"\nalong_m = 400\n'
+    msg = error_of(text)
+    assert "obstacle[0].along_m = 400: beyond the end of the route (151.0 m)" in msg
+    # A tree beside the fence whose shade reaches in is on the site.
+    assert scen.parse(HEAD + "[[shade]]\nx = 0.0\ny = 10.0\nradius_m = 6\n").shade
+
+
+def test_expect_table_reads_operators_figures_and_nested_keys() -> None:
+    text = HEAD + (
+        '[expect]\nbrownout_s = 0\nshelter_reached = "storms"\ngeofence_max_depth_m = "<= 0.5"\n'
+        'route_completion = ">0.9"\ntime_in_state_s.cleaning = "> 600"\n"arrivals.park.inside" = "== 1"\n'
+    )
+    sc = scen.parse(text)
+    got = [(e.key, e.op, e.operand, e.line) for e in sc.expect]
+    assert got == [
+        ("brownout_s", "==", 0.0, line_no(text, "brownout_s")),
+        ("shelter_reached", "==", "storms", line_no(text, "shelter_reached")),
+        ("geofence_max_depth_m", "<=", 0.5, line_no(text, "geofence_max")),
+        ("route_completion", ">", 0.9, line_no(text, "route_completion")),
+        ("time_in_state_s.cleaning", ">", 600.0, line_no(text, "time_in_state_s")),
+        ("arrivals.park.inside", "==", 1.0, line_no(text, "arrivals")),
+    ]
+    assert sc.expect[2].describe() == "geofence_max_depth_m <= 0.5"
+
+
+def test_expect_errors_name_the_line() -> None:
+    text = HEAD + "[expect]\nbrownout = 0\n"
+    msg = error_of(text)
+    assert (
+        f"line {line_no(text, 'brownout')}:" in msg and "not a report figure" in msg and "brownout_s" in msg
+    )
+    text = HEAD + '[expect]\ncollisions = "about 3"\n'
+    assert "expected an operator" in error_of(text)
+    text = HEAD + '[expect]\ncollisions = "<= lots"\n'
+    assert "'lots' is neither a number nor a report figure" in error_of(text)
+    text = HEAD + "[expect]\ncollisions = true\n"
+    assert "expected a number or a string" in error_of(text)
+
+
+def test_operator_timeline_reads_actions_and_rejects_stray_keys() -> None:
+    text = HEAD + (
+        '[[operator]]\nat = "08:00"\naction = "estop"\n'
+        '[[operator]]\nat = "07:30"\naction = "mode"\nmode = "manual"\n'
+        '[[operator]]\nat = "07:31"\naction = "drive"\nleft = 0.5\nright = -0.5\nduration_s = 3\n'
+    )
+    ops = scen.parse(text).operator
+    assert [(o.at_s, o.action, o.mode) for o in ops] == [
+        (1800.0, "mode", "manual"),
+        (1860.0, "drive", ""),
+        (3600.0, "estop", ""),
+    ]
+    assert (ops[1].left, ops[1].right, ops[1].duration_s) == (0.5, -0.5, 3.0)
+    text = HEAD + '[[operator]]\nat = "08:00"\naction = "estop"\nmode = "auto"\n'
+    msg = error_of(text)
+    assert f"line {line_no(text, 'mode =')}:" in msg and "only a mode action takes mode" in msg
+    assert "must be one of 'auto'" in error_of(
+        HEAD + '[[operator]]\nat = 5\naction = "mode"\nmode = "turbo"\n'
+    )
+    assert "'estop', 'reset'" in error_of(HEAD + '[[operator]]\nat = 5\naction = "dance"\n')
 
 
 def test_unknown_name_lists_the_shipped_ones() -> None:
@@ -156,3 +242,10 @@ def test_line_of_finds_nested_keys() -> None:
     assert scen.line_of(text, ("litter", "hotspots", 1, "radius_m")) == line_no(text, "radius_m = 2")
     assert scen.line_of(text, ("litter", "kg_per_m2")) == line_no(text, "kg_per_m2 = 0.1")
     assert scen.line_of(text, ("duration_h",)) == 2
+
+
+def test_every_shipped_scenario_states_what_it_expects() -> None:
+    for name in scen.shipped_names():
+        sc = scen.load(name)
+        assert sc.expect, f"{name} has no [expect] table"
+        assert any(e.key == "brownout_s" for e in sc.expect), name
