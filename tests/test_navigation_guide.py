@@ -162,7 +162,7 @@ def test_a_jump_that_persists_is_believed_and_outside_it_waits_then_drives_back_
     far = (ON_ROUTE[0] + 3.0, ON_ROUTE[1] - 40.0)
     outside_by = -clearance(far, SITE.fence)
     log = []
-    for n in range(1, 20):
+    for n in range(1, CFG.jump_confirm + CFG.return_fixes + 6):
         state, g = guide(state, fix_at(far, n), Goal.ROUTE, 100.0 + n, SITE, CFG)
         log.append(g)
     # Believed after jump_confirm fixes, but reported outside only once its steady fixes are in: until then

@@ -9,7 +9,7 @@ Every forward command is checked against the fence over a short look-ahead befor
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from robot.core.types import Goal, Guidance, MotorOutputs, PinState
@@ -27,6 +27,7 @@ from robot.navigation.geometry import (
     shortest_path,
     wrap,
 )
+from robot.navigation.obstacles import Body, Echo, carry, path_reading, sense, steer
 from robot.navigation.site import Site
 
 
@@ -40,7 +41,9 @@ class NavConfig:
     cruise: float = 0.8  # wheel speed fraction on the route
     approach: float = 0.5  # near a goal, rejoining, returning inside
     turn: float = 0.3  # wheel speed fraction when turning on the spot
-    spin_deg: float = 60.0  # turn on the spot when the target is further off the nose than this
+    # Turn on the spot when the target is further off the nose than this: the forward sensor sees 15 degrees either
+    # side, so the robot looks where it is going before it drives there, rather than arcing into what it never saw.
+    spin_deg: float = 15.0
     arrive_radius_m: float = 1.5
     stay_radius_m: float = 10.0  # once arrived, stay put unless the estimate moves this far (the GPS wanders)
     fence_margin_m: float = 2.0  # the look-ahead keeps the estimate this far from the fence
@@ -56,7 +59,9 @@ class NavConfig:
     jump_m: float = 10.0  # a fix this much further than expected is a jump, not noise
     jump_confirm: int = 3  # consecutive agreeing jumped fixes before they are believed
     settle_fixes: int = 3  # good fixes in a row before driving, at start and after a gps outage
-    return_fixes: int = 10  # ... after a confirmed jump (the position moved suddenly: was it real?)
+    # ... after a confirmed jump (the position moved suddenly, no wheel moved it: was it real?). Longer than a
+    # multipath episode near a wall lasts (tens of seconds): a jump that ends sooner is never taken for a move.
+    return_fixes: int = 30
     creep: float = 0.5  # wheel speed fraction of the heading-learning creep
     creep_m: float = 4.0
     min_cog_speed_mps: float = 0.5  # below this the course over ground is noise
@@ -74,6 +79,9 @@ class NavConfig:
     settle_s: float = 0.0  # at the shelter or park: stop and average fixes this long, then correct once
     settle_rounds: int = 3  # corrections at most before accepting the averaged position
     require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
+    body: Body = field(
+        default_factory=Body
+    )  # footprint and forward sensor, for the obstacles remembered after they leave its cone
 
     @classmethod
     def for_receiver(cls, receiver: str, uere_m: float = 0.0, require_rtk: bool = True) -> NavConfig:
@@ -142,6 +150,7 @@ class NavState:
     settle_sy: float = 0.0
     settles: int = 0
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
+    echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -149,6 +158,7 @@ class NavState:
         d["jump_fixes"] = [list(p) for p in self.jump_fixes]
         d["anchor"] = None if self.anchor is None else list(self.anchor)
         d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
+        d["echoes"] = []  # where things stood around the robot means nothing after a restart
         return d
 
     @classmethod
@@ -179,6 +189,8 @@ def _pair(v: Any) -> tuple[float, float] | None:
 
 
 def _clean(name: str, v: Any, default: Any) -> Any:
+    if name == "echoes":
+        return default
     if name in ("goal", "fix_key"):
         return v if isinstance(v, str) else default
     if name == "arrived":
@@ -302,14 +314,22 @@ def guide(
     site: Site,
     cfg: NavConfig,
     applied: tuple[float, float] | None = None,
+    ahead_m: float | None = None,
 ) -> tuple[NavState, Guidance]:
     """One guidance step. `fix` is the receiver's newest fix; `applied` is the wheel speeds the robot actually
-    ran since the last call (None: assume the last guidance was applied). Returns the new state and answer.
+    ran since the last call (None: assume the last guidance was applied); `ahead_m` is this step's fresh
+    forward distance reading (None: none, or no echo). Returns the new state and answer.
     """
     st = _Step(state, cfg, site)
     st.advance(now, applied)
+    if ahead_m is not None:
+        st.echoes = sense(st.echoes, ahead_m, now, cfg.body)
     problem = st.take_fix(fix, now)
     guidance = st.decide(goal, problem)
+    if st.echoes:
+        clear = path_reading(st.echoes, guidance.left, guidance.right, cfg.wheel_base_m, cfg.body)
+        if clear is not None:
+            guidance = replace(guidance, path_clear_m=clear)
     return st.finish(now, goal, guidance), guidance
 
 
@@ -343,6 +363,7 @@ class _Step:
         self.settle_sx, self.settle_sy = state.settle_sx, state.settle_sy
         self.settles = state.settles
         self.jump_from = state.jump_from
+        self.echoes = state.echoes
         self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
@@ -361,6 +382,7 @@ class _Step:
         self.anchor = None
         self.anchor_turn = 0.0
         self.applied = (0.0, 0.0)
+        self.echoes = ()
 
     def advance(self, now: float, applied: tuple[float, float] | None) -> None:
         """Move the estimate by odometry from the last call to now."""
@@ -374,6 +396,8 @@ class _Step:
             self.applied = (max(-1.0, min(1.0, applied[0])), max(-1.0, min(1.0, applied[1])))
         dt = now - last
         v, w = _speeds(*self.applied, self.scale, self.cfg)
+        if self.echoes:
+            self.echoes = carry(self.echoes, v, w, dt, now, self.cfg.body)
         if self.x is not None and self.y is not None:
             h = self.heading
             if h is not None:
@@ -723,7 +747,12 @@ class _Step:
         half = k * self.cfg.wheel_base_m / 2.0
         left, right = u * (1.0 - half), u * (1.0 + half)
         m = max(1.0, abs(left), abs(right))
-        return left / m, right / m
+        left, right = left / m, right / m
+        if self.echoes:
+            # Around what the sensor saw and no longer sees (before the fence check, which has the last word).
+            speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
+            left, right, _ = steer(self.echoes, left, right, speed, self.cfg.wheel_base_m, self.cfg.body)
+        return left, right
 
     def _fence_check(self, pos: Point, target: Point, left: float, right: float) -> tuple[float, float, str]:
         """The command, slowed or replaced by a turn on the spot when its path over the look-ahead would come
@@ -821,4 +850,5 @@ class _Step:
             self.settle_sy,
             self.settles,
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
+            self.echoes,
         )
