@@ -79,6 +79,10 @@ class NavConfig:
     settle_s: float = 0.0  # at the shelter or park: stop and average fixes this long, then correct once
     settle_rounds: int = 3  # corrections at most before accepting the averaged position
     require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
+    # The drive motors' time constants (10 kg on two 12 V gear motors; both leads shorted when braking): odometry
+    # follows what the wheels do, not what they were told a moment ago. 0 takes the command as done at once.
+    drive_tau_s: float = 0.3
+    brake_tau_s: float = 0.08
     body: Body = field(
         default_factory=Body
     )  # footprint and forward sensor, for the obstacles remembered after they leave its cone
@@ -151,6 +155,7 @@ class NavState:
     settles: int = 0
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
     echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
+    wheels: tuple[float, float] = (0.0, 0.0)  # the drive wheels' speed fractions by the motor model
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -159,6 +164,7 @@ class NavState:
         d["anchor"] = None if self.anchor is None else list(self.anchor)
         d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
         d["echoes"] = []  # where things stood around the robot means nothing after a restart
+        d["wheels"] = [0.0, 0.0]
         return d
 
     @classmethod
@@ -189,7 +195,7 @@ def _pair(v: Any) -> tuple[float, float] | None:
 
 
 def _clean(name: str, v: Any, default: Any) -> Any:
-    if name == "echoes":
+    if name in ("echoes", "wheels"):
         return default
     if name in ("goal", "fix_key"):
         return v if isinstance(v, str) else default
@@ -364,6 +370,7 @@ class _Step:
         self.settles = state.settles
         self.jump_from = state.jump_from
         self.echoes = state.echoes
+        self.wheels = state.wheels
         self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
@@ -383,6 +390,7 @@ class _Step:
         self.anchor_turn = 0.0
         self.applied = (0.0, 0.0)
         self.echoes = ()
+        self.wheels = (0.0, 0.0)
 
     def advance(self, now: float, applied: tuple[float, float] | None) -> None:
         """Move the estimate by odometry from the last call to now."""
@@ -395,7 +403,7 @@ class _Step:
         if applied is not None:
             self.applied = (max(-1.0, min(1.0, applied[0])), max(-1.0, min(1.0, applied[1])))
         dt = now - last
-        v, w = _speeds(*self.applied, self.scale, self.cfg)
+        v, w = _speeds(*self._wheels_over(dt), self.scale, self.cfg)
         if self.echoes:
             self.echoes = carry(self.echoes, v, w, dt, now, self.cfg.body)
         if self.x is not None and self.y is not None:
@@ -412,6 +420,23 @@ class _Step:
         self.anchor_turn += w * dt
         if self.creep_done > 0.0 or self.heading is None:
             self.creep_done += abs(v) * dt
+
+    def _wheels_over(self, dt: float) -> tuple[float, float]:
+        """The wheels' mean speed fractions over the last dt seconds, each a first-order response to its applied
+        command (exact for a command held that long); the speeds at the end are kept for the next step."""
+        out = []
+        ends = []
+        for target, w0 in zip(self.applied, self.wheels, strict=True):
+            tau = self.cfg.drive_tau_s if target != 0.0 else self.cfg.brake_tau_s
+            if tau <= 0.0 or dt <= 0.0:
+                out.append(target)
+                ends.append(target)
+                continue
+            decay = math.exp(-dt / tau)
+            out.append(target + (w0 - target) * tau / dt * (1.0 - decay))
+            ends.append(target + (w0 - target) * decay)
+        self.wheels = (ends[0], ends[1])
+        return out[0], out[1]
 
     def take_fix(self, fix: GpsFix | None, now: float) -> str | None:
         """Gate the fix and fold a new epoch into the estimate; the reason it cannot be used, or None."""
@@ -851,4 +876,5 @@ class _Step:
             self.settles,
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
             self.echoes,
+            self.wheels,
         )
