@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# (forward m, left m, seen at s) in the robot's frame, origin at the centre between the drive wheels.
-Echo = tuple[float, float, float]
+# (forward m, left m, seen at s, metres driven since) in the robot's frame, origin at the centre between the wheels.
+Echo = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,10 @@ class Body:
     sensor_ahead_m: float = 0.30  # the sensor on the front bumper
     half_cone_deg: float = 15.0
     max_echo_m: float = 1.6  # further echoes are too vague sideways (0.4 m at the cone's edge) to keep
-    keep_s: float = 10.0  # odometry stays good to centimetres this long
+    # Odometry stays good to centimetres over a few metres driven (turning on the spot counts as its arc at the
+    # wheels); standing still, an echo out of the cone is kept until a person could have moved the thing away.
+    keep_driven_m: float = 6.0
+    keep_s: float = 120.0
     keep_m: float = 3.0
     max_echoes: int = 80
     spacing_m: float = 0.08  # a new echo this near a kept one adds nothing
@@ -47,16 +50,17 @@ def carry(
     tx, ty = ds * math.cos(dh / 2.0), ds * math.sin(dh / 2.0)
     c, s = math.cos(dh), math.sin(dh)
     keep2 = body.keep_m * body.keep_m
+    driven = abs(ds) + abs(dh) * body.radius_m
     out = []
-    for f, left, seen in echoes:
-        if now - seen > body.keep_s:
+    for f, left, seen, before in echoes:
+        if now - seen > body.keep_s or before + driven > body.keep_driven_m:
             continue
         x, y = f - tx, left - ty
         f2, l2 = x * c + y * s, -x * s + y * c
         # Behind the body: driving forward can no longer reach it (reversing is the escape's, over a short way).
         if f2 < -body.radius_m or f2 * f2 + l2 * l2 > keep2:
             continue
-        out.append((f2, l2, seen))
+        out.append((f2, l2, seen, before + driven))
     return tuple(out)
 
 
@@ -81,7 +85,7 @@ def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: B
             f, left = body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a)
             # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it).
             kept = [e for e in kept if (f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2]
-            kept.append((f, left, now))
+            kept.append((f, left, now, 0.0))
         if len(kept) > body.max_echoes:
             kept.sort(key=lambda e: e[2])
             kept = kept[-body.max_echoes :]
@@ -99,7 +103,7 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
     reach2 = reach * reach
     best = limit
     if abs(k) < 1e-6:
-        for f, left, _ in echoes:
+        for f, left, _, _ in echoes:
             if f > 0.0 and abs(left) < reach:
                 d = f - math.sqrt(reach2 - left * left)
                 best = min(best, max(0.0, d))
@@ -111,7 +115,7 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
         for i in range(1, n + 1)
     ]
     far2 = (limit + reach) ** 2
-    for f, left, _ in echoes:
+    for f, left, _, _ in echoes:
         if f < -reach or f * f + left * left > far2:
             continue
         prev = f * f + left * left
