@@ -76,8 +76,13 @@ class NavConfig:
         2.0  # the look-ahead keeps the estimate this many sigmas (at least fence_margin_m) off
     )
     confidence_sigmas: float = 2.5  # "outside the fence" is reported only beyond this many sigmas
-    settle_s: float = 0.0  # at the shelter or park: stop and average fixes this long, then correct once
-    settle_rounds: int = 3  # corrections at most before accepting the averaged position
+    # --- arrival at the shelter or park: averaging while slowly approaching (see _go_to) ---
+    settle_s: float = 0.0  # at most this long averaging fixes before arriving (0: arrive on the estimate)
+    settle_start_m: float = 6.0  # averaging begins this far from the goal, and the robot slows down
+    settle_tol_m: float = 0.3  # arrived when the averaged position is this near the goal
+    arrive_sigmas: float = 3.5  # the averaged error's sigmas that must fit in the goal's radius (99.8 %)
+    wander_tau_s: float = 30.0  # how long the receiver's error stays alike (its correlation time)
+    settle_rounds: int = 3  # kept for old configuration files; averaging is one continuous round now
     require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
     # The drive motors' time constants (10 kg on two 12 V gear motors; both leads shorted when braking): odometry
     # follows what the wheels do, not what they were told a moment ago. 0 takes the command as done at once.
@@ -103,6 +108,9 @@ class NavConfig:
                 on_route_m=0.5,
                 settle_fixes=3,
                 settle_s=3.0,
+                settle_start_m=1.0,
+                settle_tol_m=0.05,
+                wander_tau_s=60.0,
                 lane_sigmas=2.5,
                 require_rtk=require_rtk,
             )
@@ -111,12 +119,13 @@ class NavConfig:
                 gps_sigma_m=0.7,
                 arrive_radius_m=0.8,
                 stay_radius_m=4.0,
-                settle_s=120.0,
+                settle_s=300.0,
+                wander_tau_s=60.0,
                 jump_m=6.0,
                 lane_sigmas=2.5,
             )
         else:
-            cfg = cls(settle_s=480.0, lane_sigmas=2.5)
+            cfg = cls(settle_s=600.0, lane_sigmas=2.5)
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
@@ -153,6 +162,8 @@ class NavState:
     settle_sx: float = 0.0
     settle_sy: float = 0.0
     settles: int = 0
+    settle_dx: float = 0.0  # odometry's displacement since averaging began (east, north metres)
+    settle_dy: float = 0.0
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
     echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
     wheels: tuple[float, float] = (0.0, 0.0)  # the drive wheels' speed fractions by the motor model
@@ -368,6 +379,7 @@ class _Step:
         self.settle_n = state.settle_n
         self.settle_sx, self.settle_sy = state.settle_sx, state.settle_sy
         self.settles = state.settles
+        self.settle_dx, self.settle_dy = state.settle_dx, state.settle_dy
         self.jump_from = state.jump_from
         self.echoes = state.echoes
         self.wheels = state.wheels
@@ -410,8 +422,12 @@ class _Step:
             h = self.heading
             if h is not None:
                 mid = h + w * dt / 2.0
-                self.x += v * math.cos(mid) * dt
-                self.y += v * math.sin(mid) * dt
+                ddx, ddy = v * math.cos(mid) * dt, v * math.sin(mid) * dt
+                self.x += ddx
+                self.y += ddy
+                if self.settle_since is not None:
+                    self.settle_dx += ddx
+                    self.settle_dy += ddy
             self.var += dt * (
                 self.cfg.odo_var_moving if abs(v) > 0.05 or abs(w) > 0.1 else self.cfg.odo_var_still
             )
@@ -459,13 +475,19 @@ class _Step:
         z = self.site.to_local(fix.lat, fix.lon)
         self.sigma = fix_sigma(fix, self.cfg)
         r = self.sigma**2
-        if self.settle_since is not None:
+        if self.settle_since is not None and self.x is not None and self.y is not None:
+            # Averaging: each fix less the odometry's displacement since averaging began is one more look at where
+            # the robot was then; their mean plus the displacement is where it is now, moving or standing.
             self.settle_n += 1
-            self.settle_sx += z[0]
-            self.settle_sy += z[1]
-        if (self.settles > 0 or self.settle_since is not None) and self.x is not None and self.y is not None:
-            # Stopped and averaging, or heading for the averaged position by odometry: single fixes would pull
-            # the estimate back towards their slowly wandering bias.
+            self.settle_sx += z[0] - self.settle_dx
+            self.settle_sy += z[1] - self.settle_dy
+            self.x = self.settle_sx / self.settle_n + self.settle_dx
+            self.y = self.settle_sy / self.settle_n + self.settle_dy
+            self.var = min(self.var, r)
+            self._heading_from(fix, z)
+            return None
+        if self.settles > 0 and self.x is not None and self.y is not None:
+            # Arrived on the averaged position: single fixes would pull it back towards their wandering bias.
             self._heading_from(fix, z)
             return None
         if self.x is None or self.y is None:
@@ -684,29 +706,13 @@ class _Step:
         # A narrow spot (less than two margins wide) cannot keep the margin on both sides: keep the lane.
         return moved if clearance(moved, fence) > c else target
 
-    def _settle(self, pos: Point, goal_pt: Point, name: str, tol: float) -> Guidance | None:
-        """At the goal by the estimate: stop and average fixes for settle_s, then trust their mean. Returns
-        the answer while averaging or once there, None when the mean says to drive on to the goal."""
+    def _settle_time(self, radius: float, tol: float) -> float:
+        """How long to average so that the mean's error fits the goal's radius with arrive_sigmas to spare: the
+        variance of a mean over T of an error that stays alike for tau is about sigma^2 2 tau / T."""
         cfg = self.cfg
-        if cfg.settle_s <= 0.0 or self.settles >= cfg.settle_rounds:
-            self.arrived = True
-            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
-        if self.settle_since is None:
-            self.settle_since, self.settle_n, self.settle_sx, self.settle_sy = self.now, 0, 0.0, 0.0
-        waited = self.now - self.settle_since
-        if waited < cfg.settle_s or self.settle_n == 0:
-            return Guidance(
-                gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {cfg.settle_s:.0f} s)"
-            )
-        mean = (self.settle_sx / self.settle_n, self.settle_sy / self.settle_n)
-        self.settle_since = None
-        self.settles += 1
-        self.x, self.y = mean
-        self.var = min(self.var, self.sigma**2)
-        if dist(mean, goal_pt) <= tol:
-            self.arrived = True
-            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
-        return None
+        need = max(radius - tol, 0.05) / cfg.arrive_sigmas
+        sigma = self.sigma if self.sigma > 0.0 else cfg.gps_sigma_m
+        return min(cfg.settle_s, 2.0 * cfg.wander_tau_s * sigma * sigma / (need * need))
 
     def _go_to(self, pos: Point, goal_pt: Point, name: str, rejoin: bool = False) -> Guidance:
         d = dist(pos, goal_pt)
@@ -716,13 +722,33 @@ class _Step:
                 return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
             self.arrived = False
             radius = self.site.shelter_radius_m if name == "shelter" else self.site.park_radius_m
-            tol = min(self.cfg.arrive_radius_m, 0.5 * radius)
-            if d <= tol or self.settle_since is not None:
-                answer = self._settle(pos, goal_pt, name, tol)
-                if answer is not None:
-                    return answer
-                pos = (self.x, self.y)  # type: ignore[assignment]
-                d = dist(pos, goal_pt)
+            if self.cfg.settle_s <= 0.0:
+                if d <= min(self.cfg.arrive_radius_m, 0.5 * radius):
+                    self.arrived = True
+                    return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+            elif self.settle_since is not None or d <= self.cfg.settle_start_m:
+                if self.settle_since is None:
+                    # Averaging starts here and goes on while the robot slowly drives the last metres.
+                    self.settle_since, self.settle_n = self.now, 0
+                    self.settle_sx = self.settle_sy = self.settle_dx = self.settle_dy = 0.0
+                tol = min(self.cfg.settle_tol_m, 0.5 * radius)
+                waited = self.now - self.settle_since
+                need = self._settle_time(radius, tol)
+                if d <= tol:
+                    if waited >= need and self.settle_n > 0:
+                        self.arrived = True
+                        self.settles += 1
+                        return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+                    return Guidance(
+                        gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {need:.0f} s)"
+                    )
+                if d <= 2.0 * self.cfg.lookahead_m:
+                    # The last metres straight at the goal, slowly, on the averaged position.
+                    left, right = self._pursue(pos, goal_pt, self.cfg.creep * 0.6)
+                    left, right, why = self._fence_check(pos, goal_pt, left, right)
+                    return Guidance(
+                        left, right, gps_ok=True, reason=why or f"approaching the {name}, averaging fixes"
+                    )
         fence = self.site.fence
         # The plan from a start the robot has since driven along stays good while it keeps within a metre of it:
         # planning (visibility from the moving start) is not redone every step, which big fences make costly.
@@ -874,6 +900,8 @@ class _Step:
             self.settle_sx,
             self.settle_sy,
             self.settles,
+            self.settle_dx,
+            self.settle_dy,
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
             self.echoes,
             self.wheels,
