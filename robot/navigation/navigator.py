@@ -528,7 +528,8 @@ class _Step:
         return None
 
     def _heading_from(self, fix: GpsFix, z: Point) -> None:
-        v, w = _speeds(*self.applied, 1.0, self.cfg)
+        # The wheels' modelled speeds, not the command: a robot still spinning up is not a slow robot.
+        v, w = _speeds(*self.wheels, 1.0, self.cfg)
         if fix.speed is not None and abs(v) > 0.2 * self.cfg.max_speed_mps and abs(w) < 0.5:
             # Learn how fast the wheels really drive the robot (slip, battery, the core's duty mapping).
             ratio = fix.speed / abs(v)
@@ -734,7 +735,10 @@ class _Step:
                 tol = min(self.cfg.settle_tol_m, 0.5 * radius)
                 waited = self.now - self.settle_since
                 need = self._settle_time(radius, tol)
-                if d <= tol:
+                # Standing and averaging, the mean moves a little with every fix: only a clear move of it is worth
+                # driving (each start and spin on the spot costs odometry some accuracy).
+                standing = self.applied == (0.0, 0.0)
+                if d <= (2.5 * tol if standing else tol):
                     if waited >= need and self.settle_n > 0:
                         self.arrived = True
                         self.settles += 1
