@@ -71,7 +71,7 @@ def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: B
     if reading_m is None or not math.isfinite(reading_m):
         return echoes  # no echo is "unknown": it neither clears nor adds
     cone = math.radians(body.half_cone_deg)
-    inner = cone * 0.8  # well inside the cone: surely seen through
+    inner = cone * 0.95  # inside the cone (but for rounding at its edge): seen through
     kept = []
     for e in echoes:
         fx, ly = e[0] - body.sensor_ahead_m, e[1]
