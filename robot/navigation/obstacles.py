@@ -162,14 +162,24 @@ def steer(
     k0 = _curvature(left, right, wheel_base_m)
     if arc_travel(echoes, k0, horizon, body) >= horizon:
         return left, right, False
+    best_k, best = k0, -1.0
     for dk in _SWERVES:
         for k in (k0 + dk, k0 - dk) if k0 >= 0.0 else (k0 - dk, k0 + dk):
-            if arc_travel(echoes, k, horizon, body) >= horizon:
+            travel = arc_travel(echoes, k, horizon, body)
+            if travel >= horizon:
                 half = k * wheel_base_m / 2.0
                 lf, rf = u * (1.0 - half), u * (1.0 + half)
                 m = max(1.0, abs(lf), abs(rf))
                 return lf / m, rf / m, True
-    return left, right, False
+            if travel > best:
+                best_k, best = k, travel
+    # Nothing clear at this speed: turn on the spot towards the side that leads furthest (turning moves no part
+    # of the round body closer), rather than drive into the stop and the escape's blind reversing.
+    spin = _SPIN if best_k >= k0 else -_SPIN
+    return -spin, spin, True
+
+
+_SPIN = 0.3  # wheel fraction of a turn on the spot around remembered echoes (guidance's own turn speed)
 
 
 def _curvature(left: float, right: float, wheel_base_m: float) -> float:
