@@ -195,9 +195,10 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
     import random
     import threading
 
+    from robot.app import run_async
+
     from arduino_bridge.fake_device import FakeArduino
     from bench.bridge import frame_to_pins_us
-    from robot.app import run_async
     from robot.config import from_dict
     from robot.core.types import BRAKE, Command, CommandKind
 

@@ -281,7 +281,11 @@ class Supervisor:
             self.passes = 0
         # Odometry must know what the wheels really did (the core overrides navigation for obstacles).
         applied = wheel_fractions(self.last.motors) if self.last is not None else None
-        self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config, applied)
+        # A fresh forward reading feeds the obstacles navigation remembers (they outlast the sensor's cone).
+        ahead = rd.distance.value
+        if rd.distance.at is None or now - rd.distance.at > self.settings.obstacle.stale_s:
+            ahead = None
+        self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config, applied, ahead)
         if (
             guidance.route_done
             and goal is Goal.ROUTE
@@ -295,8 +299,12 @@ class Supervisor:
         self.guidance = guidance
         power: PowerReading | None = rd.power.value
         link_ok = self.link.healthy
+        distance = rd.distance.value
+        if distance is not None and guidance.path_clear_m is not None:
+            # Something seen before and out of the cone now is still on the path the wheels are about to drive.
+            distance = min(distance, guidance.path_clear_m)
         snap = Snapshot(
-            distance_m=rd.distance.value,
+            distance_m=distance,
             distance_t=rd.distance.at,
             camera_obstacle=rd.camera_obstacle,
             tray_kg=rd.scale.value,

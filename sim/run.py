@@ -167,12 +167,23 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         critical_v=cfg.power.critical_v,
         low_soc=cfg.power.low_soc,
     )
-    recorder.nav.guidance = lambda: sup.guidance
     run = SimRun(
         scenario, cfg, world, clock, arduino, link, parts, sup, recorder, outbox, commands, telemetry
     )
+    recorder.nav.guidance = lambda: _guidance(run)
     recorder.pass_count = lambda: run.supervisor.passes if run.supervisor is not None else None
     return run
+
+
+def _guidance(run: SimRun) -> Any:
+    """Navigation's newest answer, when it was computed for the goal of the decision just made: the supervisor
+    guides towards the last decision's goal, so on the step the goal changes (park -> shelter) its answer is
+    about the old one (an arrival at the park is no arrival at the shelter). The supervisor of the moment: a
+    boot after a power-down makes a new one."""
+    sup = run.supervisor
+    if sup is None or sup.last is None or sup.nav.goal != str(sup.last.goal):
+        return None
+    return sup.guidance
 
 
 class FaultInjector:

@@ -35,6 +35,7 @@ WHEEL_BASE_M = Geometry().wheel_base_m
 DRIVE_TAU_S = 0.30  # 10 kg on two 12 V gear motors: about a third of a second to reach speed
 BRAKE_TAU_S = 0.08  # both motor leads shorted: stops in a few centimetres
 COAST_TAU_S = 0.60
+STANDING_M_S = 0.01  # slower than this the robot stands: a contact then is something moving into it
 SENSOR_AHEAD_M = 0.30  # the ultrasonic sensor sits on the front bumper
 SENSOR_RANGE_M = 4.0
 SENSOR_MIN_M = 0.02
@@ -433,12 +434,16 @@ class World:
                 self._update_obstacles()
             if self._blocked(nx, ny):
                 nx, ny = self.x, self.y
+                # A braked robot's wheels never quite reach zero in this model (an exponential decay): one that
+                # stands still and is walked into by a passer-by has not hit anything.
+                driving = abs(v) > STANDING_M_S
                 self.vl = self.vr = 0.0
                 v = 0.0
                 # Pushing on against the same thing is one collision, not one per step.
-                if t - self._last_contact > 1.0:
+                if driving and t - self._last_contact > 1.0:
                     self.collisions += 1
-                self._last_contact = t
+                if driving:
+                    self._last_contact = t
         self.x, self.y = nx, ny
         # The fence on true position, exactly whenever the robot may be near it (the clearance measured at the
         # last slow tick, less the distance moved since, bounds it from below).

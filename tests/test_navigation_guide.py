@@ -137,10 +137,24 @@ def test_heading_from_successive_fixes_when_the_receiver_gives_no_course() -> No
 
 
 def test_odometry_uses_the_applied_wheel_speeds() -> None:
-    state = settled(ON_ROUTE, 0.0)
+    state = settled(ON_ROUTE, 0.0, wheels=(1.0, 1.0))  # already at full speed: no spin-up in this second
     state, _ = guide(state, None, Goal.HOLD, 100.0, SITE, CFG, applied=(1.0, 1.0))
     state, _ = guide(state, None, Goal.HOLD, 101.0, SITE, CFG, applied=(1.0, 1.0))
     assert state.x is not None and math.isclose(state.x - ON_ROUTE[0], CFG.max_speed_mps, rel_tol=0.06)
+
+
+def test_odometry_follows_the_motors_spin_up_and_braking() -> None:
+    # From rest, full speed for 1.05 s (the settled state is 50 ms old): the wheels reach speed with drive_tau_s,
+    # so the robot covers T - tau (1 - e^(-T/tau)) seconds' worth of full speed; braked, it stops within brake_tau_s.
+    state = settled(ON_ROUTE, 0.0)
+    state, _ = guide(state, None, Goal.HOLD, 100.0, SITE, CFG, applied=(1.0, 1.0))
+    state, _ = guide(state, None, Goal.HOLD, 101.0, SITE, CFG, applied=(1.0, 1.0))
+    tau = CFG.drive_tau_s
+    want = CFG.max_speed_mps * (1.05 - tau * (1.0 - math.exp(-1.05 / tau)))
+    assert state.x is not None and math.isclose(state.x - ON_ROUTE[0], want, rel_tol=0.02)
+    x1 = state.x
+    state, _ = guide(state, None, Goal.HOLD, 102.0, SITE, CFG, applied=(0.0, 0.0))
+    assert state.x is not None and 0.0 < state.x - x1 < CFG.max_speed_mps * CFG.brake_tau_s * 1.05
 
 
 def test_a_gps_jump_outside_the_fence_stops_at_once_and_is_not_believed() -> None:
@@ -162,7 +176,7 @@ def test_a_jump_that_persists_is_believed_and_outside_it_waits_then_drives_back_
     far = (ON_ROUTE[0] + 3.0, ON_ROUTE[1] - 40.0)
     outside_by = -clearance(far, SITE.fence)
     log = []
-    for n in range(1, 20):
+    for n in range(1, CFG.jump_confirm + CFG.return_fixes + 6):
         state, g = guide(state, fix_at(far, n), Goal.ROUTE, 100.0 + n, SITE, CFG)
         log.append(g)
     # Believed after jump_confirm fixes, but reported outside only once its steady fixes are in: until then

@@ -4,6 +4,7 @@ and averaging fixes at the park before calling it arrived."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -74,14 +75,19 @@ def test_park_arrival_averages_fixes_then_corrects_once_by_odometry() -> None:
     fix = fix_at(
         est, 0, std_m=2.0
     )  # the receiver's newest fix, handed over every step as the supervisor does
+    heading = 0.0  # east at first; the robot turns on the spot when the averaged position says it overshot
     while now < 300.0:
         v = 1.57 * (left + right) / 2
-        truth[0] += v * 0.05  # heading east
+        heading += 1.57 * (right - left) / 0.4 * 0.05
+        truth[0] += v * math.cos(heading) * 0.05
+        truth[1] += v * math.sin(heading) * 0.05
         if abs(now - round(now)) < 1e-6:
             n += 1
             # The average of the fixes over the wait carries less of the error than one fix: here, none of it.
             wobble = 0.8 if n % 2 else -0.8
-            fix = fix_at((truth[0] + wobble, truth[1]), n, std_m=2.0)
+            # The receiver's ground speed is the truth's (a course only when it moves, as a receiver gives it).
+            track = (90.0 - math.degrees(heading)) % 360.0 if abs(v) > 0.3 else None
+            fix = fix_at((truth[0] + wobble, truth[1]), n, std_m=2.0, speed=round(abs(v), 2), track=track)
         st, g = guide(st, fix, Goal.PARK, now, SITE, cfg, applied=(left, right))
         left, right = g.left, g.right
         if g.arrived and arrived_at is None:

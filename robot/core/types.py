@@ -167,6 +167,8 @@ class Guidance:
     arrived: bool = False
     route_done: bool = False
     reason: str = "no guidance"
+    # Remembered obstacles on this command's path, as the forward sensor would read them (None: none known).
+    path_clear_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,16 @@ def signed_area(poly: Sequence[Point]) -> float:
 def point_in_polygon(p: Point, poly: Sequence[Point]) -> bool:
     """Even-odd ray test; points exactly on an edge may go either way (callers use clearances)."""
     x, y = p
+    if len(poly) > _GRID_MIN:
+        # A big ring: only the edges of the point's row of the grid can cross the ray (the same test on them).
+        g = _grid(poly)
+        row = g.rows.get(math.floor((y - g.y0) / g.cell))
+        inside = False
+        if row:
+            for xi, yi, xj, yj in row:
+                if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+                    inside = not inside
+        return inside
     inside = False
     n = len(poly)
     j = n - 1
@@ -175,6 +185,8 @@ def _edges(poly: Sequence[Point]) -> list[tuple[float, float, float, float, floa
 def boundary_distance(p: Point, poly: Sequence[Point]) -> float:
     """Distance from p to the nearest edge of the ring."""
     px, py = p
+    if len(poly) > _GRID_MIN:
+        return _grid_distance(px, py, _grid(poly))
     best = math.inf
     for ax, ay, dx, dy, inv in _edges(poly):
         t = ((px - ax) * dx + (py - ay) * dy) * inv
@@ -184,6 +196,100 @@ def boundary_distance(p: Point, poly: Sequence[Point]) -> float:
         if d2 < best:
             best = d2
     return math.sqrt(best)
+
+
+# Rings with more vertices than this (a fence walked with a survey receiver: hundreds) are asked through a grid of
+# their edges: a step asks the distance to the fence several times, and every edge each time costs milliseconds.
+_GRID_MIN = 48
+
+
+class _Grid:
+    """The edges of one ring bucketed in square cells (for distances) and in rows (for the ray test)."""
+
+    __slots__ = ("cell", "cells", "edges", "nx", "ny", "poly", "rows", "x0", "y0")
+
+    def __init__(self, poly: Sequence[Point]) -> None:
+        self.poly = poly
+        self.edges = _edges(poly)
+        xs = [q[0] for q in poly]
+        ys = [q[1] for q in poly]
+        self.x0, self.y0 = min(xs), min(ys)
+        w, h = max(xs) - self.x0, max(ys) - self.y0
+        # About as many cells as edges along the perimeter, never smaller than half a metre.
+        self.cell = max(0.5, math.sqrt(max(w * h, 1.0) / max(len(poly), 1)) * 2.0)
+        self.nx = math.floor(w / self.cell) + 1
+        self.ny = math.floor(h / self.cell) + 1
+        self.cells: dict[tuple[int, int], list[tuple[float, float, float, float, float]]] = {}
+        self.rows: dict[int, list[tuple[float, float, float, float]]] = {}
+        n = len(poly)
+        for i, e in enumerate(self.edges):
+            (ax, ay), (bx, by) = poly[i], poly[(i + 1) % n]
+            i0, i1 = self._ix(min(ax, bx)), self._ix(max(ax, bx))
+            j0, j1 = self._iy(min(ay, by)), self._iy(max(ay, by))
+            for i_ in range(i0, i1 + 1):
+                for j_ in range(j0, j1 + 1):
+                    self.cells.setdefault((i_, j_), []).append(e)
+            # The ray test's own order of the end points (j then i in point_in_polygon): (xi, yi) is the later one.
+            for j_ in range(j0, j1 + 1):
+                self.rows.setdefault(j_, []).append((bx, by, ax, ay))
+
+    def _ix(self, x: float) -> int:
+        return math.floor((x - self.x0) / self.cell)
+
+    def _iy(self, y: float) -> int:
+        return math.floor((y - self.y0) / self.cell)
+
+
+_GRIDS: dict[int, _Grid] = {}
+
+
+def _grid(poly: Sequence[Point]) -> _Grid:
+    hit = _GRIDS.get(id(poly))
+    if hit is not None and hit.poly is poly:
+        return hit
+    g = _Grid(poly)
+    if len(_GRIDS) > 16:
+        _GRIDS.clear()
+    _GRIDS[id(poly)] = g
+    return g
+
+
+def _grid_distance(px: float, py: float, g: _Grid) -> float:
+    """The exact nearest-edge distance, looking at rings of cells outward until no further ring can be nearer."""
+    ci, cj = g._ix(px), g._iy(py)
+    # Outside the grid the search starts at the ring that first touches it.
+    start = max(0, -ci, ci - (g.nx - 1), -cj, cj - (g.ny - 1))
+    last = max(ci, g.nx - 1 - ci, cj, g.ny - 1 - cj, 0) + start
+    best = math.inf
+    cells = g.cells
+    r = start
+    while r <= last:
+        for i, j in _ring(ci, cj, r):
+            bucket = cells.get((i, j))
+            if not bucket:
+                continue
+            for ax, ay, dx, dy, inv in bucket:
+                t = ((px - ax) * dx + (py - ay) * dy) * inv
+                t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+                ex, ey = ax + t * dx - px, ay + t * dy - py
+                d2 = ex * ex + ey * ey
+                if d2 < best:
+                    best = d2
+        # Every cell of ring r + 1 is at least r cells away from any point of the centre cell.
+        if best < math.inf and math.sqrt(best) <= r * g.cell:
+            break
+        r += 1
+    return math.sqrt(best)
+
+
+def _ring(ci: int, cj: int, r: int) -> list[tuple[int, int]]:
+    if r == 0:
+        return [(ci, cj)]
+    out = [(ci + d, cj - r) for d in range(-r, r + 1)]
+    out += [(ci + d, cj + r) for d in range(-r, r + 1)]
+    out += [(ci - r, cj + d) for d in range(-r + 1, r)]
+    out += [(ci + r, cj + d) for d in range(-r + 1, r)]
+    return out
 
 
 def clearance(p: Point, poly: Sequence[Point]) -> float:

@@ -9,7 +9,7 @@ Every forward command is checked against the fence over a short look-ahead befor
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from robot.core.types import Geometry, Goal, Guidance, MotorOutputs, PinState
@@ -27,6 +27,7 @@ from robot.navigation.geometry import (
     shortest_path,
     wrap,
 )
+from robot.navigation.obstacles import Body, Echo, carry, path_reading, sense, steer
 from robot.navigation.site import Site
 
 
@@ -40,7 +41,9 @@ class NavConfig:
     cruise: float = 0.8  # wheel speed fraction on the route
     approach: float = 0.5  # near a goal, rejoining, returning inside
     turn: float = 0.3  # wheel speed fraction when turning on the spot
-    spin_deg: float = 60.0  # turn on the spot when the target is further off the nose than this
+    # Turn on the spot when the target is further off the nose than this: the forward sensor sees 15 degrees either
+    # side, so the robot looks where it is going before it drives there, rather than arcing into what it never saw.
+    spin_deg: float = 15.0
     arrive_radius_m: float = 1.5
     stay_radius_m: float = 10.0  # once arrived, stay put unless the estimate moves this far (the GPS wanders)
     fence_margin_m: float = 2.0  # the look-ahead keeps the estimate this far from the fence
@@ -57,7 +60,9 @@ class NavConfig:
     jump_m: float = 10.0  # a fix this much further than expected is a jump, not noise
     jump_confirm: int = 3  # consecutive agreeing jumped fixes before they are believed
     settle_fixes: int = 3  # good fixes in a row before driving, at start and after a gps outage
-    return_fixes: int = 10  # ... after a confirmed jump (the position moved suddenly: was it real?)
+    # ... after a confirmed jump (the position moved suddenly, no wheel moved it: was it real?). Longer than a
+    # multipath episode near a wall lasts (tens of seconds): a jump that ends sooner is never taken for a move.
+    return_fixes: int = 30
     creep: float = 0.5  # wheel speed fraction of the heading-learning creep
     creep_m: float = 4.0
     min_cog_speed_mps: float = 0.5  # below this the course over ground is noise
@@ -72,9 +77,21 @@ class NavConfig:
         2.0  # the look-ahead keeps the estimate this many sigmas (at least fence_margin_m) off
     )
     confidence_sigmas: float = 2.5  # "outside the fence" is reported only beyond this many sigmas
-    settle_s: float = 0.0  # at the shelter or park: stop and average fixes this long, then correct once
-    settle_rounds: int = 3  # corrections at most before accepting the averaged position
+    # --- arrival at the shelter or park: averaging while slowly approaching (see _go_to) ---
+    settle_s: float = 0.0  # at most this long averaging fixes before arriving (0: arrive on the estimate)
+    settle_start_m: float = 6.0  # averaging begins this far from the goal, and the robot slows down
+    settle_tol_m: float = 0.3  # arrived when the averaged position is this near the goal
+    arrive_sigmas: float = 3.5  # the averaged error's sigmas that must fit in the goal's radius (99.8 %)
+    wander_tau_s: float = 30.0  # how long the receiver's error stays alike (its correlation time)
+    settle_rounds: int = 3  # kept for old configuration files; averaging is one continuous round now
     require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
+    # The drive motors' time constants (10 kg on two 12 V gear motors; both leads shorted when braking): odometry
+    # follows what the wheels do, not what they were told a moment ago. 0 takes the command as done at once.
+    drive_tau_s: float = 0.3
+    brake_tau_s: float = 0.08
+    body: Body = field(
+        default_factory=Body
+    )  # footprint and forward sensor, for the obstacles remembered after they leave its cone
 
     @classmethod
     def for_receiver(cls, receiver: str, uere_m: float = 0.0, require_rtk: bool = True) -> NavConfig:
@@ -92,6 +109,9 @@ class NavConfig:
                 on_route_m=0.5,
                 settle_fixes=3,
                 settle_s=3.0,
+                settle_start_m=1.0,
+                settle_tol_m=0.05,
+                wander_tau_s=60.0,
                 lane_sigmas=2.5,
                 require_rtk=require_rtk,
             )
@@ -100,12 +120,13 @@ class NavConfig:
                 gps_sigma_m=0.7,
                 arrive_radius_m=0.8,
                 stay_radius_m=4.0,
-                settle_s=120.0,
+                settle_s=300.0,
+                wander_tau_s=60.0,
                 jump_m=6.0,
                 lane_sigmas=2.5,
             )
         else:
-            cfg = cls(settle_s=480.0, lane_sigmas=2.5)
+            cfg = cls(settle_s=600.0, lane_sigmas=2.5)
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
@@ -142,7 +163,11 @@ class NavState:
     settle_sx: float = 0.0
     settle_sy: float = 0.0
     settles: int = 0
+    settle_dx: float = 0.0  # odometry's displacement since averaging began (east, north metres)
+    settle_dy: float = 0.0
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
+    echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
+    wheels: tuple[float, float] = (0.0, 0.0)  # the drive wheels' speed fractions by the motor model
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -150,6 +175,8 @@ class NavState:
         d["jump_fixes"] = [list(p) for p in self.jump_fixes]
         d["anchor"] = None if self.anchor is None else list(self.anchor)
         d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
+        d["echoes"] = []  # where things stood around the robot means nothing after a restart
+        d["wheels"] = [0.0, 0.0]
         return d
 
     @classmethod
@@ -180,6 +207,8 @@ def _pair(v: Any) -> tuple[float, float] | None:
 
 
 def _clean(name: str, v: Any, default: Any) -> Any:
+    if name in ("echoes", "wheels"):
+        return default
     if name in ("goal", "fix_key"):
         return v if isinstance(v, str) else default
     if name == "arrived":
@@ -303,14 +332,22 @@ def guide(
     site: Site,
     cfg: NavConfig,
     applied: tuple[float, float] | None = None,
+    ahead_m: float | None = None,
 ) -> tuple[NavState, Guidance]:
     """One guidance step. `fix` is the receiver's newest fix; `applied` is the wheel speeds the robot actually
-    ran since the last call (None: assume the last guidance was applied). Returns the new state and answer.
+    ran since the last call (None: assume the last guidance was applied); `ahead_m` is this step's fresh
+    forward distance reading (None: none, or no echo). Returns the new state and answer.
     """
     st = _Step(state, cfg, site)
     st.advance(now, applied)
+    if ahead_m is not None:
+        st.echoes = sense(st.echoes, ahead_m, now, cfg.body)
     problem = st.take_fix(fix, now)
     guidance = st.decide(goal, problem)
+    if st.echoes:
+        clear = path_reading(st.echoes, guidance.left, guidance.right, cfg.wheel_base_m, cfg.body)
+        if clear is not None:
+            guidance = replace(guidance, path_clear_m=clear)
     return st.finish(now, goal, guidance), guidance
 
 
@@ -343,7 +380,10 @@ class _Step:
         self.settle_n = state.settle_n
         self.settle_sx, self.settle_sy = state.settle_sx, state.settle_sy
         self.settles = state.settles
+        self.settle_dx, self.settle_dy = state.settle_dx, state.settle_dy
         self.jump_from = state.jump_from
+        self.echoes = state.echoes
+        self.wheels = state.wheels
         self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
@@ -362,6 +402,8 @@ class _Step:
         self.anchor = None
         self.anchor_turn = 0.0
         self.applied = (0.0, 0.0)
+        self.echoes = ()
+        self.wheels = (0.0, 0.0)
 
     def advance(self, now: float, applied: tuple[float, float] | None) -> None:
         """Move the estimate by odometry from the last call to now."""
@@ -374,13 +416,19 @@ class _Step:
         if applied is not None:
             self.applied = (max(-1.0, min(1.0, applied[0])), max(-1.0, min(1.0, applied[1])))
         dt = now - last
-        v, w = _speeds(*self.applied, self.scale, self.cfg)
+        v, w = _speeds(*self._wheels_over(dt), self.scale, self.cfg)
+        if self.echoes:
+            self.echoes = carry(self.echoes, v, w, dt, now, self.cfg.body)
         if self.x is not None and self.y is not None:
             h = self.heading
             if h is not None:
                 mid = h + w * dt / 2.0
-                self.x += v * math.cos(mid) * dt
-                self.y += v * math.sin(mid) * dt
+                ddx, ddy = v * math.cos(mid) * dt, v * math.sin(mid) * dt
+                self.x += ddx
+                self.y += ddy
+                if self.settle_since is not None:
+                    self.settle_dx += ddx
+                    self.settle_dy += ddy
             self.var += dt * (
                 self.cfg.odo_var_moving if abs(v) > 0.05 or abs(w) > 0.1 else self.cfg.odo_var_still
             )
@@ -389,6 +437,23 @@ class _Step:
         self.anchor_turn += w * dt
         if self.creep_done > 0.0 or self.heading is None:
             self.creep_done += abs(v) * dt
+
+    def _wheels_over(self, dt: float) -> tuple[float, float]:
+        """The wheels' mean speed fractions over the last dt seconds, each a first-order response to its applied
+        command (exact for a command held that long); the speeds at the end are kept for the next step."""
+        out = []
+        ends = []
+        for target, w0 in zip(self.applied, self.wheels, strict=True):
+            tau = self.cfg.drive_tau_s if target != 0.0 else self.cfg.brake_tau_s
+            if tau <= 0.0 or dt <= 0.0:
+                out.append(target)
+                ends.append(target)
+                continue
+            decay = math.exp(-dt / tau)
+            out.append(target + (w0 - target) * tau / dt * (1.0 - decay))
+            ends.append(target + (w0 - target) * decay)
+        self.wheels = (ends[0], ends[1])
+        return out[0], out[1]
 
     def take_fix(self, fix: GpsFix | None, now: float) -> str | None:
         """Gate the fix and fold a new epoch into the estimate; the reason it cannot be used, or None."""
@@ -411,13 +476,19 @@ class _Step:
         z = self.site.to_local(fix.lat, fix.lon)
         self.sigma = fix_sigma(fix, self.cfg)
         r = self.sigma**2
-        if self.settle_since is not None:
+        if self.settle_since is not None and self.x is not None and self.y is not None:
+            # Averaging: each fix less the odometry's displacement since averaging began is one more look at where
+            # the robot was then; their mean plus the displacement is where it is now, moving or standing.
             self.settle_n += 1
-            self.settle_sx += z[0]
-            self.settle_sy += z[1]
-        if (self.settles > 0 or self.settle_since is not None) and self.x is not None and self.y is not None:
-            # Stopped and averaging, or heading for the averaged position by odometry: single fixes would pull
-            # the estimate back towards their slowly wandering bias.
+            self.settle_sx += z[0] - self.settle_dx
+            self.settle_sy += z[1] - self.settle_dy
+            self.x = self.settle_sx / self.settle_n + self.settle_dx
+            self.y = self.settle_sy / self.settle_n + self.settle_dy
+            self.var = min(self.var, r)
+            self._heading_from(fix, z)
+            return None
+        if self.settles > 0 and self.x is not None and self.y is not None:
+            # Arrived on the averaged position: single fixes would pull it back towards their wandering bias.
             self._heading_from(fix, z)
             return None
         if self.x is None or self.y is None:
@@ -458,7 +529,8 @@ class _Step:
         return None
 
     def _heading_from(self, fix: GpsFix, z: Point) -> None:
-        v, w = _speeds(*self.applied, 1.0, self.cfg)
+        # The wheels' modelled speeds, not the command: a robot still spinning up is not a slow robot.
+        v, w = _speeds(*self.wheels, 1.0, self.cfg)
         if fix.speed is not None and abs(v) > 0.2 * self.cfg.max_speed_mps and abs(w) < 0.5:
             # Learn how fast the wheels really drive the robot (slip, battery, the core's duty mapping).
             ratio = fix.speed / abs(v)
@@ -636,29 +708,13 @@ class _Step:
         # A narrow spot (less than two margins wide) cannot keep the margin on both sides: keep the lane.
         return moved if clearance(moved, fence) > c else target
 
-    def _settle(self, pos: Point, goal_pt: Point, name: str, tol: float) -> Guidance | None:
-        """At the goal by the estimate: stop and average fixes for settle_s, then trust their mean. Returns
-        the answer while averaging or once there, None when the mean says to drive on to the goal."""
+    def _settle_time(self, radius: float, tol: float) -> float:
+        """How long to average so that the mean's error fits the goal's radius with arrive_sigmas to spare: the
+        variance of a mean over T of an error that stays alike for tau is about sigma^2 2 tau / T."""
         cfg = self.cfg
-        if cfg.settle_s <= 0.0 or self.settles >= cfg.settle_rounds:
-            self.arrived = True
-            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
-        if self.settle_since is None:
-            self.settle_since, self.settle_n, self.settle_sx, self.settle_sy = self.now, 0, 0.0, 0.0
-        waited = self.now - self.settle_since
-        if waited < cfg.settle_s or self.settle_n == 0:
-            return Guidance(
-                gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {cfg.settle_s:.0f} s)"
-            )
-        mean = (self.settle_sx / self.settle_n, self.settle_sy / self.settle_n)
-        self.settle_since = None
-        self.settles += 1
-        self.x, self.y = mean
-        self.var = min(self.var, self.sigma**2)
-        if dist(mean, goal_pt) <= tol:
-            self.arrived = True
-            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
-        return None
+        need = max(radius - tol, 0.05) / cfg.arrive_sigmas
+        sigma = self.sigma if self.sigma > 0.0 else cfg.gps_sigma_m
+        return min(cfg.settle_s, 2.0 * cfg.wander_tau_s * sigma * sigma / (need * need))
 
     def _go_to(self, pos: Point, goal_pt: Point, name: str, rejoin: bool = False) -> Guidance:
         d = dist(pos, goal_pt)
@@ -668,13 +724,36 @@ class _Step:
                 return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
             self.arrived = False
             radius = self.site.shelter_radius_m if name == "shelter" else self.site.park_radius_m
-            tol = min(self.cfg.arrive_radius_m, 0.5 * radius)
-            if d <= tol or self.settle_since is not None:
-                answer = self._settle(pos, goal_pt, name, tol)
-                if answer is not None:
-                    return answer
-                pos = (self.x, self.y)  # type: ignore[assignment]
-                d = dist(pos, goal_pt)
+            if self.cfg.settle_s <= 0.0:
+                if d <= min(self.cfg.arrive_radius_m, 0.5 * radius):
+                    self.arrived = True
+                    return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+            elif self.settle_since is not None or d <= self.cfg.settle_start_m:
+                if self.settle_since is None:
+                    # Averaging starts here and goes on while the robot slowly drives the last metres.
+                    self.settle_since, self.settle_n = self.now, 0
+                    self.settle_sx = self.settle_sy = self.settle_dx = self.settle_dy = 0.0
+                tol = min(self.cfg.settle_tol_m, 0.5 * radius)
+                waited = self.now - self.settle_since
+                need = self._settle_time(radius, tol)
+                # Standing and averaging, the mean moves a little with every fix: only a clear move of it is worth
+                # driving (each start and spin on the spot costs odometry some accuracy).
+                standing = self.applied == (0.0, 0.0)
+                if d <= (2.5 * tol if standing else tol):
+                    if waited >= need and self.settle_n > 0:
+                        self.arrived = True
+                        self.settles += 1
+                        return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+                    return Guidance(
+                        gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {need:.0f} s)"
+                    )
+                if d <= 2.0 * self.cfg.lookahead_m:
+                    # The last metres straight at the goal, slowly, on the averaged position.
+                    left, right = self._pursue(pos, goal_pt, self.cfg.creep * 0.6)
+                    left, right, why = self._fence_check(pos, goal_pt, left, right)
+                    return Guidance(
+                        left, right, gps_ok=True, reason=why or f"approaching the {name}, averaging fixes"
+                    )
         fence = self.site.fence
         # The plan from a start the robot has since driven along stays good while it keeps within a metre of it:
         # planning (visibility from the moving start) is not redone every step, which big fences make costly.
@@ -724,7 +803,12 @@ class _Step:
         half = k * self.cfg.wheel_base_m / 2.0
         left, right = u * (1.0 - half), u * (1.0 + half)
         m = max(1.0, abs(left), abs(right))
-        return left / m, right / m
+        left, right = left / m, right / m
+        if self.echoes:
+            # Around what the sensor saw and no longer sees (before the fence check, which has the last word).
+            speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
+            left, right, _ = steer(self.echoes, left, right, speed, self.cfg.wheel_base_m, self.cfg.body)
+        return left, right
 
     def _fence_check(self, pos: Point, target: Point, left: float, right: float) -> tuple[float, float, str]:
         """The command, slowed or replaced by a turn on the spot when its path over the look-ahead would come
@@ -821,5 +905,9 @@ class _Step:
             self.settle_sx,
             self.settle_sy,
             self.settles,
+            self.settle_dx,
+            self.settle_dy,
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
+            self.echoes,
+            self.wheels,
         )

@@ -1,0 +1,187 @@
+"""Obstacles remembered around the robot: what the forward ultrasonic saw, carried by odometry once it has left
+the sensor's narrow cone.
+
+The HC-SR04 sees 15 degrees either side of the nose. A bin passed a little off the line leaves that cone while
+the robot's 0.7 m wide body is still closing on it, and a robot turning back to its lane turns into things it
+saw a second ago: the sensor alone cannot stop those side-swipes. Each echo is kept here as a point in the
+robot's own frame (metres forward, metres to the left), moved by the wheels' motion every step, forgotten when
+the sensor later sees through it, when it falls behind or far away, or after a few seconds. Pure: no I/O, no
+clock; time is an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# (forward m, left m, seen at s, metres driven since) in the robot's frame, origin at the centre between the wheels.
+Echo = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The robot's footprint and its forward sensor, as the memory needs them."""
+
+    radius_m: float = 0.35  # the body as a circle about the centre between the wheels
+    # The gap kept to anything remembered: an echo is one point of a thing whose side bulges further towards a robot
+    # passing it (a 0.3 m bin seen at the edge of the cone: up to about 0.2 m), and odometry drifts a little.
+    clear_m: float = 0.25
+    sensor_ahead_m: float = 0.30  # the sensor on the front bumper
+    half_cone_deg: float = 15.0
+    max_echo_m: float = 1.6  # further echoes are too vague sideways (0.4 m at the cone's edge) to keep
+    # Odometry stays good to centimetres over a few metres driven (turning on the spot counts as its arc at the
+    # wheels); standing still, an echo out of the cone is kept until a person could have moved the thing away.
+    keep_driven_m: float = 6.0
+    keep_s: float = 120.0
+    keep_m: float = 3.0
+    max_echoes: int = 80
+    spacing_m: float = 0.08  # a new echo this near a kept one adds nothing
+    horizon_s: float = 1.5  # the steering check looks this far ahead at the commanded speed ...
+    horizon_min_m: float = 1.0  # ... and at least this far
+
+
+def carry(
+    echoes: tuple[Echo, ...], v: float, w: float, dt: float, now: float, body: Body
+) -> tuple[Echo, ...]:
+    """The echoes after the robot drove v m/s and turned w rad/s for dt seconds; stale and far ones dropped."""
+    if not echoes:
+        return echoes
+    ds, dh = v * dt, w * dt
+    tx, ty = ds * math.cos(dh / 2.0), ds * math.sin(dh / 2.0)
+    c, s = math.cos(dh), math.sin(dh)
+    keep2 = body.keep_m * body.keep_m
+    driven = abs(ds) + abs(dh) * body.radius_m
+    out = []
+    for f, left, seen, before in echoes:
+        if now - seen > body.keep_s or before + driven > body.keep_driven_m:
+            continue
+        x, y = f - tx, left - ty
+        f2, l2 = x * c + y * s, -x * s + y * c
+        # Behind the body: driving forward can no longer reach it (reversing is the escape's, over a short way).
+        if f2 < -body.radius_m or f2 * f2 + l2 * l2 > keep2:
+            continue
+        out.append((f2, l2, seen, before + driven))
+    return tuple(out)
+
+
+def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: Body) -> tuple[Echo, ...]:
+    """Fold one sensor reading in: what it sees through is forgotten; a near echo is remembered across the whole
+    cone at its range (the sensor cannot tell where in the cone the thing stands, and the parts of that arc
+    it later sees through are forgotten then)."""
+    if reading_m is None or not math.isfinite(reading_m):
+        return echoes  # no echo is "unknown": it neither clears nor adds
+    cone = math.radians(body.half_cone_deg)
+    inner = cone * 0.95  # inside the cone (but for rounding at its edge): seen through
+    kept = []
+    for e in echoes:
+        fx, ly = e[0] - body.sensor_ahead_m, e[1]
+        if fx > 0.0 and abs(math.atan2(ly, fx)) < inner and math.hypot(fx, ly) < reading_m - 0.1:
+            continue  # the sensor now sees past it: it moved away, or was never at that spot of its arc
+        kept.append(e)
+    if reading_m <= body.max_echo_m:
+        gap2 = body.spacing_m**2
+        for b in _ARC:
+            a = b * cone
+            f, left = body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a)
+            # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it).
+            kept = [e for e in kept if (f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2]
+            kept.append((f, left, now, 0.0))
+        if len(kept) > body.max_echoes:
+            kept.sort(key=lambda e: e[2])
+            kept = kept[-body.max_echoes :]
+    return tuple(kept)
+
+
+_ARC = (-1.0, -0.5, 0.0, 0.5, 1.0)  # where across the cone an echo may stand, as fractions of its half angle
+
+
+def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> float:
+    """How far the centre can drive forward on an arc of curvature k (1/m, positive to the left) before the body
+    (plus its gap) touches a remembered echo; `limit` when nothing is in the way that far. An echo the body
+    already overlaps counts only while the arc closes on it (driving away from a touch is allowed)."""
+    reach = body.radius_m + body.clear_m
+    reach2 = reach * reach
+    best = limit
+    if abs(k) < 1e-6:
+        for f, left, _, _ in echoes:
+            if f > 0.0 and abs(left) < reach:
+                d = f - math.sqrt(reach2 - left * left)
+                best = min(best, max(0.0, d))
+        return best
+    step = 0.05
+    n = int(limit / step) + 1
+    arc = [
+        (min(i * step, limit), math.sin(k * i * step) / k, (1.0 - math.cos(k * i * step)) / k)
+        for i in range(1, n + 1)
+    ]
+    far2 = (limit + reach) ** 2
+    for f, left, _, _ in echoes:
+        if f < -reach or f * f + left * left > far2:
+            continue
+        prev = f * f + left * left
+        for s, x, y in arc:
+            if s >= best:
+                break
+            d2 = (f - x) ** 2 + (left - y) ** 2
+            if d2 < reach2 and d2 < prev:
+                best = max(0.0, s - step)
+                break
+            prev = d2
+    return best
+
+
+def path_reading(
+    echoes: tuple[Echo, ...], left: float, right: float, wheel_base_m: float, body: Body
+) -> float | None:
+    """The remembered echoes as the forward sensor would read them on this command's path: the distance along
+    the arc the wheels would drive before touching, offset so that an echo dead ahead reads what the sensor
+    read. None when the command does not drive the centre forward, or nothing remembered is on its way."""
+    v = (left + right) / 2.0
+    if not echoes or v <= 0.02:
+        return None
+    limit = 4.0
+    travel = arc_travel(echoes, _curvature(left, right, wheel_base_m), limit, body)
+    if travel >= limit:
+        return None
+    return travel + body.radius_m + body.clear_m - body.sensor_ahead_m
+
+
+_SWERVES = (0.3, 0.6, 1.0, 1.5, 2.2, 3.2)  # 1/m added to the wanted curvature, either side, nearest first
+
+
+def steer(
+    echoes: tuple[Echo, ...], left: float, right: float, speed_mps: float, wheel_base_m: float, body: Body
+) -> tuple[float, float, bool]:
+    """The wheel fractions bent around remembered echoes: the wanted arc when it is clear over the horizon,
+    else the nearest clear swerve at the same speed, else the wanted arc (the core's stop then holds it).
+    The flag says whether it swerved. `speed_mps` is the wheel speed at fraction 1."""
+    u = (left + right) / 2.0
+    if not echoes or u <= 0.02:
+        return left, right, False
+    horizon = max(body.horizon_min_m, u * speed_mps * body.horizon_s)
+    k0 = _curvature(left, right, wheel_base_m)
+    if arc_travel(echoes, k0, horizon, body) >= horizon:
+        return left, right, False
+    best_k, best = k0, -1.0
+    for dk in _SWERVES:
+        for k in (k0 + dk, k0 - dk) if k0 >= 0.0 else (k0 - dk, k0 + dk):
+            travel = arc_travel(echoes, k, horizon, body)
+            if travel >= horizon:
+                half = k * wheel_base_m / 2.0
+                lf, rf = u * (1.0 - half), u * (1.0 + half)
+                m = max(1.0, abs(lf), abs(rf))
+                return lf / m, rf / m, True
+            if travel > best:
+                best_k, best = k, travel
+    # Nothing clear at this speed: turn on the spot towards the side that leads furthest (turning moves no part
+    # of the round body closer), rather than drive into the stop and the escape's blind reversing.
+    spin = _SPIN if best_k >= k0 else -_SPIN
+    return -spin, spin, True
+
+
+_SPIN = 0.3  # wheel fraction of a turn on the spot around remembered echoes (guidance's own turn speed)
+
+
+def _curvature(left: float, right: float, wheel_base_m: float) -> float:
+    v = (left + right) / 2.0
+    return (right - left) / wheel_base_m / v if v > 1e-9 else 0.0
