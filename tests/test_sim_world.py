@@ -399,11 +399,12 @@ def test_advance_is_cheap_enough_for_600x_at_20_hz() -> None:
     w = World(scen.load("crowded_alley"))
     pins = drive(180, 180, brushes=True)
     n = 20_000
-    t0 = time.perf_counter()
+    # This thread's CPU time, not the wall clock: other processes on a loaded machine take the cores, not the step.
+    t0 = time.thread_time()
     for _ in range(n):
         w.advance(DT, pins)
-    per_step_us = (time.perf_counter() - t0) / n * 1e6
-    assert per_step_us < 40.0  # design budget ~20 us; generous for slow CI machines
+    per_step_us = (time.thread_time() - t0) / n * 1e6
+    assert per_step_us < 40.0  # design budget ~20 us (about 10 us measured); 2x for slower CI cores
 
 
 def test_world_imports_no_numeric_libraries() -> None:
