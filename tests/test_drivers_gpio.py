@@ -96,6 +96,21 @@ def test_echo_window_unknown_after_missed_pings_and_wakes_on_entering_stop_dista
     assert w.distance(5.0) is None  # and stale readings never count
 
 
+def test_echo_window_stops_on_the_second_near_ping_but_ignores_one_stray_echo() -> None:
+    wakes: list[str] = []
+    w = EchoWindow(stale_s=0.5, stop_distance_m=0.5, on_change=lambda: wakes.append("x"))
+    for i in range(5):
+        w.add(2.0, i * 0.07)
+    w.add(0.2, 0.35)  # one stray echo: still the median
+    assert w.distance(0.35) == pytest.approx(2.0) and wakes == []
+    w.add(2.0, 0.42)
+    w.add(0.4, 0.49)
+    w.add(0.3, 0.56)  # the second in a row inside 0.5 m: unsafe now, not a ping later
+    assert w.distance(0.56) == pytest.approx(0.4) and wakes == ["x"]
+    w.add(2.0, 0.63)  # going again needs the median clear: [0.2.., 2.0, 0.4, 0.3, 2.0] -> 0.4
+    assert w.distance(0.63) == pytest.approx(0.4)
+
+
 class ExactEchoPin(MockPin):  # type: ignore[misc]
     """HC-SR04 echo whose falling edge is stamped exactly `echo_time` after its rise.
 

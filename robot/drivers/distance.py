@@ -53,12 +53,20 @@ class EchoWindow:
         self._unsafe = unsafe
 
     def distance(self, now: float) -> float | None:
-        """Median of the recent good pings; None (unknown) if the last miss_limit failed or all are stale."""
+        """Median of the recent good pings, or the farther of the last two when both are inside the stop distance;
+        None (unknown) if the last miss_limit failed or all are stale."""
         recent = list(self._pings)
         tail = recent[-self._miss_limit :]
         if len(tail) == self._miss_limit and all(m is None for _, m in tail):
             return None
-        good = [m for t, m in recent[-self._window :] if m is not None and now - t <= self._stale_s]
+        fresh = [(t, m) for t, m in recent[-self._window :] if now - t <= self._stale_s]
+        good = [m for _, m in fresh if m is not None]
+        last_two = [m for _, m in fresh[-2:]]
+        if len(last_two) == 2 and all(m is not None and m < self._stop for m in last_two):
+            # Quick to stop, slow to go: two pings in a row inside the stop distance are an object (one alone may
+            # be a stray echo), while the median of five would wait for a third, about 70 ms more at 60-80 ms
+            # a ping. Going again still needs the median clear.
+            return max(m for m in last_two if m is not None)
         return statistics.median(good) if good else None
 
 
