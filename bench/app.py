@@ -182,7 +182,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 @functools.cache
 def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
-    """The whole path from the world to the wheels, in the robot `ramudroid run` builds (robot.app.run_async,
+    """The whole path from the world to the wheels, in the robot `ramudroid run` builds (ramudroid.app.run_async,
     dashboard thread included), with the real HC-SR04 driver on the pin bench and the Arduino on a pty.
 
     Each trial: the robot drives forward in manual mode, joystick commands every 100 ms; at a random moment an
@@ -195,7 +195,7 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
     import random
     import threading
 
-    from robot.app import run_async
+    from ramudroid.app import run_async
 
     from arduino_bridge.fake_device import FakeArduino
     from bench.bridge import frame_to_pins_us
