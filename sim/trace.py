@@ -72,7 +72,7 @@ class DecisionLog:
         fix = rd.gps.value
         return {
             "distance_m": _r(rd.distance.value),
-            "tray_kg": _r(rd.tray.value),
+            "tray_kg": _r(rd.scale.value),
             "raining": rd.rain.value,
             "battery_soc": _r(p.soc, 4) if p is not None else None,
             "battery_v": _r(p.battery_v) if p is not None else None,
