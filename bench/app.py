@@ -195,10 +195,9 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
     import random
     import threading
 
-    from ramudroid.app import run_async
-
     from arduino_bridge.fake_device import FakeArduino
     from bench.bridge import frame_to_pins_us
+    from ramudroid.app import run_async
     from robot.config import from_dict
     from robot.core.types import BRAKE, Command, CommandKind
 
