@@ -73,6 +73,8 @@ class ObstacleSettings:
     max_tries: int = _f(3, 1, 10)
     stuck_retry_s: float = _f(600.0, 10.0, 86400.0)
     stuck_retries: int = _f(3, 0, 100)
+    # Where the site declares a wall at the shelter or park, arrival ends with the forward sensor reading this.
+    wall_stop_m: float = _f(1.0, 0.2, 3.5)
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,11 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError(
             f"obstacle.clear_distance_m = {s.obstacle.clear_distance_m}: must be greater than "
             f"obstacle.stop_distance_m ({s.obstacle.stop_distance_m}) so the stop has hysteresis"
+        )
+    if s.obstacle.wall_stop_m <= s.obstacle.clear_distance_m:
+        raise ConfigError(
+            f"obstacle.wall_stop_m = {s.obstacle.wall_stop_m}: must be greater than obstacle.clear_distance_m "
+            f"({s.obstacle.clear_distance_m}) so the wall the robot stops at is never taken for an obstacle"
         )
     if s.tray.empty_kg >= s.tray.capacity_kg * s.tray.full_fraction:
         raise ConfigError(

@@ -126,6 +126,7 @@ class Supervisor:
                 max_speed_mps=body.max_wheel_speed_mps,
                 wheel_base_m=body.wheel_base_m,
                 max_fix_age_s=settings.control.gps_stale_s,
+                wall_stop_m=settings.obstacle.wall_stop_m,
             )
         self.nav_config = nav_config
         self.gps_stale_s = settings.control.gps_stale_s

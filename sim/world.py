@@ -172,6 +172,14 @@ def _powered_duty(p: PinState) -> float:
     return min(p.en, 255) / 255.0 if p.en > 0 and p.in1 != p.in2 else 0.0
 
 
+def _seg_dist(x: float, y: float, ax: float, ay: float, bx: float, by: float) -> float:
+    """Distance from (x, y) to the segment a-b."""
+    ex, ey = bx - ax, by - ay
+    ll = ex * ex + ey * ey
+    k = max(0.0, min(1.0, ((x - ax) * ex + (y - ay) * ey) / ll)) if ll > 0.0 else 0.0
+    return math.hypot(x - ax - k * ex, y - ay - k * ey)
+
+
 class World:
     """The simulated world for one scenario; advance() it with the pins the Arduino applied."""
 
@@ -270,6 +278,8 @@ class World:
         self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
         self.collisions = 0
         self._last_contact = -math.inf
+        # Walls the site declares at the shelter and park: straight faces the sensor sees and the body cannot pass.
+        self._walls = self._build_walls()
         # GPS: the wandering error is kept in units of the model's sigma, so RTK float and fixed share it.
         if receiver not in RECEIVERS:
             raise ScenarioError(f"gps receiver {receiver!r}: the simulator models {', '.join(RECEIVERS)}")
@@ -382,6 +392,22 @@ class World:
             out.append((x0, y0, ux, uy, o.span_m, o.speed_m_s, o.radius_m, o.active))
         return out
 
+    def _build_walls(self) -> list[tuple[float, float, float, float]]:
+        """(x0, y0, x1, y1) of each declared wall face: across the wall's normal, centred on it, running so that
+        its front (the goal's side) is on the left of a -> b. Only the face is modelled: seen and solid from the
+        front; what stands behind it is the site's business (the fence keeps the robot away from it)."""
+        out = []
+        site = self.site
+        for point, wall in ((site.shelter, site.shelter_wall), (site.park, site.park_wall)):
+            if wall is None:
+                continue
+            fx, fy = wall.face(point)
+            half = wall.width_m / 2.0
+            tx, ty = -wall.normal[1] * half, wall.normal[0] * half
+            # a -> b runs along (-ny, nx): its left side is -normal, the goal's side.
+            out.append((fx - tx, fy - ty, fx + tx, fy + ty))
+        return out
+
     def _route_samples(self) -> tuple[dict[tuple[int, int], list[int]], list[Point]]:
         route = self.site.route
         n = max(1, int(route.length))
@@ -444,6 +470,15 @@ class World:
                     self.collisions += 1
                 if driving:
                     self._last_contact = t
+        if self._walls and self._wall_blocked(nx, ny):
+            nx, ny = self.x, self.y
+            driving = abs(v) > STANDING_M_S
+            self.vl = self.vr = 0.0
+            v = 0.0
+            if driving and t - self._last_contact > 1.0:
+                self.collisions += 1
+            if driving:
+                self._last_contact = t
         self.x, self.y = nx, ny
         # The fence on true position, exactly whenever the robot may be near it (the clearance measured at the
         # last slow tick, less the distance moved since, bounds it from below).
@@ -705,6 +740,17 @@ class World:
                 return (ox - x) ** 2 + (oy - y) ** 2 < (ox - self.x) ** 2 + (oy - self.y) ** 2
         return False
 
+    def _wall_blocked(self, x: float, y: float) -> bool:
+        """The body would overlap a wall face at (x, y), and no less than where it is now (it may back off)."""
+        r = self.geometry.radius_m
+        for ax, ay, bx, by in self._walls:
+            if (bx - ax) * (self.y - ay) - (by - ay) * (self.x - ax) < 0.0:
+                continue  # behind the face
+            d = _seg_dist(x, y, ax, ay, bx, by)
+            if d < r:
+                return d < _seg_dist(self.x, self.y, ax, ay, bx, by)
+        return False
+
     def _gps_epoch(self) -> None:
         """A new 1 Hz fix: truth plus slowly wandering error (Gauss-Markov) plus a little white noise."""
         self._gps_next += 1.0
@@ -879,8 +925,58 @@ class World:
     def true_distance_m(self) -> float | None:
         """Distance from the sensor to the nearest obstacle edge in its cone, None when none within range."""
         obs = self._obs_pos
+        if self._walls:
+            w = self._wall_distance()
+            if w is not None:
+                o = self._obstacle_distance() if obs else None
+                return w if o is None else min(w, o)
         if not obs:
             return None
+        return self._obstacle_distance()
+
+    def _wall_distance(self) -> float | None:
+        """Distance from the sensor to the nearest point of a declared wall inside its cone, None when none in
+        range: the nearest point of the face, else the face's ends or where the cone's edges meet it."""
+        c, s = math.cos(self.heading), math.sin(self.heading)
+        sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
+        best: float | None = None
+
+        def seen(px: float, py: float) -> float | None:
+            dx, dy = px - sx, py - sy
+            along = dx * c + dy * s
+            if along <= 0.0 or abs(math.atan2(-dx * s + dy * c, along)) > SENSOR_HALF_CONE + 1e-9:
+                return None
+            return math.hypot(dx, dy)
+
+        for ax, ay, bx, by in self._walls:
+            mx, my, half = (ax + bx) * 0.5, (ay + by) * 0.5, 0.5 * math.hypot(bx - ax, by - ay)
+            if (mx - sx) ** 2 + (my - sy) ** 2 > (SENSOR_RANGE_M + half) ** 2:
+                continue  # the whole face is out of range: most steps, anywhere but at the goal
+            if (bx - ax) * (sy - ay) - (by - ay) * (sx - ax) < 0.0:
+                continue  # behind the face
+            ex, ey = bx - ax, by - ay
+            ll = ex * ex + ey * ey
+            k = max(0.0, min(1.0, ((sx - ax) * ex + (sy - ay) * ey) / ll)) if ll > 0.0 else 0.0
+            cands = [(ax + k * ex, ay + k * ey), (ax, ay), (bx, by)]
+            for edge in (SENSOR_HALF_CONE, -SENSOR_HALF_CONE):
+                rx, ry = math.cos(self.heading + edge), math.sin(self.heading + edge)
+                den = rx * ey - ry * ex
+                if abs(den) < 1e-12:
+                    continue
+                # sensor + a r = A + b e
+                qx, qy = ax - sx, ay - sy
+                a_ = (qx * ey - qy * ex) / den
+                b_ = (qx * ry - qy * rx) / den
+                if a_ > 0.0 and 0.0 <= b_ <= 1.0:
+                    cands.append((ax + b_ * ex, ay + b_ * ey))
+            for px, py in cands:
+                d = seen(px, py)
+                if d is not None and d <= SENSOR_RANGE_M and (best is None or d < best):
+                    best = d
+        return best
+
+    def _obstacle_distance(self) -> float | None:
+        obs = self._obs_pos
         # Asked twice a step (the sensor, the recorder) with nothing moved in between: answer once.
         m = self._distance_memo
         if m is not None and m[0] is obs and m[1] == self.x and m[2] == self.y and m[3] == self.heading:

@@ -65,6 +65,10 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ({"sms": {"pin": "12345"}}, "sms.pin: must be at least 6 digits"),
         ({"sms": {"commands": ["STATUS", "SELFDESTRUCT"]}}, "sms.commands: unknown SELFDESTRUCT"),
         ({"obstacle": {"stop_distance_m": 1.0, "clear_distance_m": 0.9}}, "must be greater than"),
+        (
+            {"obstacle": {"wall_stop_m": 0.8}},
+            "obstacle.wall_stop_m = 0.8: must be greater than obstacle.clear_d",
+        ),
         ({"power": {"night_w": 20.0}}, "power.night_w = 20.0: must be below power.shade_w"),
         ({"power": {"reserve_soc": 0.7}}, "power.reserve_soc = 0.7: need critical_soc"),
         ({"power": {"poweroff_command": []}}, "power.poweroff_command = []: give the command as a list"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -222,16 +223,17 @@ def test_no_command_drives_out_of_the_fence(
 
 
 def test_shelter_and_park_arrive_with_hysteresis() -> None:
+    site = dataclasses.replace(SITE, shelter_wall=None)  # on GPS alone (the demo's wall: the tests below)
     near = (SITE.shelter[0] + 1.0, SITE.shelter[1])
-    state, g = step(settled(near, 0.0), fix_at(near), goal=Goal.SHELTER)
+    state, g = guide(settled(near, 0.0), fix_at(near), Goal.SHELTER, 100.0, site, CFG)
     assert g.arrived and stopped(g)
     # GPS noise moves the estimate 3 m: still there, no chasing.
     drift = (SITE.shelter[0] + 3.0, SITE.shelter[1])
     state = NavState.from_dict({**state.to_dict(), "x": drift[0], "y": drift[1]})
-    state, g = guide(state, fix_at(drift, 1), Goal.SHELTER, 100.5, SITE, CFG)
+    state, g = guide(state, fix_at(drift, 1), Goal.SHELTER, 100.5, site, CFG)
     assert g.arrived and stopped(g)
     # A new goal starts afresh.
-    _, g = guide(state, fix_at(drift, 2), Goal.PARK, 101.0, SITE, CFG)
+    _, g = guide(state, fix_at(drift, 2), Goal.PARK, 101.0, site, CFG)
     assert not g.arrived and not stopped(g) and "going to the park" in g.reason
 
 
@@ -277,3 +279,56 @@ def test_wheel_fractions_read_the_applied_pin_states() -> None:
         0.0,
         0.0,
     )
+
+
+WALL = SITE.shelter_wall
+FACING = math.atan2(WALL.normal[1], WALL.normal[0]) if WALL is not None else 0.0
+
+
+def wall_step(state: NavState, ahead: float | None, now: float, n: int) -> tuple[NavState, Guidance]:
+    p = (state.x, state.y) if state.x is not None and state.y is not None else SITE.shelter
+    return guide(state, fix_at(p, n, speed=None), Goal.SHELTER, now, SITE, CFG, ahead_m=ahead)
+
+
+def test_a_declared_wall_ends_the_shelter_arrival_by_the_forward_sensor() -> None:
+    assert (
+        WALL is not None
+    )  # the demo site declares the tea stall's front (site file, wall_bearing_deg/wall_m)
+    # Arrived on GPS facing 57 degrees right of the wall: it turns left to face it first, not yet arrived.
+    state, g = wall_step(settled(SITE.shelter, FACING - 1.0), 4.0, 100.0, 0)
+    assert not g.arrived and g.left < 0.0 < g.right and "turning to face its wall" in g.reason
+    assert state.wall_stage == 1
+    # Facing it, far: forward, slowly, straight.
+    state = dataclasses.replace(state, heading=FACING)
+    state, g = wall_step(state, 2.5, 100.05, 1)
+    assert (
+        not g.arrived
+        and g.left == g.right
+        and 0.0 < g.left <= CFG.creep
+        and "driving at its wall" in g.reason
+    )
+    # Closer than the stop reading: it backs off; at it: arrived and stopped, and stays.
+    state, g = wall_step(state, CFG.wall_stop_m - 0.3, 100.1, 2)
+    assert not g.arrived and g.left == g.right < 0.0 and "backing off" in g.reason
+    state, g = wall_step(state, CFG.wall_stop_m + 0.02, 100.15, 3)
+    assert g.arrived and stopped(g) and "from its wall" in g.reason and state.wall_stage == 2
+    state, g = wall_step(state, CFG.wall_stop_m + 0.02, 100.2, 4)
+    assert g.arrived and stopped(g)
+    # The wall's stop is beyond the core's clear distance by configuration (obstacle.wall_stop_m): never a block.
+    assert CFG.wall_stop_m > 0.8
+
+
+def test_no_reading_waits_and_an_unseen_wall_ends_on_gps_after_the_slack() -> None:
+    state, g = wall_step(settled(SITE.shelter, FACING), None, 100.0, 0)
+    assert not g.arrived and stopped(g) and "waiting for the distance sensor" in g.reason
+    # The sensor reads nothing within range all the way: it gives up after the wall's distance plus the slack.
+    now, n = 100.05, 1
+    while not g.arrived and now < 160.0:
+        state, g = wall_step(state, 4.0, now, n)
+        now, n = now + 0.05, n + 1
+    assert g.arrived and stopped(g) and "its wall not seen" in g.reason
+    short = WALL.distance_m - CFG.wall_stop_m - CFG.body.sensor_ahead_m
+    assert short + CFG.wall_slack_m <= state.wall_driven_m < short + CFG.wall_slack_m + 0.2
+    # A new goal forgets the wall.
+    state, _ = guide(state, fix_at((state.x, state.y), n), Goal.PARK, now, SITE, CFG)
+    assert state.wall_stage == 0

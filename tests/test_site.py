@@ -202,3 +202,41 @@ def test_load_site_errors_name_the_file(tmp_path: Path) -> None:
     crossed.write_text(json.dumps(site_dict(fence=[(0, 0), (40, 25), (40, 0), (0, 25)])), encoding="utf-8")
     with pytest.raises(SiteError, match=r"crossed\.geojson: feature 0"):
         load_site(crossed)
+
+
+def with_wall(role: str, **props: Any) -> dict[str, Any]:
+    data = site_dict()
+    for feat in data["features"]:
+        if feat["properties"]["role"] == role:
+            feat["properties"].update(props)
+    return data
+
+
+@pytest.mark.parametrize("role", ["shelter", "park"])
+def test_a_wall_at_the_shelter_or_park_is_read_as_a_direction_and_distance(role: str) -> None:
+    # The shelter (5, 20) and park (3, 3): a wall 2.5 m due west of each (bearing 270), 3 m wide.
+    site = parse_site(with_wall(role, wall_bearing_deg=270, wall_m=2.5, wall_width_m=3))
+    wall = site.wall(role)
+    assert wall is not None and wall.distance_m == 2.5 and wall.width_m == 3.0
+    assert wall.normal == pytest.approx((-1.0, 0.0), abs=1e-9)
+    point = site.shelter if role == "shelter" else site.park
+    assert wall.face(point) == pytest.approx((point[0] - 2.5, point[1]), abs=1e-9)
+    other = "park" if role == "shelter" else "shelter"
+    assert site.wall(other) is None and parse_site(site_dict()).wall(role) is None
+
+
+@pytest.mark.parametrize(
+    ("props", "expect"),
+    [
+        ({"wall_bearing_deg": 90}, "wall_m = None"),
+        ({"wall_m": 2.0}, "wall_bearing_deg = None"),
+        ({"wall_bearing_deg": "west", "wall_m": 2.0}, "wall_bearing_deg = 'west'"),
+        ({"wall_bearing_deg": 90, "wall_m": 0.1}, "wall_m = 0.1"),
+        ({"wall_bearing_deg": 90, "wall_m": 2.0, "wall_width_m": 0}, "wall_width_m = 0"),
+        # Due north of the shelter (5, 20) the fence is 5 m away: a wall 6 m off is beyond it.
+        ({"wall_bearing_deg": 0, "wall_m": 6.0}, "beyond the fence"),
+    ],
+)
+def test_a_bad_wall_is_rejected_with_its_key(props: dict[str, Any], expect: str) -> None:
+    msg = error_of(with_wall("shelter", **props))
+    assert "role 'shelter'" in msg and expect in msg

@@ -30,6 +30,11 @@ from robot.navigation.geometry import (
 from robot.navigation.obstacles import Body, Echo, carry, path_reading, sense, steer
 from robot.navigation.site import Site
 
+# A forward reading this far or further sees no wall (the HC-SR04 reads to 4 m; its far end is unreliable).
+WALL_SEEN_M = 3.0
+# Every receiver profile keeps its route this many of its reported sigmas from the fence (NavConfig.lane_sigmas).
+LANE_SIGMAS = 4.0
+
 
 @dataclass(frozen=True, slots=True)
 class NavConfig:
@@ -72,7 +77,11 @@ class NavConfig:
     rejoin_m: float = 5.0  # further than this from the route: plan a path back to it
     reset_gap_s: float = 5.0  # a longer gap between calls (restart) drops the position estimate
     # --- sized by the receiver's reported accuracy (GST, or HDOP x gps_sigma_m): see for_receiver() ---
-    lane_sigmas: float = 0.0  # route targets keep this many sigmas (at least fence_margin_m) from the fence
+    # Route targets keep this many sigmas (at least fence_margin_m) from the fence. The error of a cheap receiver
+    # wanders for tens of seconds, so over a day's driving along a lane its extreme, not its sigma, meets the
+    # fence: about 3.5 sigma in the simulator's 72 hours (three_nights: 7.4 m off at a lane 6.5 m in, 0.89 m
+    # outside). 4 sigma leaves 0.5 m for an error past 4.2 sigma, which a week of driving seldom reaches.
+    lane_sigmas: float = 0.0
     margin_sigmas: float = (
         2.0  # the look-ahead keeps the estimate this many sigmas (at least fence_margin_m) off
     )
@@ -85,6 +94,13 @@ class NavConfig:
     wander_tau_s: float = 30.0  # how long the receiver's error stays alike (its correlation time)
     settle_rounds: int = 3  # kept for old configuration files; averaging is one continuous round now
     require_rtk: bool = False  # drive only on RTK fixed/float fixes (GGA quality 4 or 5)
+    # --- a wall the site declares at the shelter or park: arrival ends against it by the ultrasonic sensor ---
+    # The forward reading to stop at (obstacle.wall_stop_m): beyond the core's clear distance, so the wall the
+    # robot faces at rest is never an obstacle.
+    wall_stop_m: float = 1.0
+    wall_tol_m: float = 0.05  # stopped when the reading is this near wall_stop_m
+    wall_slack_m: float = 1.5  # drive this much further than the wall should be before giving up on seeing it
+    wall_align_deg: float = 4.0  # face the wall this squarely before driving at it
     # The drive motors' time constants (10 kg on two 12 V gear motors; both leads shorted when braking): odometry
     # follows what the wheels do, not what they were told a moment ago. 0 takes the command as done at once.
     drive_tau_s: float = 0.3
@@ -112,7 +128,7 @@ class NavConfig:
                 settle_start_m=1.0,
                 settle_tol_m=0.05,
                 wander_tau_s=60.0,
-                lane_sigmas=2.5,
+                lane_sigmas=LANE_SIGMAS,
                 require_rtk=require_rtk,
             )
         elif receiver == "sbas":
@@ -123,10 +139,10 @@ class NavConfig:
                 settle_s=300.0,
                 wander_tau_s=60.0,
                 jump_m=6.0,
-                lane_sigmas=2.5,
+                lane_sigmas=LANE_SIGMAS,
             )
         else:
-            cfg = cls(settle_s=600.0, lane_sigmas=2.5)
+            cfg = cls(settle_s=600.0, lane_sigmas=LANE_SIGMAS)
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
@@ -168,6 +184,10 @@ class NavState:
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
     echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
     wheels: tuple[float, float] = (0.0, 0.0)  # the drive wheels' speed fractions by the motor model
+    wall_stage: int = (
+        0  # 1: driving at the goal's wall by the forward sensor; 2: stopped against it (or gave up)
+    )
+    wall_driven_m: float = 0.0  # odometry's forward distance since the wall approach began
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -213,6 +233,8 @@ def _clean(name: str, v: Any, default: Any) -> Any:
         return v if isinstance(v, str) else default
     if name == "arrived":
         return v if isinstance(v, bool) else default
+    if name == "wall_stage":
+        return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2 else default
     if name in ("good_fixes", "need_fixes", "cog_misses", "settle_n", "settles"):
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else default
     if name == "jump_fixes":
@@ -226,7 +248,7 @@ def _clean(name: str, v: Any, default: Any) -> Any:
         return None
     if not _num(v):
         return default
-    if name in ("progress_m", "var", "creep_done_m", "sigma") and v < 0:
+    if name in ("progress_m", "var", "creep_done_m", "sigma", "wall_driven_m") and v < 0:
         return default
     return float(v)
 
@@ -339,6 +361,7 @@ def guide(
     forward distance reading (None: none, or no echo). Returns the new state and answer.
     """
     st = _Step(state, cfg, site)
+    st.ahead = ahead_m
     st.advance(now, applied)
     if ahead_m is not None:
         st.echoes = sense(st.echoes, ahead_m, now, cfg.body)
@@ -384,6 +407,9 @@ class _Step:
         self.jump_from = state.jump_from
         self.echoes = state.echoes
         self.wheels = state.wheels
+        self.wall_stage = state.wall_stage
+        self.wall_driven = state.wall_driven_m
+        self.ahead: float | None = None
         self.now = state.t if state.t is not None else 0.0
         self._pos: Point | None = None
         self._pos_inside = False
@@ -404,6 +430,8 @@ class _Step:
         self.applied = (0.0, 0.0)
         self.echoes = ()
         self.wheels = (0.0, 0.0)
+        self.wall_stage = 0
+        self.wall_driven = 0.0
 
     def advance(self, now: float, applied: tuple[float, float] | None) -> None:
         """Move the estimate by odometry from the last call to now."""
@@ -429,6 +457,8 @@ class _Step:
                 if self.settle_since is not None:
                     self.settle_dx += ddx
                     self.settle_dy += ddy
+            if self.wall_stage == 1:
+                self.wall_driven += v * dt
             self.var += dt * (
                 self.cfg.odo_var_moving if abs(v) > 0.05 or abs(w) > 0.1 else self.cfg.odo_var_still
             )
@@ -574,6 +604,7 @@ class _Step:
         self.arrived = self.arrived and str(goal) == self.s.goal
         if str(goal) != self.s.goal:
             self.settle_since, self.settles = None, 0
+            self.wall_stage, self.wall_driven = 0, 0.0
         cfg = self.cfg
         self.margin = max(cfg.fence_margin_m, cfg.margin_sigmas * self.sigma)
         self.confidence = cfg.confidence_sigmas * self.sigma
@@ -723,11 +754,19 @@ class _Step:
                 # A parked robot must not chase the GPS error around: its slow wander reaches metres.
                 return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
             self.arrived = False
+            if self.wall_stage == 2:
+                self.wall_stage = 0  # left the goal: the next arrival ends against the wall again
             radius = self.site.shelter_radius_m if name == "shelter" else self.site.park_radius_m
+            if self.wall_stage == 1:
+                return self._to_wall(name, radius)
             if self.cfg.settle_s <= 0.0:
                 if d <= min(self.cfg.arrive_radius_m, 0.5 * radius):
-                    self.arrived = True
-                    return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+                    return self._arrive(name, radius)
+            elif self._at_wall(name, radius):
+                # The slow approach met the goal's wall before the averaging said "here": the wall, not the
+                # obstacle stop, ends it (the along-wall error is what the GPS had; the wall now fixes it).
+                self.wall_stage, self.wall_driven = 1, 0.0
+                return self._to_wall(name, radius)
             elif self.settle_since is not None or d <= self.cfg.settle_start_m:
                 if self.settle_since is None:
                     # Averaging starts here and goes on while the robot slowly drives the last metres.
@@ -741,9 +780,8 @@ class _Step:
                 standing = self.applied == (0.0, 0.0)
                 if d <= (2.5 * tol if standing else tol):
                     if waited >= need and self.settle_n > 0:
-                        self.arrived = True
                         self.settles += 1
-                        return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+                        return self._arrive(name, radius)
                     return Guidance(
                         gps_ok=True, reason=f"at the {name}: averaging fixes ({waited:.0f} of {need:.0f} s)"
                     )
@@ -778,6 +816,70 @@ class _Step:
         _plan_memo = (fence, goal_pt, line)
         s, _ = line.project(pos, 0.0, self.cfg.lookahead_m)
         return self._follow(pos, line, s, d, name, rejoin)
+
+    def _arrive(self, name: str, radius: float) -> Guidance:
+        """At the goal on GPS: arrived, or, where the site declares a wall there that the sensor can reach
+        within the goal's radius, the start of the last metres at it by the forward sensor."""
+        wall = self.site.wall(name)
+        if wall is not None and self.wall_stage == 0:
+            # Where the robot would stop: the wall's face less the reading to stop at and the sensor's offset.
+            short = wall.distance_m - self.cfg.wall_stop_m - self.cfg.body.sensor_ahead_m
+            if -radius < short < radius:
+                self.wall_stage, self.wall_driven = 1, 0.0
+                return self._to_wall(name, radius)
+        self.arrived = True
+        return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}")
+
+    def _at_wall(self, name: str, radius: float) -> bool:
+        """Slowly approaching a goal with a wall, the sensor reads it near ahead, the nose roughly at it."""
+        wall = self.site.wall(name)
+        if wall is None or self.settle_since is None or self.ahead is None or self.heading is None:
+            return False
+        short = wall.distance_m - self.cfg.wall_stop_m - self.cfg.body.sensor_ahead_m
+        if not -radius < short < radius or self.ahead > self.cfg.wall_stop_m + 0.3:
+            return False
+        return abs(wrap(math.atan2(wall.normal[1], wall.normal[0]) - self.heading)) < math.radians(45.0)
+
+    def _to_wall(self, name: str, radius: float) -> Guidance:
+        """Face the wall the site declares and drive slowly until the forward sensor reads wall_stop_m: the wall
+        fixes the position along its normal to centimetres, which no GPS average does. The fence look-ahead is not
+        asked (the estimate may be metres off, the wall is not); the distance driven is bounded instead."""
+        cfg = self.cfg
+        wall = self.site.wall(name)
+        assert wall is not None and self.heading is not None
+        alpha = wrap(math.atan2(wall.normal[1], wall.normal[0]) - self.heading)
+        # Driving, twice the slack before stopping to turn again: each stop and turn costs a second.
+        driving = self.applied[0] == self.applied[1] != 0.0
+        if abs(alpha) > math.radians(cfg.wall_align_deg) * (2.0 if driving else 1.0):
+            # Slower as it comes round: a step at the full turn rate would swing past the few degrees asked.
+            t = min(cfg.turn, max(0.1, 0.4 * abs(alpha)))
+            t = t if alpha > 0 else -t
+            return Guidance(-t, t, gps_ok=True, reason=f"at the {name}: turning to face its wall")
+        reading = self.ahead
+        if reading is None:
+            return Guidance(
+                gps_ok=True, reason=f"at the {name}: waiting for the distance sensor to face its wall"
+            )
+        # Squinting at the wall, the sensor reads along its beam: the distance to the face is a little shorter.
+        gap = reading * math.cos(alpha) - cfg.wall_stop_m
+        short = wall.distance_m - cfg.wall_stop_m - cfg.body.sensor_ahead_m
+        # Driven past where the wall should be (plus the slack for the GPS's error along it) and nothing near ahead:
+        # the wall is not there (or the estimate was far off); something seen goes on bounding the drive to it.
+        over = self.wall_driven - max(short, 0.0) - cfg.wall_slack_m
+        lost = over >= cfg.wall_slack_m or (over >= 0.0 and reading >= WALL_SEEN_M)
+        if abs(gap) <= cfg.wall_tol_m or (gap > 0.0 and lost):
+            seen = abs(gap) <= cfg.wall_tol_m
+            self.wall_stage = 2
+            self.arrived = True
+            why = f"{reading:.2f} m from its wall" if seen else "its wall not seen; stopped on gps"
+            return Guidance(gps_ok=True, arrived=True, reason=f"at the {name}: {why}")
+        # Slow, and slower still near the stop: the sensor pings every 60 ms and the wheels take 0.3 s to stop.
+        u = max(0.15, min(cfg.creep * 0.6, 0.8 * abs(gap)))
+        if gap < 0.0:
+            return Guidance(
+                -u, -u, gps_ok=True, reason=f"at the {name}: backing off its wall ({reading:.2f} m)"
+            )
+        return Guidance(u, u, gps_ok=True, reason=f"at the {name}: driving at its wall ({reading:.2f} m)")
 
     def _follow(self, pos: Point, line: Polyline, s: float, d: float, name: str, rejoin: bool) -> Guidance:
         target = line.at(s + self.cfg.lookahead_m)
@@ -910,4 +1012,6 @@ class _Step:
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
             self.echoes,
             self.wheels,
+            self.wall_stage,
+            self.wall_driven,
         )

@@ -37,6 +37,28 @@ DEMO_FILE = "demo_alley.geojson"
 # (properties.radius_m on the Point): the robot counts as there only within them.
 SHELTER_RADIUS_M = 5.0
 PARK_RADIUS_M = 3.0
+# A wall at the shelter or parking spot (properties.wall_bearing_deg and wall_m on the Point): its face may be this
+# near and this far from the point (the ultrasonic sensor reads up to 4 m; a wall further off is no help).
+WALL_MIN_M = 0.5
+WALL_MAX_M = 20.0
+WALL_WIDTH_M = (
+    4.0  # the face's width across the normal, centred on it, when the site does not give wall_width_m
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Wall:
+    """A straight wall face near a shelter or parking point: `normal` is the unit (east, north) vector from the
+    point towards the wall, `distance_m` how far the face is from the point along it, `width_m` its width across
+    the normal (centred on it)."""
+
+    normal: Point
+    distance_m: float
+    width_m: float = WALL_WIDTH_M
+
+    def face(self, p: Point) -> Point:
+        """The wall face's point straight ahead of p along the normal."""
+        return (p[0] + self.normal[0] * self.distance_m, p[1] + self.normal[1] * self.distance_m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +79,12 @@ class Site:
     waypoints: tuple[Point, ...] = field(compare=False, repr=False)
     shelter_radius_m: float = SHELTER_RADIUS_M
     park_radius_m: float = PARK_RADIUS_M
+    shelter_wall: Wall | None = None
+    park_wall: Wall | None = None
+
+    def wall(self, role: str) -> Wall | None:
+        """The wall the site declares at the "shelter" or "park" point, if any."""
+        return self.shelter_wall if role == "shelter" else self.park_wall if role == "park" else None
 
     @property
     def projection(self) -> Projection:
@@ -156,6 +184,7 @@ def parse_site(data: Any, name: str = "site") -> Site:
 
     found: dict[str, list[tuple[str, Any]]] = {r: [] for r in ROLES}
     radii = {"shelter": SHELTER_RADIUS_M, "park": PARK_RADIUS_M}
+    walls: dict[str, Wall | None] = {"shelter": None, "park": None}
     for i, feat in enumerate(features):
         label, role, coords = _feature(i, feat)
         found[role].append((label, coords))
@@ -164,6 +193,7 @@ def parse_site(data: Any, name: str = "site") -> Site:
             if isinstance(r, bool) or not isinstance(r, int | float) or not 0.2 <= r <= 100.0:
                 raise SiteError(f"{label}: radius_m = {r!r}; give the {role}'s radius in metres (0.2 to 100)")
             radii[role] = float(r)
+            walls[role] = _wall(label, feat.get("properties") or {})
 
     missing = [r for r in ROLES if not found[r]]
     if missing:
@@ -224,6 +254,16 @@ def parse_site(data: Any, name: str = "site") -> Site:
                 f"{fence_label} by {boundary_distance(p, fence):.1f} m; move it inside"
             )
         points[role] = p
+        wall = walls[role]
+        if wall is not None:
+            # The robot drives at the wall guided by its sensor: the way there must be inside the fence.
+            near = wall.face(p)
+            near = (near[0] - wall.normal[0] * 0.3, near[1] - wall.normal[1] * 0.3)
+            if not point_in_polygon(near, fence):
+                raise SiteError(
+                    f"{label}: the wall {wall.distance_m:.1f} m from the {role} is beyond the fence "
+                    f"{fence_label}; check wall_bearing_deg and wall_m"
+                )
 
     waypoints = tuple(reflex_waypoints(fence, CONNECTOR_CLEAR_M * 1.2))
     path: list[Point] = list(lanes[0])
@@ -249,7 +289,36 @@ def parse_site(data: Any, name: str = "site") -> Site:
         waypoints=waypoints,
         shelter_radius_m=radii["shelter"],
         park_radius_m=radii["park"],
+        shelter_wall=walls["shelter"],
+        park_wall=walls["park"],
     )
+
+
+def _wall(label: str, props: dict[str, Any]) -> Wall | None:
+    """The wall a shelter or park Point declares (wall_bearing_deg and wall_m, both or neither), or None."""
+    bearing, dist_m = props.get("wall_bearing_deg"), props.get("wall_m")
+    if bearing is None and dist_m is None:
+        return None
+    for key, v in (("wall_bearing_deg", bearing), ("wall_m", dist_m)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise SiteError(
+                f"{label}: {key} = {v!r}; a wall needs both wall_bearing_deg (compass degrees from the point "
+                f"to the wall) and wall_m (metres from the point to its face)"
+            )
+    assert isinstance(bearing, int | float) and isinstance(dist_m, int | float)
+    if not WALL_MIN_M <= dist_m <= WALL_MAX_M:
+        raise SiteError(
+            f"{label}: wall_m = {dist_m!r}; give the distance to the wall's face in metres "
+            f"({WALL_MIN_M} to {WALL_MAX_M:.0f})"
+        )
+    width = props.get("wall_width_m", WALL_WIDTH_M)
+    if isinstance(width, bool) or not isinstance(width, int | float) or not 0.5 <= width <= 50.0:
+        raise SiteError(
+            f"{label}: wall_width_m = {width!r}; give the wall face's width in metres (0.5 to 50)"
+        )
+    a = math.radians(float(bearing))
+    # Compass bearing (clockwise from north) to an east/north unit vector.
+    return Wall((math.sin(a), math.cos(a)), float(dist_m), float(width))
 
 
 def _feature(i: int, feat: Any) -> tuple[str, str, Any]:
