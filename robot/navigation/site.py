@@ -132,14 +132,23 @@ class Site:
         """A few human-readable lines about the site."""
         sl, so = self.to_latlon(*self.shelter)
         pl, po = self.to_latlon(*self.park)
+
+        def wall(w: Wall | None) -> str:
+            if w is None:
+                return ""
+            bearing = math.degrees(math.atan2(w.normal[0], w.normal[1])) % 360.0
+            return f", wall {w.distance_m:.1f} m away at {bearing:.0f} degrees, {w.width_m:.1f} m wide"
+
         return "\n".join(
             [
                 f"site {self.name!r} at {self.origin[0]:.6f} N, {self.origin[1]:.6f} E",
                 f"route: {len(self.lanes)} lane(s), {self.lanes_length:.1f} m of lanes, "
                 f"{self.route_length:.1f} m to drive, closest to the fence {self.route_min_clearance:.1f} m",
                 f"fence: {len(self.fence)} corners, {self.fence_area:.0f} m2",
-                f"shelter: {sl:.6f}, {so:.6f} ({clearance(self.shelter, self.fence):.1f} m inside the fence)",
-                f"park: {pl:.6f}, {po:.6f} ({clearance(self.park, self.fence):.1f} m inside the fence)",
+                f"shelter: {sl:.6f}, {so:.6f} ({clearance(self.shelter, self.fence):.1f} m inside the fence"
+                f"{wall(self.shelter_wall)})",
+                f"park: {pl:.6f}, {po:.6f} ({clearance(self.park, self.fence):.1f} m inside the fence"
+                f"{wall(self.park_wall)})",
             ]
         )
 
