@@ -97,3 +97,21 @@ def test_park_arrival_averages_fixes_then_corrects_once_by_odometry() -> None:
     # It drove towards the park on the averaged position (truth began 2 m west of it), not on single fixes.
     assert dist(tuple(truth), park) < 2.0 - 0.3
     assert st.settles >= 1
+
+
+@pytest.mark.parametrize(("receiver", "sigma"), [("cheap", 2.1), ("sbas", 0.7), ("rtk", 0.3)])
+def test_route_targets_keep_four_sigmas_from_the_fence_corners_included(receiver: str, sigma: float) -> None:
+    from robot.navigation.navigator import LANE_SIGMAS, _Step
+
+    cfg = NavConfig.for_receiver(receiver)
+    step = _Step(NavState(), cfg, SITE)
+    step.sigma = sigma
+    lane = max(cfg.fence_margin_m, LANE_SIGMAS * sigma)
+    route = SITE.route
+    for k in range(int(route.length * 4)):
+        p = route.at(k * 0.25)
+        target = step._lane_margin(p)
+        # Moved only where the drawn lane is too near, and then to the margin (the demo has room everywhere: the
+        # east end's corner between the fence and the shop used to get 7.5 m of the cheap receiver's 8.4).
+        assert clearance(target, SITE.fence) >= min(lane, clearance(p, SITE.fence)) - 1e-6, (k * 0.25, target)
+        assert clearance(target, SITE.fence) >= lane - 1e-6

@@ -724,20 +724,27 @@ class _Step:
             return target  # the whole route keeps the margin: nothing to measure
         fence = self.site.fence
         c = clearance(target, fence)
-        if c >= lane:
-            return target
         n = len(fence)
-        q = min(
-            (closest_on_segment(target, fence[i], fence[(i + 1) % n]) for i in range(n)),
-            key=lambda p: dist(p, target),
-        )
-        d = dist(q, target)
-        if d < 1e-9:
-            return target
-        k = (1.0 if c >= 0.0 else -1.0) / d
-        moved = (q[0] + (target[0] - q[0]) * k * lane, q[1] + (target[1] - q[1]) * k * lane)
-        # A narrow spot (less than two margins wide) cannot keep the margin on both sides: keep the lane.
-        return moved if clearance(moved, fence) > c else target
+        # Pushed off the nearest edge, a target in a corner may come nearer the other one: push again from
+        # there (a few rounds settle on the corner's bisector), keeping only what gained clearance.
+        for _ in range(3):
+            if c >= lane:
+                return target
+            q = min(
+                (closest_on_segment(target, fence[i], fence[(i + 1) % n]) for i in range(n)),
+                key=lambda p: dist(p, target),
+            )
+            d = dist(q, target)
+            if d < 1e-9:
+                return target
+            k = (1.0 if c >= 0.0 else -1.0) / d
+            moved = (q[0] + (target[0] - q[0]) * k * lane, q[1] + (target[1] - q[1]) * k * lane)
+            moved_c = clearance(moved, fence)
+            # A narrow spot (less than two margins wide) cannot keep the margin on both sides: keep the lane.
+            if moved_c <= c + 1e-6:
+                return target
+            target, c = moved, moved_c
+        return target
 
     def _settle_time(self, radius: float, tol: float) -> float:
         """How long to average so that the mean's error fits the goal's radius with arrive_sigmas to spare: the
