@@ -280,6 +280,15 @@ class World:
         self._last_contact = -math.inf
         # Walls the site declares at the shelter and park: straight faces the sensor sees and the body cannot pass.
         self._walls = self._build_walls()
+        # (centre x, centre y, squared distance within which the sensor may see the face) per wall.
+        self._wall_reach = [
+            (
+                (ax + bx) * 0.5,
+                (ay + by) * 0.5,
+                (SENSOR_RANGE_M + SENSOR_AHEAD_M + 0.5 * math.hypot(bx - ax, by - ay)) ** 2,
+            )
+            for ax, ay, bx, by in self._walls
+        ]
         # GPS: the wandering error is kept in units of the model's sigma, so RTK float and fixed share it.
         if receiver not in RECEIVERS:
             raise ScenarioError(f"gps receiver {receiver!r}: the simulator models {', '.join(RECEIVERS)}")
@@ -925,7 +934,10 @@ class World:
     def true_distance_m(self) -> float | None:
         """Distance from the sensor to the nearest obstacle edge in its cone, None when none within range."""
         obs = self._obs_pos
-        if self._walls:
+        # Most steps the robot is nowhere near a wall: a distance to each face's centre settles it (no trigonometry).
+        if self._walls and any(
+            (mx - self.x) ** 2 + (my - self.y) ** 2 < reach for mx, my, reach in self._wall_reach
+        ):
             w = self._wall_distance()
             if w is not None:
                 o = self._obstacle_distance() if obs else None
