@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -416,6 +417,12 @@ async def run_async(
                 await asyncio.sleep(duration_s)
                 runner.stop()
 
+        # Everything built so far (modules, settings, the site's fence grid) lives for the whole run. Frozen out of
+        # the garbage collector, a full collection scans only what the run allocates since: measured on this
+        # machine, 66 ms for the 54,000 objects after import, 5-20x that on a Pi, long enough for the Arduino's
+        # 300 ms watchdog to brake a robot whose loop it paused.
+        gc.collect()
+        gc.freeze()
         announcer = asyncio.create_task(announce())
         try:
             code = await runner.run()
