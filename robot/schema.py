@@ -119,9 +119,12 @@ def _resolve(model: type[BaseModel], loc: Path) -> tuple[type[BaseModel], Any]:
     return owner, ann
 
 
-def first_mistake(err: ValidationError, data: Any, model: type[BaseModel]) -> tuple[Path, str]:
+def first_mistake(
+    err: ValidationError, data: Any, model: type[BaseModel], *, json: bool = False
+) -> tuple[Path, str]:
     """(where, what) for the first mistake in the file's own order (pydantic lists them in the model's).
-    `what` follows the key: " = 5: must be between 0 and 1", ": unknown key; known keys here: a, b"."""
+    `what` follows the key: " = 5: must be between 0 and 1", ": unknown key; known keys here: a, b".
+    A JSON file's tables are objects."""
 
     def order(e: Any) -> list[int]:
         keys, at = [], data
@@ -143,12 +146,15 @@ def first_mistake(err: ValidationError, data: Any, model: type[BaseModel]) -> tu
     if kind == "extra_forbidden":
         return loc, f": unknown key; known keys here: {', '.join(sorted(owner.model_fields))}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        name = "a table" if loc and isinstance(loc[-1], int) else f"a [{dotted(loc)}] table"
+        if json:
+            name = "an object"
+        else:
+            name = "a table" if loc and isinstance(loc[-1], int) else f"a [{dotted(loc)}] table"
         return loc, f" = {value!r}: expected {name}"
     if kind in ("tuple_type", "list_type"):
         args = typing.get_args(typ)
         inner = _bare(args[0]) if args else Any
-        what = "tables" if _is_model(inner) else getattr(inner, "__name__", "values")
+        what = ("objects" if json else "tables") if _is_model(inner) else getattr(inner, "__name__", "values")
         return loc, f" = {value!r}: expected a list of {what}"
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)  # shown as the number it was read as

@@ -824,7 +824,7 @@ def _check_places(
     touches the site; along_m within the route."""
     from robot.errors import RamudroidError
     from robot.navigation.geometry import clearance
-    from robot.navigation.site import demo_site, load_site
+    from robot.site_file import demo_site, load_site
 
     try:
         site = demo_site() if site_ref == "demo" else load_site(site_ref)

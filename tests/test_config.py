@@ -153,7 +153,7 @@ def test_geometry_reaches_navigation_and_the_simulated_world(parts: Any) -> None
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
     from robot.core.types import Geometry
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.supervisor import Supervisor
     from robot.telemetry import TelemetryBus
     from sim.scenario import load as load_scenario

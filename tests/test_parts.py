@@ -44,7 +44,7 @@ def test_factory_doctor_readings_and_counters_follow_the_table(parts: Any) -> No
     assert sorted(readings) == sorted(p.name for p in POLLED)
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.telemetry import TelemetryBus
 
     bus = TelemetryBus()
@@ -89,7 +89,7 @@ def test_a_reading_carries_the_drivers_own_time_not_the_poll_time(parts: Any) ->
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
     from robot.drivers.gps import SerialGps, checksum
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.telemetry import TelemetryBus
 
     class Clock:
