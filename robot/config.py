@@ -66,7 +66,10 @@ class ObstacleSettings:
 
     stop_distance_m: float = _f(0.5, 0.1, 3.0)
     clear_distance_m: float = _f(0.8, 0.15, 4.0)
-    stale_s: float = _f(0.3, 0.05, 2.0)
+    # Seconds. The one age limit of the forward distance, read by both its users: the core brakes when the
+    # newest reading is older, and the distance driver counts only pings younger than this. The HC-SR04 pings
+    # every 60-80 ms, so 0.3 s (the least allowed) still holds the 3-5 pings its median and two-ping stop need.
+    stale_s: float = _f(0.3, 0.3, 2.0)
     clear_wait_s: float = _f(3.0, 0.0, 60.0)
     backoff_s: float = _f(1.5, 0.2, 10.0)
     turn_s: float = _f(1.2, 0.2, 10.0)
