@@ -24,12 +24,13 @@ from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import DashboardError, RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.lcd_view import LcdView
-from robot.navigation import Site, demo_site, load_site
+from robot.navigation import Site
 from robot.navigation.site import DEMO_FILE
 from robot.power_down import PowerDown, PowerDownPlan, run_command
 from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
+from robot.site_file import demo_site, load_site
 from robot.store import Store
-from robot.telemetry import TelemetryBus
+from robot.telemetry import TelemetryBus, part_list
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,7 @@ async def run_async(
                 estop_port=w.estop_port,
                 allowed_hosts=w.allowed_hosts,
                 tray_capacity_kg=settings.tray.capacity_kg,
+                parts=part_list(settings),
                 clock=clock,
                 site_geojson=site_geojson(settings),
             )

@@ -430,8 +430,17 @@ class Supervisor:
                 else 0.0,
                 recent_alerts=self._recent_alerts(alerted),
                 counters=self._counters(),
+                reading_age_s=self._reading_ages(now),
             )
         )
+
+    def _reading_ages(self, now: float) -> dict[str, float | None]:
+        """How old each polled part's newest reading is, for the dashboard to show which part went stale."""
+        ages: dict[str, float | None] = {}
+        for spec in POLLED:
+            at = getattr(self.readings, spec.name).at
+            ages[spec.name] = None if at is None else round(max(0.0, now - at), 3)
+        return ages
 
     def _counters(self) -> dict[str, int]:
         """Read-failure and dropped-command counts; the same dict object until one of them changes."""
