@@ -270,8 +270,12 @@ class Runner:
             self._wake.clear()
             timeout = next_tick - self.clock()
             if timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # A timer that sets the wake event: wait_for would build a task and a timeout for every tick.
+                timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    timer.cancel()
             else:
                 await asyncio.sleep(0)
         log.info("stopping: motors braked")
