@@ -6,10 +6,12 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from robot.core.frozen import quick_init
 from robot.core.types import Alert, MotorOutputs
 from robot.hardware.interfaces import GpsFix
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     """What the robot is doing and sensing, as of `at` (supervisor monotonic seconds) / `wall` (UNIX time)."""
