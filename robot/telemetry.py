@@ -6,6 +6,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from robot.core.frozen import quick_init
 from robot.core.types import Alert, MotorOutputs
 from robot.hardware.interfaces import GpsFix
 from robot.parts import POLLED
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from robot.config import Settings
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     """What the robot is doing and sensing, as of `at` (supervisor monotonic seconds) / `wall` (UNIX time)."""

@@ -564,9 +564,26 @@ def _hold_starts(m: MotorOutputs, before: MotorOutputs) -> MotorOutputs:
     return MotorOutputs(*held)
 
 
+# The row each situation picked, for the table it was picked from: a situation is a handful of flags, so the
+# few that occur are answered by one lookup instead of up to twenty conditions. A cache only (no I/O, no clock).
+_rows: tuple[tuple[Rule, ...], dict[Situation, Rule]] = (TABLE, {})
+_ROWS_MAX = 4096
+
+
 def _first(sit: Situation) -> Rule:
-    for rule in TABLE:
+    global _rows
+    table, memo = _rows
+    if table is not TABLE:
+        table, memo = TABLE, {}
+        _rows = (table, memo)
+    rule = memo.get(sit)
+    if rule is not None:
+        return rule
+    for rule in table:
         if rule.when(sit):
+            if len(memo) >= _ROWS_MAX:
+                memo.clear()
+            memo[sit] = rule
             return rule
     raise AssertionError("the table's last row always matches")  # pragma: no cover
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from robot.core.frozen import quick_init
 from robot.core.types import Geometry, Goal, Guidance, MotorOutputs, PinState
 from robot.hardware.interfaces import GpsFix
 from robot.navigation.geometry import (
@@ -130,6 +131,7 @@ class NavConfig:
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NavState:
     """Everything guidance remembers between steps. `progress_m` (distance done along the route) is what a

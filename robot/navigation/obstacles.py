@@ -110,16 +110,21 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
         return best
     step = 0.05
     n = int(limit / step) + 1
-    arc = [
-        (min(i * step, limit), math.sin(k * i * step) / k, (1.0 - math.cos(k * i * step)) / k)
-        for i in range(1, n + 1)
-    ]
+    # The arc's points (s, x, y), i = 1..n, made only as far as some echo needs them: most calls stop early
+    # (a hit, or past the best so far) or have no echo near enough to look at the arc at all.
+    arc: list[tuple[float, float, float]] = []
     far2 = (limit + reach) ** 2
     for f, left, _, _ in echoes:
         if f < -reach or f * f + left * left > far2:
             continue
         prev = f * f + left * left
-        for s, x, y in arc:
+        for i in range(n):
+            if i == len(arc):
+                j = i + 1
+                arc.append(
+                    (min(j * step, limit), math.sin(k * j * step) / k, (1.0 - math.cos(k * j * step)) / k)
+                )
+            s, x, y = arc[i]
             if s >= best:
                 break
             d2 = (f - x) ** 2 + (left - y) ** 2
