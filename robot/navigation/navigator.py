@@ -351,6 +351,10 @@ def guide(
     return st.finish(now, goal, guidance), guidance
 
 
+_SWERVE_SPIN_DEG = 60.0  # the target may be this far off the nose while swerving round remembered echoes
+_BESIDE_M = 0.5  # an echo this much beyond the body's reach and gap is beside the robot for turning
+
+
 class _Step:
     """The mutable working copy of one guide() call."""
 
@@ -795,8 +799,18 @@ class _Step:
         if ld < 1e-6:
             return 0.0, 0.0
         alpha = wrap(math.atan2(dy, dx) - self.heading)
-        if abs(alpha) > math.radians(self.cfg.spin_deg):
+        # Around a remembered obstacle the swerve needs the nose off the target for a while: turning back to face
+        # the target on the spot at once would point it at the obstacle again, and the two would take turns.
+        spin_deg = max(self.cfg.spin_deg, _SWERVE_SPIN_DEG) if self.echoes else self.cfg.spin_deg
+        if abs(alpha) > math.radians(spin_deg):
             t = self.cfg.turn if alpha > 0 else -self.cfg.turn
+            if self.echoes and self._beside(alpha > 0):
+                # The target lies past something remembered on that side: turning to it now would swing the nose
+                # into it (and the swerve would turn it away again, by turns). Drive on past it first.
+                speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
+                u = self.cfg.approach
+                left, right, _ = steer(self.echoes, u, u, speed, self.cfg.wheel_base_m, self.cfg.body)
+                return left, right
             return -t, t
         k = 2.0 * math.sin(alpha) / ld
         u *= max(0.4, math.cos(alpha))
@@ -809,6 +823,18 @@ class _Step:
             speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
             left, right, _ = steer(self.echoes, left, right, speed, self.cfg.wheel_base_m, self.cfg.body)
         return left, right
+
+    def _beside(self, to_left: bool) -> bool:
+        """Whether the nearest echo ahead of the axle lies on that side, near enough for a turn to close on it."""
+        body = self.cfg.body
+        near = min(
+            (e for e in self.echoes if e[0] > -body.radius_m),
+            key=lambda e: e[0] * e[0] + e[1] * e[1],
+            default=None,
+        )
+        if near is None or (near[1] > 0.0) != to_left:
+            return False
+        return math.hypot(near[0], near[1]) < body.radius_m + body.clear_m + _BESIDE_M
 
     def _fence_check(self, pos: Point, target: Point, left: float, right: float) -> tuple[float, float, str]:
         """The command, slowed or replaced by a turn on the spot when its path over the look-ahead would come

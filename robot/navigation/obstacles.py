@@ -24,8 +24,9 @@ class Body:
 
     radius_m: float = 0.35  # the body as a circle about the centre between the wheels
     # The gap kept to anything remembered: an echo is one point of a thing whose side bulges further towards a robot
-    # passing it (a 0.3 m bin seen at the edge of the cone: up to about 0.2 m), and odometry drifts a little.
-    clear_m: float = 0.25
+    # passing it (a 0.3 m bin seen at the edge of the cone: up to about 0.2 m; a 0.6 m parked scooter more: the
+    # robot swept its side with 0.25 m), and odometry drifts a little.
+    clear_m: float = 0.35
     sensor_ahead_m: float = 0.30  # the sensor on the front bumper
     half_cone_deg: float = 15.0
     max_echo_m: float = 1.6  # further echoes are too vague sideways (0.4 m at the cone's edge) to keep
@@ -36,6 +37,9 @@ class Body:
     keep_m: float = 3.0
     max_echoes: int = 80
     spacing_m: float = 0.08  # a new echo this near a kept one adds nothing
+    # Driven (or turned, at the body's edge) less than this since an echo was taken: the sensor still looks from
+    # where it saw it (half a degree of turn).
+    same_pose_m: float = 0.003
     horizon_s: float = 1.5  # the steering check looks this far ahead at the commanded speed ...
     horizon_min_m: float = 1.0  # ... and at least this far
 
@@ -57,8 +61,9 @@ def carry(
             continue
         x, y = f - tx, left - ty
         f2, l2 = x * c + y * s, -x * s + y * c
-        # Behind the body: driving forward can no longer reach it (reversing is the escape's, over a short way).
-        if f2 < -body.radius_m or f2 * f2 + l2 * l2 > keep2:
+        # Kept behind the body too: a turn on the spot brings it back in front (a robot that had passed a bin,
+        # forgotten it and turned round drove back past it into its side).
+        if f2 * f2 + l2 * l2 > keep2:
             continue
         out.append((f2, l2, seen, before + driven))
     return tuple(out)
@@ -75,17 +80,24 @@ def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: B
     kept = []
     for e in echoes:
         fx, ly = e[0] - body.sensor_ahead_m, e[1]
-        if fx > 0.0 and abs(math.atan2(ly, fx)) < inner and math.hypot(fx, ly) < reading_m - 0.1:
-            continue  # the sensor now sees past it: it moved away, or was never at that spot of its arc
+        if math.hypot(fx, ly) < reading_m - 0.1 and (
+            e[3] <= body.same_pose_m or (fx > 0.0 and abs(math.atan2(ly, fx)) < inner)
+        ):
+            # The sensor now sees past it: it moved away, or was never at that spot of its arc. An echo taken
+            # from this very pose lay in the cone that looks now, edges included: a passer-by who stepped out
+            # of the cone leaves no phantom at its edge for the robot to dodge for minutes.
+            continue
         kept.append(e)
     if reading_m <= body.max_echo_m:
         gap2 = body.spacing_m**2
+        arc = []
         for b in _ARC:
             a = b * cone
-            f, left = body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a)
-            # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it).
-            kept = [e for e in kept if (f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2]
-            kept.append((f, left, now, 0.0))
+            arc.append((body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a), now, 0.0))
+        # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it). The new
+        # arc is kept whole, however near: at a short range its points are close, yet each edge matters.
+        kept = [e for e in kept if all((f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2 for f, left, _, _ in arc)]
+        kept.extend(arc)
         if len(kept) > body.max_echoes:
             kept.sort(key=lambda e: e[2])
             kept = kept[-body.max_echoes :]
@@ -162,20 +174,26 @@ def steer(
     k0 = _curvature(left, right, wheel_base_m)
     if arc_travel(echoes, k0, horizon, body) >= horizon:
         return left, right, False
-    best_k, best = k0, -1.0
+    # Swerve away from the nearest echo ahead first, and turn on the spot away from it when no swerve is clear.
+    # Its distance does not change as the robot turns, and swerving away keeps it on the same side, so the
+    # choice holds step after step: trying the side of the wanted curvature first flipped sides as that
+    # curvature did, and the robot wove into a bin it saw head-on; choosing the spin by the side whose arc led
+    # furthest flipped every few degrees, and the robot dithered on the spot for minutes.
+    near = min(
+        (e for e in echoes if e[0] > -body.radius_m), key=lambda e: e[0] * e[0] + e[1] * e[1], default=None
+    )
+    right_first = near is not None and near[1] > 0.0
     for dk in _SWERVES:
-        for k in (k0 + dk, k0 - dk) if k0 >= 0.0 else (k0 - dk, k0 + dk):
+        for k in (k0 - dk, k0 + dk) if right_first else (k0 + dk, k0 - dk):
             travel = arc_travel(echoes, k, horizon, body)
             if travel >= horizon:
                 half = k * wheel_base_m / 2.0
                 lf, rf = u * (1.0 - half), u * (1.0 + half)
                 m = max(1.0, abs(lf), abs(rf))
                 return lf / m, rf / m, True
-            if travel > best:
-                best_k, best = k, travel
-    # Nothing clear at this speed: turn on the spot towards the side that leads furthest (turning moves no part
-    # of the round body closer), rather than drive into the stop and the escape's blind reversing.
-    spin = _SPIN if best_k >= k0 else -_SPIN
+    # Nothing clear at this speed: turn on the spot (turning moves no part of the round body closer) rather than
+    # drive into the stop and the escape's blind reversing.
+    spin = -_SPIN if right_first else _SPIN
     return -spin, spin, True
 
 
