@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from robot.navigation.obstacles import Body, carry, sense, steer
+from robot.navigation.obstacles import Body, arc_travel, carry, sense, steer
 
 BODY = Body()
 WHEEL_BASE = 0.4
@@ -60,3 +60,10 @@ def test_with_no_clear_swerve_the_robot_turns_away_from_the_nearest_echo_and_kee
             break
     else:
         raise AssertionError("still turning on the spot after a quarter turn")
+
+
+def test_the_gap_kept_to_an_echo_grows_with_the_way_driven_since_it_was_taken() -> None:
+    fresh = ((1.0, 0.7, 0.0, 0.0),)  # just beside the straight path: the body and its gap pass it
+    carried = ((1.0, 0.7, 0.0, 4.0),)  # the same place, after 4 m of odometry
+    assert arc_travel(fresh, 0.0, 2.0, BODY) == 2.0
+    assert arc_travel(carried, 0.0, 2.0, BODY) < 1.0
