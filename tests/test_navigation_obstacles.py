@@ -46,20 +46,20 @@ def test_an_echo_behind_the_body_is_kept_for_a_turn_that_brings_it_back() -> Non
     assert back and back[0][0] > 0.5  # half a turn back: ahead again, still known
 
 
-def test_with_no_clear_swerve_the_robot_turns_away_from_the_nearest_echo_and_keeps_turning_that_way() -> None:
+def test_round_a_wall_of_echoes_the_robot_turns_away_from_the_nearest_and_keeps_to_that_side() -> None:
     # A wall of echoes across the way, nearest on the left.
-    echoes = (*((0.5, y, 0.0, 0.0) for y in (-0.4, -0.2, 0.0, 0.2)), (0.3, 0.3, 0.0, 0.0))
-    left, right, swerved = steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY)
-    assert swerved and left > 0.0 > right  # on the spot, to the right: away from the nearest
-    for _ in range(20):  # a few degrees a step: it never turns back towards the nearest (no dithering)
-        echoes = carry(echoes, 0.0, (right - left) * SPEED / WHEEL_BASE, 0.05, 0.0, BODY)
-        left, right, _ = steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY)
-        assert not (left < 0.0 < right)
-        if left > 0.0 and right > 0.0:  # a clear swerve: it drives on, away from the nearest
-            assert left >= right
-            break
+    echoes = (*((1.2, y, 0.0, 0.0) for y in (-0.6, -0.3, 0.0, 0.3)), (1.0, 0.5, 0.0, 0.0))
+    left, right, side = steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY)
+    assert side == -1 and left > right  # to the right: away from the nearest
+    for _ in range(40):  # step by step it never turns back towards the nearest (no dithering)
+        v = (left + right) / 2.0 * SPEED
+        echoes = carry(echoes, v, (right - left) * SPEED / WHEEL_BASE, 0.05, 0.0, BODY)
+        left, right, side = steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY, side)
+        assert side != 1
+        if side == 0:
+            break  # clear of it: straight on
     else:
-        raise AssertionError("still turning on the spot after a quarter turn")
+        raise AssertionError("still swerving after 2 s")
 
 
 def test_the_gap_kept_to_an_echo_grows_with_the_way_driven_since_it_was_taken() -> None:
@@ -67,3 +67,10 @@ def test_the_gap_kept_to_an_echo_grows_with_the_way_driven_since_it_was_taken() 
     carried = ((1.0, 0.7, 0.0, 4.0),)  # the same place, after 4 m of odometry
     assert arc_travel(fresh, 0.0, 2.0, BODY) == 2.0
     assert arc_travel(carried, 0.0, 2.0, BODY) < 1.0
+
+
+def test_with_the_body_already_at_an_echo_on_the_wanted_arc_the_core_is_left_to_stop() -> None:
+    """A thing filling the way (a parked car): turning to and fro in front of it for ever is no answer; the wanted
+    arc goes out unchanged, so the core's stop, escape and stuck report take over."""
+    echoes = tuple((0.45, y, 0.0, 0.0) for y in (-0.6, -0.3, 0.0, 0.3, 0.6))
+    assert steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY) == (0.8, 0.8, 0)

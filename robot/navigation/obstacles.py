@@ -168,18 +168,25 @@ _SWERVES = (0.3, 0.6, 1.0, 1.5, 2.2, 3.2)  # 1/m added to the wanted curvature, 
 
 
 def steer(
-    echoes: tuple[Echo, ...], left: float, right: float, speed_mps: float, wheel_base_m: float, body: Body
-) -> tuple[float, float, bool]:
+    echoes: tuple[Echo, ...],
+    left: float,
+    right: float,
+    speed_mps: float,
+    wheel_base_m: float,
+    body: Body,
+    prefer: int = 0,
+) -> tuple[float, float, int]:
     """The wheel fractions bent around remembered echoes: the wanted arc when it is clear over the horizon,
     else the nearest clear swerve at the same speed, else the wanted arc (the core's stop then holds it).
-    The flag says whether it swerved. `speed_mps` is the wheel speed at fraction 1."""
+    The side it swerved to comes last: +1 left, -1 right, 0 not at all; `prefer` keeps the side of the last swerve
+    (0: away from the nearest echo ahead). `speed_mps` is the wheel speed at fraction 1."""
     u = (left + right) / 2.0
     if not echoes or u <= 0.02:
-        return left, right, False
+        return left, right, 0
     horizon = max(body.horizon_min_m, u * speed_mps * body.horizon_s)
     k0 = _curvature(left, right, wheel_base_m)
     if arc_travel(echoes, k0, horizon, body) >= horizon:
-        return left, right, False
+        return left, right, 0
     # Swerve away from the nearest echo ahead first, and turn on the spot away from it when no swerve is clear.
     # Its distance does not change as the robot turns, and swerving away keeps it on the same side, so the
     # choice holds step after step: trying the side of the wanted curvature first flipped sides as that
@@ -188,7 +195,9 @@ def steer(
     near = min(
         (e for e in echoes if e[0] > -body.radius_m), key=lambda e: e[0] * e[0] + e[1] * e[1], default=None
     )
-    right_first = near is not None and near[1] > 0.0
+    # Two echoes about as near on either side would swap as the nearest from step to step: the side of the last
+    # swerve holds (the caller keeps it while something is near).
+    right_first = prefer < 0 if prefer else near is not None and near[1] > 0.0
     for dk in _SWERVES:
         for k in (k0 - dk, k0 + dk) if right_first else (k0 + dk, k0 - dk):
             travel = arc_travel(echoes, k, horizon, body)
@@ -196,13 +205,18 @@ def steer(
                 half = k * wheel_base_m / 2.0
                 lf, rf = u * (1.0 - half), u * (1.0 + half)
                 m = max(1.0, abs(lf), abs(rf))
-                return lf / m, rf / m, True
+                return lf / m, rf / m, 1 if k > k0 else -1
     # Nothing clear at this speed: turn on the spot (turning moves no part of the round body closer) rather than
-    # drive into the stop and the escape's blind reversing.
+    # drive into the stop and the escape's blind reversing. But with the body and its gap already at the echo on
+    # the wanted arc, the wanted arc: the core's stop holds it, and its escape and stuck report end what would
+    # otherwise be turning to and fro for ever in front of a thing that fills the way (a parked car).
+    if arc_travel(echoes, k0, horizon, body) <= _HAND_OVER_M:
+        return left, right, 0
     spin = -_SPIN if right_first else _SPIN
-    return -spin, spin, True
+    return -spin, spin, -1 if right_first else 1
 
 
+_HAND_OVER_M = 0.05  # travel left on the wanted arc at which a blocked robot is left to the core's stop
 _SPIN = 0.3  # wheel fraction of a turn on the spot around remembered echoes (guidance's own turn speed)
 
 
