@@ -15,6 +15,7 @@ from typing import Any
 
 from cobs import cobs as _cobs
 
+from robot.core.frozen import quick_init
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ProtocolError
 
@@ -102,6 +103,7 @@ def cobs_decode(data: bytes) -> bytes:
 # --- Frames
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One decoded frame; `version` is not checked here so a mismatch can be reported by the caller."""
@@ -156,6 +158,13 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         """Bytes in; decoded frames and errors out, in order. Empty blocks (0x00 0x00) are skipped."""
+        n = len(data)
+        if not self._buf and not self._overflowed and 1 < n <= MAX_ENCODED + 1 and data.find(0) == n - 1:
+            # Exactly one whole frame, nothing pending: every exchange of the simulator, most serial reads.
+            try:
+                return [decode_frame(bytes(data[:-1]))]
+            except FrameError as err:
+                return [err]
         out: list[Frame | FrameError] = []
         start = 0
         while True:
@@ -190,6 +199,7 @@ class Hello:
     watchdog_ms: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SetMotors:
     """Host -> device: all five channels, applied together or not at all."""
@@ -212,6 +222,7 @@ class GetInfo:
     """Host -> device: ask which firmware build it runs (an INFO report)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ack:
     """Device -> host: the request with sequence number `ref_seq` was applied."""
@@ -373,8 +384,17 @@ _FIXED_LEN = {
 }
 
 
+# The last valid SET_MOTORS payload and its outputs: the same command comes 20 times a second while nothing
+# changes, and the answer depends on the bytes alone.
+_last_set_motors: tuple[bytes, MotorOutputs | None] = (b"", None)
+
+
 def _check_set_motors(p: bytes) -> MotorOutputs:
     """Validate every byte before building anything, so a bad command is rejected whole."""
+    global _last_set_motors
+    last_p, last_out = _last_set_motors
+    if last_out is not None and p == last_p:
+        return last_out
     pins: list[PinState | None] = [None] * CHANNELS
     for i in range(CHANNELS):
         ch, in1, in2, en = p[4 * i : 4 * i + 4]
@@ -385,7 +405,9 @@ def _check_set_motors(p: bytes) -> MotorOutputs:
         if in2 > 1:
             raise FrameError(ErrorCode.VALUE, f"channel {ch} IN2 = {in2}, must be 0 or 1", 4 * i + 2)
         pins[ch] = PinState(in1, in2, en)
-    return MotorOutputs(*pins)  # type: ignore[arg-type]
+    out = MotorOutputs(*pins)  # type: ignore[arg-type]
+    _last_set_motors = (bytes(p), out)
+    return out
 
 
 def _hello(p: bytes) -> Hello:

@@ -42,12 +42,15 @@ class DirectLink:
         self.on_change: Callable[[bool], None] | None = None
         self._was_healthy = False
         self._closed = False
+        self._checked: MotorOutputs | None = None
 
     # --- MotorLink
 
     def send(self, outputs: MotorOutputs) -> None:
         """Deliver these pin states now (handshaking first when needed); ignored after close()."""
-        check_outputs(outputs)
+        if outputs is not self._checked:  # the same object again (a held brake) was checked already
+            check_outputs(outputs)
+            self._checked = outputs if type(outputs) is MotorOutputs else None  # only an immutable one
         if self._closed:
             return
         self._send_motors(outputs)

@@ -44,7 +44,7 @@ def site_data(vertices: int, seed: int = 1) -> dict[str, Any]:
 
 def site_load_ms(repeat: int = 5) -> dict[str, float]:
     """Median time to validate and build a site (route connectors planned) by fence vertex count."""
-    from robot.navigation.site import parse_site
+    from robot.site_file import parse_site
 
     out = {}
     for n in SIZES:
@@ -63,7 +63,7 @@ def _steps(n: int, goal: str, seconds: float) -> list[float]:
     from robot.core.types import Goal
     from robot.hardware.interfaces import GpsFix
     from robot.navigation import NavConfig, NavState, guide
-    from robot.navigation.site import parse_site
+    from robot.site_file import parse_site
 
     site = parse_site(site_data(n), name=f"fence{n}")
     cfg = NavConfig()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -23,12 +24,13 @@ from robot.core.types import ALL_BRAKED, MotorOutputs
 from robot.errors import DashboardError, RamudroidError
 from robot.hardware.interfaces import MotorLink
 from robot.lcd_view import LcdView
-from robot.navigation import Site, demo_site, load_site
+from robot.navigation import Site
 from robot.navigation.site import DEMO_FILE
 from robot.power_down import PowerDown, PowerDownPlan, run_command
 from robot.sdnotify import LoopWatchdog, Notifier, watchdog_period_s
+from robot.site_file import demo_site, load_site
 from robot.store import Store
-from robot.telemetry import TelemetryBus
+from robot.telemetry import TelemetryBus, part_list
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +370,7 @@ async def run_async(
                 estop_port=w.estop_port,
                 allowed_hosts=w.allowed_hosts,
                 tray_capacity_kg=settings.tray.capacity_kg,
+                parts=part_list(settings),
                 clock=clock,
                 site_geojson=site_geojson(settings),
             )
@@ -416,6 +419,12 @@ async def run_async(
                 await asyncio.sleep(duration_s)
                 runner.stop()
 
+        # Everything built so far (modules, settings, the site's fence grid) lives for the whole run. Frozen out of
+        # the garbage collector, a full collection scans only what the run allocates since: measured on this
+        # machine, 66 ms for the 54,000 objects after import, 5-20x that on a Pi, long enough for the Arduino's
+        # 300 ms watchdog to brake a robot whose loop it paused.
+        gc.collect()
+        gc.freeze()
         announcer = asyncio.create_task(announce())
         try:
             code = await runner.run()

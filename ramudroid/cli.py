@@ -18,7 +18,7 @@ from robot.errors import RamudroidError
 SUBCOMMAND_MODULES = (
     "arduino_bridge.cli",
     "robot.drivers.cli",
-    "robot.navigation.cli",
+    "robot.site_cli",
     "robot.gsm.cli",
     "robot.mqtt.cli",
     "sim.cli",

@@ -41,6 +41,8 @@ class CommandQueue:
 
     def drain(self) -> tuple[Command, ...]:
         """Everything queued so far, oldest first."""
+        if self._q.empty():  # most steps: no command, and no Empty exception raised and caught
+            return ()
         out: list[Command] = []
         while True:
             try:

@@ -14,11 +14,11 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError, create_model
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ValidationError
 
+from robot import schema
 from robot.core.types import Geometry
 from robot.errors import ConfigError
 from robot.parts import SENSED, part
@@ -66,7 +66,10 @@ class ObstacleSettings:
 
     stop_distance_m: float = _f(0.5, 0.1, 3.0)
     clear_distance_m: float = _f(0.8, 0.15, 4.0)
-    stale_s: float = _f(0.3, 0.05, 2.0)
+    # Seconds. The one age limit of the forward distance, read by both its users: the core brakes when the
+    # newest reading is older, and the distance driver counts only pings younger than this. The HC-SR04 pings
+    # every 60-80 ms, so 0.3 s (the least allowed) still holds the 3-5 pings its median and two-ping stop need.
+    stale_s: float = _f(0.3, 0.3, 2.0)
     clear_wait_s: float = _f(3.0, 0.0, 60.0)
     backoff_s: float = _f(1.5, 0.2, 10.0)
     turn_s: float = _f(1.2, 0.2, 10.0)
@@ -331,26 +334,6 @@ class Settings:
 MOVED = {"hardware.gps_stale_s": "control.gps_stale_s"}
 
 
-def _in_range(lo: float | None, hi: float | None, choices: tuple[Any, ...], value: Any) -> Any:
-    if choices and value not in choices:
-        raise PydanticCustomError("choice", "not one of the choices", {"choices": choices})
-    # Written so that NaN (which TOML allows) is out of every range.
-    if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):
-        raise PydanticCustomError("range", "out of range", {"lo": lo, "hi": hi})
-    return value
-
-
-def _field(typ: Any, meta: dict[str, Any]) -> Any:
-    """The pydantic type of one setting: strict (no "2" for 2, no 1 for true), and its range or choices."""
-    if typing.get_origin(typ) is tuple:
-        item: Any = _field(typing.get_args(typ)[0], {})
-        return Annotated[tuple[item, ...], Strict(False)]  # a TOML array is a list
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
-    if lo is None and hi is None and not choices:
-        return Annotated[typ, Strict()]
-    return Annotated[typ, Strict(), AfterValidator(functools.partial(_in_range, lo, hi, choices))]
-
-
 @functools.cache
 def _model(cls: type) -> type[BaseModel]:
     """A pydantic model mirroring the settings dataclass `cls`: its keys, types, ranges and choices; no others.
@@ -360,59 +343,20 @@ def _model(cls: type) -> type[BaseModel]:
     for f in dataclasses.fields(cls):
         typ = hints[f.name]
         nested = isinstance(typ, type) and dataclasses.is_dataclass(typ)
-        fields[f.name] = (_model(typ) if nested else _field(typ, dict(f.metadata)), None)
-    model: type[BaseModel] = create_model(
-        cls.__name__ + "File", __config__=ConfigDict(extra="forbid", strict=True), **fields
-    )
-    return model
-
-
-_EXPECTED = {
-    "float_type": "expected a number",
-    "int_type": "expected a whole number",
-    "bool_type": "expected true or false",
-    "string_type": "expected a quoted string",
-}
+        meta = dict(f.metadata)
+        kind = (
+            _model(typ)
+            if nested
+            else schema.checked(typ, meta.get("lo"), meta.get("hi"), meta.get("choices") or ())
+        )
+        fields[f.name] = (kind, None)
+    return schema.table(cls.__name__ + "File", **fields)
 
 
 def _first_error(err: ValidationError, data: dict[str, Any]) -> str:
-    """Today's one line for the first mistake in the file's own order (pydantic lists them in the model's)."""
-
-    def order(e: Any) -> list[int]:
-        keys, at = [], data
-        for step in e["loc"]:
-            if isinstance(at, dict) and step in at:
-                keys.append(list(at).index(step))
-                at = at[step]
-            elif isinstance(step, int):
-                keys.append(step)
-        return keys
-
-    e = min(err.errors(), key=order)
-    loc = e["loc"]
-    names = [str(p) for p in loc if not isinstance(p, int)]
-    dotted = ".".join(names) + "".join(f"[{p}]" for p in loc if isinstance(p, int))
-    value, kind = e["input"], e["type"]
-    cls: Any = Settings
-    for name in names[:-1]:
-        cls = typing.get_type_hints(cls)[name]
-    typ = typing.get_type_hints(cls).get(names[-1]) if names else None
-    if kind == "extra_forbidden":
-        known = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
-        return f"{dotted}: unknown key; known keys here: {known}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{dotted} = {value!r}: expected a [{dotted}] table"
-    if kind == "tuple_type":
-        inner = typing.get_args(typ)[0] if typ is not None else str
-        return f"{dotted} = {value!r}: expected a list of {inner.__name__}"
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)  # shown as the number it was read as
-    if kind == "choice":
-        allowed = ", ".join(repr(c) for c in e["ctx"]["choices"])
-        return f"{dotted} = {value!r}: must be one of {allowed}"
-    if kind == "range":
-        return f"{dotted} = {value!r}: must be between {e['ctx']['lo']} and {e['ctx']['hi']}"
-    return f"{dotted} = {value!r}: {_EXPECTED.get(kind, e['msg'])}"
+    """Today's one line for the first mistake in the file's own order."""
+    where, what = schema.first_mistake(err, data, _model(Settings))
+    return schema.dotted(where) + what
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:

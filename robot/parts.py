@@ -43,6 +43,7 @@ class PartSpec:
     optional: bool = False  # the robot cleans safely without it (the doctor warns, never fails)
     built: bool = True  # built by robot.hardware.factory (the Arduino link and the modem have their own)
     hint: str = ""  # the doctor's advice when it fails
+    label: str = ""  # what a person calls it (the dashboard's tile titles); empty: its name
 
 
 PARTS: tuple[PartSpec, ...] = (
@@ -56,6 +57,7 @@ PARTS: tuple[PartSpec, ...] = (
         fields=("fix",),
         fresh_s="control.gps_stale_s",
         world="gps_fix",
+        label="GPS receiver",
         hint="check the UART (enable_uart=1, serial console off), hardware.gps_port and hardware.gps_baud",
     ),
     PartSpec(
@@ -69,6 +71,7 @@ PARTS: tuple[PartSpec, ...] = (
         fresh_s="control.sensor_stale_s",
         world="tray_kg",
         bench=True,
+        label="Tray scale",
         hint="check HX711 DOUT/SCK wiring; then: ramudroid scale tare / calibrate --known-kg 1.0",
     ),
     PartSpec(
@@ -82,6 +85,7 @@ PARTS: tuple[PartSpec, ...] = (
         fresh_s="control.sensor_stale_s",
         world="raining",
         bench=True,
+        label="Rain sensor",
         hint="check the rain board's DO wire and hardware.rain_pin",
     ),
     PartSpec(
@@ -95,6 +99,7 @@ PARTS: tuple[PartSpec, ...] = (
         fresh_s="obstacle.stale_s",
         world="distance_m",
         bench=True,
+        label="Obstacle sensor",
         hint="check TRIG/ECHO wiring and the 5 V -> 3.3 V divider on ECHO",
     ),
     PartSpec(
@@ -108,6 +113,7 @@ PARTS: tuple[PartSpec, ...] = (
         fresh_s="control.sensor_stale_s",
         world="power_reading",
         bench=True,
+        label="Power monitor",
         hint="check I2C wiring and addresses: i2cdetect -y 1 should show 40 and 41",
     ),
     PartSpec(
@@ -118,6 +124,7 @@ PARTS: tuple[PartSpec, ...] = (
         choices=(*SIM_OR_PI, "none"),
         world="camera_jpeg",
         optional=True,
+        label="Camera",
         hint='check the ribbon cable: rpicam-hello --list-cameras; or set hardware.camera = "none"',
     ),
     PartSpec(
@@ -126,6 +133,7 @@ PARTS: tuple[PartSpec, ...] = (
         "robot.drivers.relay:GpioRelay",
         "robot.drivers.sim:SimRelay",
         bench=True,
+        label="Power relay",
         hint="check the relay board's IN wire and hardware.relay_pin",
     ),
     PartSpec(
@@ -136,6 +144,7 @@ PARTS: tuple[PartSpec, ...] = (
         choices=("none", *SIM_OR_PI),
         optional=True,
         built=False,  # built on its own by the composition root: the robot runs without it
+        label="Status LCD",
         hint='check SDA/SCL (GPIO 2/3), 5 V and hardware.lcd_addr (i2cdetect -y 1); or hardware.lcd = "none"',
     ),
     PartSpec(
@@ -145,6 +154,7 @@ PARTS: tuple[PartSpec, ...] = (
         "arduino_bridge.sim_arduino:SimArduino",
         choices=("sim", "serial"),
         built=False,
+        label="Arduino motor link",
         hint="check the USB cable and hardware.arduino_port; then: ramudroid firmware flash",
     ),
     PartSpec(
@@ -155,6 +165,7 @@ PARTS: tuple[PartSpec, ...] = (
         choices=("none", "sim", "serial"),
         optional=True,
         built=False,
+        label="GSM modem",
         hint="check its power supply (2 A peaks), TX/RX crossed, the antenna and the SIM",
     ),
 )

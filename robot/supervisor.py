@@ -102,6 +102,7 @@ class Supervisor:
         wall: Callable[[], float] = time.time,
         store: Store | None = None,
         can_sleep: bool = False,
+        telemetry_every_s: float = 0.0,
     ) -> None:
         self.settings = settings
         self.parts = parts
@@ -151,7 +152,12 @@ class Supervisor:
         self._recent_count = -1
         self._counters_key: tuple[int, ...] = ()
         self._counters_dict: dict[str, int] = {}
-        self._readers: list[tuple[str, Callable[[], Any], Callable[[], float] | None]] | None = None
+        self._readers: list[tuple[str, Callable[[], Any], Callable[[], float] | None, Reading]] | None = None
+        # 0: publish every step (a dashboard shows the newest readings). The simulator, whose telemetry nobody
+        # watches while it runs, publishes once per simulated second and whenever the decision changes.
+        self.telemetry_every_s = telemetry_every_s
+        self._published_at = -math.inf
+        self._published_key: tuple[Any, ...] = ()
         self._closed = False
         # Power: the Pi may power down for the night only when a wake alarm can bring it back.
         self.can_sleep = can_sleep and settings.power.night_sleep
@@ -184,14 +190,18 @@ class Supervisor:
         """Read every part synchronously (the simulator's way; the runner polls each part in its own thread)."""
         if self._readers is None:
             self._readers = [
-                (spec.name, getattr(part, spec.read), reading_age(part))
+                (spec.name, getattr(part, spec.read), reading_age(part), getattr(self.readings, spec.name))
                 for spec in POLLED
                 if spec.read is not None and (part := getattr(self.parts, spec.name, None)) is not None
             ]
-        for name, read, age in self._readers:
+        for name, read, age, r in self._readers:
             try:
                 value = read()
-                self.ingest(name, value, now - (age() if age is not None else 0.0))
+                at = now - age() if age is not None else now
+                if name == "gps":
+                    self.ingest(name, value, at)
+                else:  # what ingest() does for every other part, without looking the reading up by name
+                    r.value, r.at = value, at
             except Exception as err:  # a failing part must go stale, not stop the robot's brain
                 self.ingest_error(name, err)
 
@@ -273,7 +283,7 @@ class Supervisor:
         rd = self.readings
         fix = rd.gps.value if rd.gps.at is not None and now - rd.gps.at <= self.gps_stale_s else None
         goal = self.last.goal if self.last is not None else Goal.HOLD
-        restart = any(
+        restart = bool(commands) and any(
             c.kind is CommandKind.RESET or (c.kind is CommandKind.SET_MODE and c.mode is Mode.AUTO)
             for c in commands
         )
@@ -404,6 +414,17 @@ class Supervisor:
             log.error("power relay: could not select %s: %s", source.value, err)
 
     def _publish(self, d: Decision, now: float, fix: GpsFix | None, link_ok: bool, alerted: bool) -> None:
+        if self.telemetry_every_s > 0.0:
+            m = d.motors
+            key = (d.state, d.mode, d.reason, d.goal, d.power, m.moving, m.brushing, link_ok)
+            if (
+                not alerted
+                and self.outbox.count == self._recent_count  # another thread's alert shows at once too
+                and key == self._published_key
+                and now - self._published_at < self.telemetry_every_s
+            ):
+                return
+            self._published_key, self._published_at = key, now
         rd = self.readings
         power: PowerReading | None = rd.power.value
         stats_fn = getattr(self.link, "stats", None)
@@ -431,8 +452,17 @@ class Supervisor:
                 else 0.0,
                 recent_alerts=self._recent_alerts(alerted),
                 counters=self._counters(),
+                reading_age_s=self._reading_ages(now),
             )
         )
+
+    def _reading_ages(self, now: float) -> dict[str, float | None]:
+        """How old each polled part's newest reading is, for the dashboard to show which part went stale."""
+        ages: dict[str, float | None] = {}
+        for spec in POLLED:
+            at = getattr(self.readings, spec.name).at
+            ages[spec.name] = None if at is None else round(max(0.0, now - at), 3)
+        return ages
 
     def _counters(self) -> dict[str, int]:
         """Read-failure and dropped-command counts; the same dict object until one of them changes."""

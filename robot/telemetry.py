@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from robot.core.frozen import quick_init
 from robot.core.types import Alert, MotorOutputs
 from robot.hardware.interfaces import GpsFix
+from robot.parts import POLLED
+
+if TYPE_CHECKING:
+    from robot.config import Settings
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     """What the robot is doing and sensing, as of `at` (supervisor monotonic seconds) / `wall` (UNIX time)."""
@@ -34,6 +40,8 @@ class Telemetry:
     route_progress: float = 0.0
     recent_alerts: tuple[Alert, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
+    # Seconds since each polled part's newest reading was taken (by its name; None: no reading yet).
+    reading_age_s: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (motors as lists, fix time as ISO 8601)."""
@@ -65,3 +73,25 @@ class TelemetryBus:
     def version(self) -> int:
         with self._lock:
             return self._version
+
+
+def part_list(settings: Settings) -> list[dict[str, Any]]:
+    """The polled parts as the dashboard lists them, from the one parts table (robot/parts.py): name, label, the
+    Telemetry fields its reading fills, and its freshness limit in seconds with the setting that holds it (a
+    reading older than that is stale, and the core brakes)."""
+    out = []
+    for spec in POLLED:
+        limit: Any = None
+        if spec.fresh_s is not None:
+            section, key = spec.fresh_s.split(".")
+            limit = getattr(getattr(settings, section), key)
+        out.append(
+            {
+                "name": spec.name,
+                "label": spec.label or spec.name,
+                "fields": list(spec.fields),
+                "fresh_s": limit,
+                "fresh_key": spec.fresh_s,
+            }
+        )
+    return out

@@ -33,6 +33,9 @@ PROGRESS_EVERY_S = 60.0  # simulated seconds between progress callbacks
 # While the Pi is powered down nothing on the robot moves or decides: the world (battery, sun, rain, alarms)
 # advances in one-second steps, exact for its piecewise-constant loads, 20 times fewer than at the control rate.
 OFF_STRIDE_S = 1.0
+# Nothing reads the telemetry during a fast run (no dashboard): once a simulated second, and on every change of
+# decision, is enough for what is read after it (tests, the last state).
+SIM_TELEMETRY_EVERY_S = 1.0
 SIM_WAKE = "sim-rtc-wake"  # the wake command the simulated robot runs: its RTC alarm sets the world's latch
 
 
@@ -138,6 +141,7 @@ def _supervisor(
         state_dir=None,
         can_sleep=True,
         wall=lambda: start + clock.t,
+        telemetry_every_s=SIM_TELEMETRY_EVERY_S,
     )
 
 

@@ -20,7 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from robot.errors import ScenarioError
+from robot.schema import anything, dotted, first_mistake, number, string, table, tables, whole
 from sim.solar import SolarSite
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -341,16 +344,117 @@ def line_of(text: str, path: tuple[str | int, ...]) -> int:
 
 # --- validation ---------------------------------------------------------------------------------------
 
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out
+# The file's shape: every table's keys, types, ranges and choices (checked by pydantic, robot/schema.py).
+# Defaults are applied where the values are read, in parse(). Times (at, from, to) take several forms: a
+# number of seconds, a clock time or a local date-time; _Checker.time reads them.
+_PLACE = {
+    "along_m": number(0.0, 100000.0),
+    "offset_m": number(-1000.0, 1000.0),
+    "x": number(-100000.0, 100000.0),
+    "y": number(-100000.0, 100000.0),
+}
+_PERIOD = {"from": anything(required=True), "to": anything(required=True)}
+_SITE = table(
+    "ScenarioSite",
+    map=string(),
+    lat=number(-66.0, 66.0),
+    lon=number(-180.0, 180.0),
+    timezone=string(),
+    altitude_m=number(-400.0, 6000.0),
+)
+_ROBOT = table(
+    "ScenarioRobot",
+    battery_soc=number(0.0, 1.0),
+    tray_kg=number(0.0, 5.0),
+    heading_deg=number(0.0, 360.0),
+    **_PLACE,
+)
+_CLOUD = table(
+    "ScenarioCloud",
+    **_PERIOD,
+    cover=number(0.0, 1.0),
+    transmittance=number(0.0, 1.0),
+    mean_pass_s=number(5.0, 7200.0),
+)
+_WEATHER = table(
+    "ScenarioWeather",
+    temp_min_c=number(-30.0, 50.0),
+    temp_max_c=number(-30.0, 55.0),
+    clouds=tables(_CLOUD),
+    rain=tables(table("ScenarioRain", **_PERIOD)),
+)
+_HOTSPOT = table(
+    "ScenarioHotspot", radius_m=number(0.1, 50.0), kg_per_m2=number(0.0, 5.0, required=True), **_PLACE
+)
+_LITTER = table(
+    "ScenarioLitter", kg_per_m2=number(0.0, 5.0), corridor_m=number(0.2, 50.0), hotspots=tables(_HOTSPOT)
+)
+_SHADE = table(
+    "ScenarioShade", radius_m=number(0.1, 500.0, required=True), transmittance=number(0.0, 1.0), **_PLACE
+)
+_OBSTACLE = table(
+    "ScenarioObstacle",
+    kind=string(OBSTACLE_KINDS),
+    radius_m=number(0.05, 10.0),
+    span_m=number(0.5, 100.0),
+    speed_m_s=number(0.05, 5.0),
+    **{"from": anything(), "to": anything()},
+    **_PLACE,
+)
+_FAULT = table(
+    "ScenarioFault",
+    at=anything(required=True),
+    kind=string(FAULT_KINDS, required=True),
+    duration_s=number(0.05, 86400.0),
+    sensor=string(STUCK_SENSORS),
+    count=whole(1, 10000),
+    jump_m=number(1.0, 10000.0),
+    cep_m=number(0.5, 1000.0),
+    distance_m=number(0.02, 100.0),
+    rate=number(0.0, 1.0),
+    kg_per_h=number(-10.0, 10.0),
+    heading_deg=number(0.0, 360.0),
+)
+_OPERATOR = table(
+    "ScenarioOperator",
+    at=anything(required=True),
+    action=string(OPERATOR_ACTIONS, required=True),
+    mode=string(MODES),
+    left=number(-1.0, 1.0),
+    right=number(-1.0, 1.0),
+    duration_s=number(0.1, 3600.0),
+)
+_SCENARIO = table(
+    "ScenarioFile",
+    name=string(),
+    description=string(),
+    start=anything(),  # read below: its message says what a local date-time looks like
+    duration_h=number(0.001, 72.0, required=True),
+    seed=whole(0, 2**31),
+    site=(_SITE, None),
+    robot=(_ROBOT, None),
+    weather=(_WEATHER, None),
+    litter=(_LITTER, None),
+    shade=tables(_SHADE),
+    obstacle=tables(_OBSTACLE),
+    tray_empty=tables(table("ScenarioTrayEmpty", at=anything(required=True))),
+    fault=tables(_FAULT),
+    operator=tables(_OPERATOR),
+    expect=anything(),  # report figures: _expectations reads them
+)
+# Fault keys whose default depends on the kind of fault.
+_FAULT_DEFAULTS = {
+    "count": 8,
+    "jump_m": 30.0,
+    "cep_m": 10.0,
+    "rate": 1.0,
+    "kg_per_h": 0.2,
+    "heading_deg": 0.0,
+}
 
 
 class _Checker:
-    """Reads values out of parsed TOML with range checks; every error names the file and the line."""
+    """Reads times, periods and places out of checked TOML tables; every error names the file and the line."""
 
     def __init__(self, text: str, source: str, start: datetime | None = None) -> None:
         self.text = text
@@ -361,56 +465,13 @@ class _Checker:
     def error(self, path: tuple[str | int, ...], message: str) -> ScenarioError:
         line = line_of(self.text, path)
         where = f"{self.source} line {line}" if line else self.source
-        return ScenarioError(f"{where}: {_dotted(path)}{message}")
+        return ScenarioError(f"{where}: {dotted(path)}{message}")
 
-    def keys(self, table: Any, path: tuple[str | int, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(table, dict):
-            raise self.error(path, f" = {table!r}: expected a table")
-        for k in table:
-            if k not in allowed:
-                raise self.error((*path, k), f": unknown key; known keys here: {', '.join(sorted(allowed))}")
-        return table
-
-    def number(
-        self,
-        table: dict[str, Any],
-        path: tuple[str | int, ...],
-        key: str,
-        default: float | None,
-        lo: float | None = None,
-        hi: float | None = None,
-    ) -> float:
-        full = (*path, key)
+    def need(self, table: dict[str, Any], path: tuple[str | int, ...], key: str) -> Any:
+        """A key this table needs here (for this kind of fault, this action, this form of place)."""
         if key not in table:
-            if default is None:
-                raise self.error(path, f": missing required key {key!r}")
-            return default
-        v = table[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.error(full, f" = {v!r}: expected a number")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise self.error(full, f" = {v!r}: must be between {lo} and {hi}")
-        return float(v)
-
-    def string(
-        self,
-        table: dict[str, Any],
-        path: tuple[str | int, ...],
-        key: str,
-        default: str | None,
-        choices: tuple[str, ...] = (),
-    ) -> str:
-        full = (*path, key)
-        if key not in table:
-            if default is None:
-                raise self.error(path, f": missing required key {key!r}")
-            return default
-        v = table[key]
-        if not isinstance(v, str):
-            raise self.error(full, f" = {v!r}: expected a quoted string")
-        if choices and v not in choices:
-            raise self.error(full, f" = {v!r}: must be one of {', '.join(repr(c) for c in choices)}")
-        return v
+            raise self.error(path, f": missing required key {key!r}")
+        return table[key]
 
     def time(
         self, table: dict[str, Any], path: tuple[str | int, ...], key: str, default: float | None
@@ -466,35 +527,20 @@ class _Checker:
             raise self.error((*path, "to"), f" = {table['to']!r}: must be after from = {table['from']!r}")
         return Period(start, end)
 
-    def items(self, data: dict[str, Any], path: tuple[str | int, ...], key: str) -> list[dict[str, Any]]:
-        v = data.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise self.error((*path, key), f" = {v!r}: expected a list of tables")
-        return v
-
     def place(self, table: dict[str, Any], path: tuple[str | int, ...]) -> Place:
         has_along = "along_m" in table
         has_xy = "x" in table or "y" in table
         if has_along == has_xy:
             raise self.error(path, ": give either along_m (metres along the route) or x and y (local metres)")
         if has_along:
-            return Place(
-                along_m=self.number(table, path, "along_m", None, 0.0, 100000.0),
-                offset_m=self.number(table, path, "offset_m", 0.0, -1000.0, 1000.0),
-            )
-        return Place(
-            x=self.number(table, path, "x", None, -100000.0, 100000.0),
-            y=self.number(table, path, "y", None, -100000.0, 100000.0),
-        )
-
-
-_PLACE_KEYS = ("along_m", "offset_m", "x", "y")
+            return Place(along_m=table["along_m"], offset_m=table.get("offset_m", 0.0))
+        return Place(x=self.need(table, path, "x"), y=self.need(table, path, "y"))
 
 
 def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> Scenario:
     """Validate scenario TOML text; raises ScenarioError naming the line of the first problem."""
     try:
-        data = tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         m = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", str(err))
         if m is None:
@@ -503,27 +549,13 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
             f"{source} line {m.group(2)}: not valid TOML: {m.group(1)} at column {m.group(3)}"
         ) from err
     c = _Checker(text, source)
-    c.keys(
-        data,
-        (),
-        (
-            "name",
-            "description",
-            "start",
-            "duration_h",
-            "seed",
-            "site",
-            "robot",
-            "weather",
-            "litter",
-            "shade",
-            "obstacle",
-            "tray_empty",
-            "fault",
-            "operator",
-            "expect",
-        ),
-    )
+    try:
+        data = _SCENARIO.model_validate(raw).model_dump(exclude_unset=True)
+    except ValidationError as err:
+        where, what = first_mistake(err, raw, _SCENARIO)
+        raise c.error(where, what) from None
+    except RecursionError as err:
+        raise ScenarioError(f"{source}: tables nested too deeply") from err
     raw_start = data.get("start")
     if isinstance(raw_start, datetime):
         if raw_start.tzinfo is not None:
@@ -536,12 +568,12 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
     else:
         raise c.error(("start",), f" = {raw_start!r}: expected a local date-time like 2024-03-15T07:00:00")
     c.start = start
-    duration_s = c.number(data, (), "duration_h", None, 0.001, 72.0) * 3600.0
+    duration_s = data["duration_h"] * 3600.0
     c.duration_s = duration_s
-    seed = int(c.number(data, (), "seed", 1, 0, 2**31))
+    seed = data.get("seed", 1)
 
-    site_t = c.keys(data.get("site", {}), ("site",), ("map", "lat", "lon", "timezone", "altitude_m"))
-    site_ref = c.string(site_t, ("site",), "map", "demo")
+    site_t = data.get("site", {})
+    site_ref = site_t.get("map", "demo")
     if site_ref != "demo":
         p = Path(site_ref)
         if not p.is_absolute() and base_dir is not None:
@@ -551,89 +583,74 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
                 ("site", "map"), f" = {site_ref!r}: no such site file; give a GeoJSON path or 'demo'"
             )
         site_ref = str(p)
-    tz = c.string(site_t, ("site",), "timezone", "Asia/Kolkata")
+    tz = site_t.get("timezone", "Asia/Kolkata")
     if not re.fullmatch(r"[A-Za-z_]+(/[A-Za-z_+\-0-9]+)*", tz):
         raise c.error(("site", "timezone"), f" = {tz!r}: expected an IANA time zone like 'Asia/Kolkata'")
     solar = SolarSite(
-        lat=c.number(site_t, ("site",), "lat", 12.97, -66.0, 66.0),
-        lon=c.number(site_t, ("site",), "lon", 77.59, -180.0, 180.0),
+        lat=site_t.get("lat", 12.97),
+        lon=site_t.get("lon", 77.59),
         tz=tz,
-        altitude_m=c.number(site_t, ("site",), "altitude_m", 920.0, -400.0, 6000.0),
+        altitude_m=site_t.get("altitude_m", 920.0),
     )
 
-    rob_t = c.keys(data.get("robot", {}), ("robot",), ("battery_soc", "tray_kg", "heading_deg", *_PLACE_KEYS))
+    rob_t = data.get("robot", {})
     robot = RobotStart(
-        battery_soc=c.number(rob_t, ("robot",), "battery_soc", 0.8, 0.0, 1.0),
-        tray_kg=c.number(rob_t, ("robot",), "tray_kg", 0.0, 0.0, 5.0),
-        place=c.place(rob_t, ("robot",)) if any(k in rob_t for k in _PLACE_KEYS) else None,
-        heading_deg=c.number(rob_t, ("robot",), "heading_deg", 0.0, 0.0, 360.0)
-        if "heading_deg" in rob_t
-        else None,
+        battery_soc=rob_t.get("battery_soc", 0.8),
+        tray_kg=rob_t.get("tray_kg", 0.0),
+        place=c.place(rob_t, ("robot",)) if any(k in rob_t for k in _PLACE) else None,
+        heading_deg=rob_t.get("heading_deg"),
     )
 
-    w_t = c.keys(data.get("weather", {}), ("weather",), ("temp_min_c", "temp_max_c", "clouds", "rain"))
-    tmin = c.number(w_t, ("weather",), "temp_min_c", 21.0, -30.0, 50.0)
-    tmax = c.number(w_t, ("weather",), "temp_max_c", 32.0, -30.0, 55.0)
+    w_t = data.get("weather", {})
+    tmin, tmax = w_t.get("temp_min_c", 21.0), w_t.get("temp_max_c", 32.0)
     if tmax < tmin:
         raise c.error(("weather", "temp_max_c"), f" = {tmax}: must not be below temp_min_c ({tmin})")
     clouds = []
-    for i, ct in enumerate(c.items(w_t, ("weather",), "clouds")):
+    for i, ct in enumerate(w_t.get("clouds", [])):
         path: tuple[str | int, ...] = ("weather", "clouds", i)
-        c.keys(ct, path, ("from", "to", "cover", "transmittance", "mean_pass_s"))
         clouds.append(
             CloudPeriod(
                 period=c.period(ct, path),
-                cover=c.number(ct, path, "cover", 0.5, 0.0, 1.0),
-                transmittance=c.number(ct, path, "transmittance", 0.3, 0.0, 1.0),
-                mean_pass_s=c.number(ct, path, "mean_pass_s", 120.0, 5.0, 7200.0),
+                cover=ct.get("cover", 0.5),
+                transmittance=ct.get("transmittance", 0.3),
+                mean_pass_s=ct.get("mean_pass_s", 120.0),
             )
         )
-    rain = []
-    for i, rt in enumerate(c.items(w_t, ("weather",), "rain")):
-        path = ("weather", "rain", i)
-        c.keys(rt, path, ("from", "to"))
-        rain.append(c.period(rt, path))
+    rain = [c.period(rt, ("weather", "rain", i)) for i, rt in enumerate(w_t.get("rain", []))]
     rain.sort(key=lambda p: p.start_s)
     for a, b in itertools.pairwise(rain):
         if b.start_s < a.end_s:
             raise c.error(("weather", "rain", rain.index(b)), ": rain periods overlap; merge them into one")
     weather = Weather(tmin, tmax, tuple(clouds), tuple(rain))
 
-    lit_t = c.keys(data.get("litter", {}), ("litter",), ("kg_per_m2", "corridor_m", "hotspots"))
-    hotspots = []
-    for i, ht in enumerate(c.items(lit_t, ("litter",), "hotspots")):
-        path = ("litter", "hotspots", i)
-        c.keys(ht, path, ("radius_m", "kg_per_m2", *_PLACE_KEYS))
-        hotspots.append(
-            Hotspot(
-                place=c.place(ht, path),
-                radius_m=c.number(ht, path, "radius_m", 1.0, 0.1, 50.0),
-                kg_per_m2=c.number(ht, path, "kg_per_m2", None, 0.0, 5.0),
-            )
+    lit_t = data.get("litter", {})
+    hotspots = [
+        Hotspot(
+            place=c.place(ht, ("litter", "hotspots", i)),
+            radius_m=ht.get("radius_m", 1.0),
+            kg_per_m2=ht["kg_per_m2"],
         )
+        for i, ht in enumerate(lit_t.get("hotspots", []))
+    ]
     litter = Litter(
-        kg_per_m2=c.number(lit_t, ("litter",), "kg_per_m2", 0.01, 0.0, 5.0),
-        corridor_m=c.number(lit_t, ("litter",), "corridor_m", 3.0, 0.2, 50.0),
+        kg_per_m2=lit_t.get("kg_per_m2", 0.01),
+        corridor_m=lit_t.get("corridor_m", 3.0),
         hotspots=tuple(hotspots),
     )
 
-    shade = []
-    for i, st in enumerate(c.items(data, (), "shade")):
-        path = ("shade", i)
-        c.keys(st, path, ("radius_m", "transmittance", *_PLACE_KEYS))
-        shade.append(
-            Shade(
-                place=c.place(st, path),
-                radius_m=c.number(st, path, "radius_m", None, 0.1, 500.0),
-                transmittance=c.number(st, path, "transmittance", 0.3, 0.0, 1.0),
-            )
+    shade = [
+        Shade(
+            place=c.place(st, ("shade", i)),
+            radius_m=st["radius_m"],
+            transmittance=st.get("transmittance", 0.3),
         )
+        for i, st in enumerate(data.get("shade", []))
+    ]
 
     obstacles = []
-    for i, ot in enumerate(c.items(data, (), "obstacle")):
+    for i, ot in enumerate(data.get("obstacle", [])):
         path = ("obstacle", i)
-        c.keys(ot, path, ("kind", "radius_m", "span_m", "speed_m_s", "from", "to", *_PLACE_KEYS))
-        kind = c.string(ot, path, "kind", "static", OBSTACLE_KINDS)
+        kind = ot.get("kind", "static")
         moving = kind == "moving"
         if not moving and ("span_m" in ot or "speed_m_s" in ot):
             raise c.error(
@@ -645,59 +662,50 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
             Obstacle(
                 kind=kind,
                 place=c.place(ot, path),
-                radius_m=c.number(ot, path, "radius_m", 0.3, 0.05, 10.0),
-                span_m=c.number(ot, path, "span_m", 3.0, 0.5, 100.0) if moving else 0.0,
-                speed_m_s=c.number(ot, path, "speed_m_s", 1.0, 0.05, 5.0) if moving else 0.0,
+                radius_m=ot.get("radius_m", 0.3),
+                span_m=ot.get("span_m", 3.0) if moving else 0.0,
+                speed_m_s=ot.get("speed_m_s", 1.0) if moving else 0.0,
                 active=c.period(ot, path) if "from" in ot else None,
             )
         )
 
-    empties = []
-    for i, et in enumerate(c.items(data, (), "tray_empty")):
-        path = ("tray_empty", i)
-        c.keys(et, path, ("at",))
-        empties.append(c.time(et, path, "at", None))
+    empties = [c.time(et, ("tray_empty", i), "at", None) for i, et in enumerate(data.get("tray_empty", []))]
 
     faults = []
-    for i, ft in enumerate(c.items(data, (), "fault")):
+    every_key = sorted({k for keys in FAULT_KEYS.values() for k in keys})
+    for i, ft in enumerate(data.get("fault", [])):
         path = ("fault", i)
-        every_key = sorted({k for keys in FAULT_KEYS.values() for k in keys})
-        c.keys(ft, path, ("at", "kind", "duration_s", *every_key))
-        kind = c.string(ft, path, "kind", None, FAULT_KINDS)
+        kind = ft["kind"]
         takes = FAULT_KEYS.get(kind, ())
         for key in every_key:
             if key in ft and key not in takes:
                 users = " or ".join(k for k, keys in FAULT_KEYS.items() if key in keys)
                 raise c.error((*path, key), f": only a {users} fault takes {key}")
-        if kind in INSTANT_FAULTS and "duration_s" in ft:
-            raise c.error((*path, "duration_s"), f": a {kind} fault happens at once; it takes no duration_s")
         instant = kind in INSTANT_FAULTS
-        fault = Fault(
-            at_s=c.time(ft, path, "at", None),
-            kind=kind,
-            duration_s=0.0 if instant else c.number(ft, path, "duration_s", None, 0.05, 86400.0),
-            sensor=c.string(ft, path, "sensor", None, STUCK_SENSORS) if "sensor" in takes else "",
-            count=int(c.number(ft, path, "count", 8, 1, 10000)) if "count" in takes else 0,
-            jump_m=c.number(ft, path, "jump_m", 30.0, 1.0, 10000.0) if "jump_m" in takes else 0.0,
-            cep_m=c.number(ft, path, "cep_m", 10.0, 0.5, 1000.0) if "cep_m" in takes else 0.0,
-            distance_m=c.number(ft, path, "distance_m", 0.3 if kind == "echo_false" else 1.0, 0.02, 100.0)
-            if "distance_m" in takes
-            else 0.0,
-            rate=c.number(ft, path, "rate", 1.0, 0.0, 1.0) if "rate" in takes else 1.0,
-            kg_per_h=c.number(ft, path, "kg_per_h", 0.2, -10.0, 10.0) if "kg_per_h" in takes else 0.0,
-            heading_deg=c.number(ft, path, "heading_deg", 0.0, 0.0, 360.0) if "heading_deg" in takes else 0.0,
+        if instant and "duration_s" in ft:
+            raise c.error((*path, "duration_s"), f": a {kind} fault happens at once; it takes no duration_s")
+        given = {k: ft.get(k, _FAULT_DEFAULTS.get(k)) for k in takes}
+        if "distance_m" in takes:
+            given["distance_m"] = ft.get("distance_m", 0.3 if kind == "echo_false" else 1.0)
+        if "sensor" in takes:
+            given["sensor"] = c.need(ft, path, "sensor")
+        faults.append(
+            Fault(
+                at_s=c.time(ft, path, "at", None),
+                kind=kind,
+                duration_s=0.0 if instant else c.need(ft, path, "duration_s"),
+                **given,
+            )
         )
-        faults.append(fault)
     faults.sort(key=lambda f: f.at_s)
     for i, f in enumerate(faults):
         if f.at_s > duration_s:
             raise c.error(("fault", i), f": at {f.at_s:.0f} s after the start is after the scenario ends")
 
     operator = []
-    for i, ot in enumerate(c.items(data, (), "operator")):
+    for i, ot in enumerate(data.get("operator", [])):
         path = ("operator", i)
-        c.keys(ot, path, ("at", "action", "mode", "left", "right", "duration_s"))
-        action = c.string(ot, path, "action", None, OPERATOR_ACTIONS)
+        action = ot["action"]
         for key, used in (("mode", ("mode",)), ("left", ("drive",)), ("right", ("drive",))):
             if key in ot and action not in used:
                 raise c.error((*path, key), f": only a {used[0]} action takes {key}")
@@ -707,10 +715,10 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
         op = OperatorAction(
             at_s=c.time(ot, path, "at", None),
             action=action,
-            mode=c.string(ot, path, "mode", None, MODES) if action == "mode" else "",
-            left=c.number(ot, path, "left", None, -1.0, 1.0) if drive else 0.0,
-            right=c.number(ot, path, "right", None, -1.0, 1.0) if drive else 0.0,
-            duration_s=c.number(ot, path, "duration_s", None, 0.1, 3600.0) if drive else 0.0,
+            mode=c.need(ot, path, "mode") if action == "mode" else "",
+            left=c.need(ot, path, "left") if drive else 0.0,
+            right=c.need(ot, path, "right") if drive else 0.0,
+            duration_s=c.need(ot, path, "duration_s") if drive else 0.0,
         )
         if drive and op.at_s + op.duration_s > duration_s:
             raise c.error(
@@ -723,8 +731,8 @@ def parse(text: str, source: str = "<string>", base_dir: Path | None = None) -> 
     _check_places(c, site_ref, robot, litter, shade, obstacles)
 
     return Scenario(
-        name=c.string(data, (), "name", Path(source).stem),
-        description=c.string(data, (), "description", ""),
+        name=data.get("name", Path(source).stem),
+        description=data.get("description", ""),
         start=start,
         duration_s=duration_s,
         site=site_ref,
@@ -816,7 +824,7 @@ def _check_places(
     touches the site; along_m within the route."""
     from robot.errors import RamudroidError
     from robot.navigation.geometry import clearance
-    from robot.navigation.site import demo_site, load_site
+    from robot.site_file import demo_site, load_site
 
     try:
         site = demo_site() if site_ref == "demo" else load_site(site_ref)

@@ -21,7 +21,8 @@ from robot.core.types import ALL_BRAKED, Geometry, MotorOutputs, PinState, Power
 from robot.errors import ScenarioError
 from robot.hardware.interfaces import GpsFix, PowerReading
 from robot.navigation.geometry import Point, clearance, point_in_polygon
-from robot.navigation.site import Site, demo_site, load_site
+from robot.navigation.site import Site
+from robot.site_file import demo_site, load_site
 from sim import solar
 from sim.scenario import Place, Scenario, place_xy
 

@@ -303,7 +303,7 @@ class FakeParts:
 @pytest.fixture
 def parts() -> FakeParts:
     """Healthy fake parts with a good, fresh GPS fix at the start of the demo site's route."""
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
 
     site = demo_site()
     return FakeParts(gps=FreshGps(*site.to_latlon(*site.route.at(0.0))))
@@ -327,7 +327,7 @@ def make_rig(parts: FakeParts) -> Callable[..., Rig]:
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
     from robot.config import Settings
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.supervisor import Supervisor
     from robot.telemetry import TelemetryBus
 

@@ -57,6 +57,8 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ({"tray": {"capacity_kg": 50}}, "tray.capacity_kg = 50.0: must be between 0.2 and 10.0"),
         ({"control": {"rate_hz": True}}, "control.rate_hz = True: expected a number"),
         ({"obstacle": {"max_tries": 2.5}}, "obstacle.max_tries = 2.5: expected a whole number"),
+        # Below 0.3 s the distance driver's ping window would hold too few pings (one setting for both users).
+        ({"obstacle": {"stale_s": 0.1}}, "obstacle.stale_s = 0.1: must be between 0.3 and 2.0"),
         ({"hardware": {"rain": "real"}}, "hardware.rain = 'real': must be one of 'sim', 'pi'"),
         ({"web": {"enabled": "yes"}}, "web.enabled = 'yes': expected true or false"),
         ({"sms": {"alert_numbers": "+919876543210"}}, "sms.alert_numbers = '+919876543210': expected a list"),
@@ -157,7 +159,7 @@ def test_geometry_reaches_navigation_and_the_simulated_world(parts: Any) -> None
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
     from robot.core.types import Geometry
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.supervisor import Supervisor
     from robot.telemetry import TelemetryBus
     from sim.scenario import load as load_scenario

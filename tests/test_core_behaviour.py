@@ -127,9 +127,65 @@ def test_obstacle_stop_clears_only_beyond_the_clear_distance(core: CoreDriver) -
     core.set(distance_m=between)  # hysteresis: beyond the stop distance is not yet clear
     assert core.step().state is State.OBSTACLE_STOP
     core.set(distance_m=cfg.clear_distance_m + 0.1)
-    d = core.step()
+    # Clear, but what left the way may come back (issue 11): the robot waits until it has stayed clear.
+    waited = core.hold(cfg.quiet_s - 0.2)  # the pass ended at the first of these steps
+    assert {d.state for d in waited} == {State.OBSTACLE_STOP}
+    assert all(d.motors == ALL_BRAKED for d in waited)
+    d = core.hold(0.5)[-1]
     assert d.state is State.CLEANING
     assert d.motors.moving and d.motors.brushing
+
+
+def _passes(core: CoreDriver, gaps: list[float], blocked_s: float = 0.7) -> None:
+    """Someone crosses in front of the stopped robot: blocked for blocked_s, then clear for each gap in turn."""
+    for gap in gaps:
+        core.set(distance_m=0.3)
+        core.hold(blocked_s)
+        core.set(distance_m=4.0)
+        if gap:
+            assert core.hold(gap)[-1].state is State.OBSTACLE_STOP
+
+
+def test_stopped_robot_drives_on_into_the_long_gap_a_walker_to_and_fro_leaves(core: CoreDriver) -> None:
+    """Issue 11: a passer-by walking to and fro across the robot's way leaves short and long gaps by turns
+    (short when the robot stands near one end of the walk). After a short gap the next is long: drive on at
+    once, not after the short one, when the walker turns back into the robot's side."""
+    cfg = core.cfg
+    core.set(distance_m=0.3)
+    assert core.step().state is State.OBSTACLE_STOP
+    short, long_ = cfg.cross_s - 1.5, cfg.cross_s + 4.0
+    # Passes 1, 2 and 3 with a short gap, then a long one: the gap to come is taken to be the one before last.
+    _passes(core, [short, long_, 0.0])
+    assert core.step().state is State.OBSTACLE_STOP  # after pass 3 the gap to come is the short one: wait
+    core.hold(short - 0.1)
+    _passes(core, [0.0])  # pass 4: the gap to come is the long one
+    tail = core.hold(cfg.pass_tail_s - 0.2)  # the walker's back is still in front of a corner
+    assert {d.state for d in tail} == {State.OBSTACLE_STOP}
+    d = core.hold(0.3)[-1]
+    assert d.state is State.CLEANING and d.motors.moving
+
+
+def test_stopped_robot_waits_out_a_passer_by_who_does_not_come_back(core: CoreDriver) -> None:
+    cfg = core.cfg
+    core.set(distance_m=0.3)
+    core.hold(1.0)
+    core.set(distance_m=4.0)
+    waited = core.hold(cfg.quiet_s - 0.2)  # the pass ended at the first of these steps
+    assert {d.state for d in waited} == {State.OBSTACLE_STOP}
+    assert "gap between passers-by" in waited[-1].reason
+    assert core.hold(0.5)[-1].state is State.CLEANING
+
+
+def test_waiting_for_a_gap_never_escapes_into_a_passer_by(core: CoreDriver) -> None:
+    """Passes shorter than clear_wait_s start no escape (no blind reversing while people walk past)."""
+    cfg = core.cfg
+    core.set(distance_m=0.3)
+    core.step()
+    for _ in range(6):
+        core.set(distance_m=0.3)
+        assert {d.state for d in core.hold(cfg.clear_wait_s - 0.5)} == {State.OBSTACLE_STOP}
+        core.set(distance_m=4.0)
+        assert {d.state for d in core.hold(1.0)} == {State.OBSTACLE_STOP}
 
 
 def test_blocked_robot_backs_off_turns_in_place_and_retries(core: CoreDriver) -> None:
@@ -499,7 +555,7 @@ def test_link_loss_faults_and_self_clears_after_fault_clear_s(core: CoreDriver) 
     assert [(a.kind, a.severity) for a in core.alerts] == [("fault", Severity.CRITICAL)]
     waiting = core.hold(cfg.fault_clear_s - 0.1)
     assert {x.state for x in waiting} == {State.FAULT}
-    assert core.hold(0.2)[-1].state is State.CLEANING
+    assert core.hold(0.5)[-1].state is State.CLEANING
     assert core.kinds() == ["fault", "fault_cleared"]
 
 

@@ -64,7 +64,7 @@ WALKS: dict[State, Walk] = {
     State.STUCK: Walk(_stuck, lambda c: (c.set(distance_m=4.0), c.command(CommandKind.RESET))),
     State.OBSTACLE_STOP: Walk(
         lambda c: (c.set(distance_m=0.3), c.step()),
-        lambda c: (c.set(distance_m=c.cfg.clear_distance_m + 0.1), c.step()),
+        lambda c: (c.set(distance_m=c.cfg.clear_distance_m + 0.1), c.hold(c.cfg.quiet_s + 0.5)),
     ),
     State.ESCAPING: Walk(_escaping, _clear_way_and_finish_escape),
     State.MANUAL: Walk(

@@ -141,7 +141,7 @@ def test_hcsr04_on_mock_pins_measures_and_reports_no_echo_as_none(factory: MockF
         d = sensor.distance_m()
         assert d is not None and d == pytest.approx(0.004 * 343.26 / 2, abs=0.1)
     silent = MockFactory()
-    with GpioDistance(23, 24, pin_factory=silent) as sensor:
+    with GpioDistance(23, 24, pin_factory=silent, stale_s=0.3) as sensor:
         deadline = time.monotonic() + 3.0
         while sensor.stats()["no_echo"] < 3 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -171,6 +171,10 @@ def test_the_check_reads_the_whole_project() -> None:
         ("robot.core.decide", "from robot.store import Store\n", "imports robot.store: the decision core"),
         ("robot.core.rules", "from ..drivers import gps\n", "imports robot.drivers"),
         ("robot.navigation.geometry", "from robot.drivers.gps import Gps\n", "imports robot.drivers.gps"),
+        # Reading and checking the site file (pydantic) lives in robot.site_file, above navigation.
+        ("robot.navigation.site", "from pydantic import BaseModel\n", "imports pydantic: navigation"),
+        ("robot.navigation.site", "from robot.site_file import load_site\n", "imports robot.site_file"),
+        ("robot.navigation.site", "from robot.schema import table\n", "imports robot.schema"),
         ("arduino_bridge.codec", "import serial\n", "imports serial: the protocol codec"),
         ("web.app", "from robot.hardware.factory import build_parts\n", "imports robot.hardware.factory"),
         ("web.routes.camera", "from robot.drivers import camera\n", "imports robot.drivers"),
@@ -187,7 +191,11 @@ def test_a_forbidden_import_is_caught(module: str, source: str, fragment: str) -
     ("module", "source"),
     [
         ("robot.core.decide", "import math\nfrom robot.core.types import Inputs\nfrom . import rules\n"),
-        ("robot.navigation.site", "import json\nfrom robot.errors import SiteError\n"),
+        ("robot.navigation.site", "import math\nfrom robot.errors import SiteError\n"),
+        (
+            "robot.site_file",
+            "from pydantic import ValidationError\nfrom robot.navigation.site import build_site\n",
+        ),
         ("arduino_bridge.codec", "import struct\nfrom cobs import cobs\n"),
         ("ramudroid.app", "from sim.world import World\nfrom web.app import create_app\n"),
         ("web.app", "from robot.telemetry import TelemetryBus\nimport fastapi\n"),

@@ -14,8 +14,9 @@ import pytest
 
 from robot.core.types import Goal, Guidance
 from robot.hardware.interfaces import GpsFix
-from robot.navigation import NavConfig, NavState, Site, demo_site, guide
+from robot.navigation import NavConfig, NavState, Site, guide
 from robot.navigation.geometry import clearance, dist, point_in_polygon
+from robot.site_file import demo_site
 
 DT = 0.05  # supervisor step, s (20 Hz)
 CEP_TO_SIGMA = 1.0 / 1.1774  # CEP = 1.1774 sigma for a circular gaussian

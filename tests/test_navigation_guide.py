@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from robot.core.types import ALL_BRAKED, BRAKE, Goal, Guidance, MotorOutputs, PinState
 from robot.hardware.interfaces import GpsFix
-from robot.navigation import NavConfig, NavState, demo_site, guide, wheel_fractions
+from robot.navigation import NavConfig, NavState, guide, wheel_fractions
 from robot.navigation.geometry import clearance, dist, point_in_polygon, segment_inside
+from robot.site_file import demo_site
 
 SITE = demo_site()
 CFG = NavConfig()

@@ -11,9 +11,10 @@ import pytest
 
 from robot.core.types import Goal
 from robot.hardware.interfaces import GpsFix
-from robot.navigation import NavConfig, NavState, demo_site, guide
+from robot.navigation import NavConfig, NavState, guide
 from robot.navigation.geometry import clearance, dist
 from robot.navigation.navigator import fix_sigma
+from robot.site_file import demo_site
 
 SITE = demo_site()
 T0 = datetime(2024, 3, 15, 3, 0, tzinfo=UTC)

@@ -16,6 +16,7 @@ from robot.drivers.cli import _HINTS, OPTIONAL_PARTS
 from robot.hardware.factory import BENCH_PARTS, PART_NAMES, build_part
 from robot.parts import BY_NAME, PARTS, POLLED, load_driver, part
 from robot.supervisor import Readings, Supervisor
+from robot.telemetry import Telemetry, TelemetryBus, part_list
 
 
 def test_every_part_has_its_driver_choice_in_the_config_under_its_own_name() -> None:
@@ -35,6 +36,35 @@ def test_each_freshness_limit_names_a_real_setting() -> None:
         assert isinstance(getattr(getattr(s, section), key), float)
 
 
+def test_the_dashboard_lists_the_polled_parts_with_their_fields_and_limits() -> None:
+    telemetry_fields = {f.name for f in dataclasses.fields(Telemetry)}
+    listed = part_list(from_dict({"obstacle": {"stale_s": 0.5}, "control": {"sensor_stale_s": 3.0}}))
+    assert [p["name"] for p in listed] == [p.name for p in POLLED]
+    for row, spec in zip(listed, POLLED, strict=True):
+        assert row["fields"] and set(row["fields"]) <= telemetry_fields, spec.name
+        assert row["label"] == spec.label and row["fresh_key"] == spec.fresh_s
+    limits = {p["name"]: p["fresh_s"] for p in listed}
+    assert limits["distance"] == 0.5 and limits["scale"] == 3.0  # the configured values, not the defaults
+
+
+def test_telemetry_says_how_old_each_polled_reading_is(parts: Any) -> None:
+    from robot.alerts import AlertOutbox
+    from robot.commands import CommandQueue
+    from robot.site_file import demo_site
+
+    bus = TelemetryBus()
+    sup = Supervisor(
+        Settings(), parts, FakeLink(), site=demo_site(), outbox=AlertOutbox(), commands=CommandQueue(),
+        telemetry=bus,
+    )  # fmt: skip
+    sup.readings.scale.value, sup.readings.scale.at = 0.4, 100.0
+    sup.step(101.5)
+    t = bus.latest()
+    assert t is not None
+    assert t.reading_age_s["scale"] == 1.5 and t.reading_age_s["distance"] is None
+    assert set(t.reading_age_s) == {p.name for p in POLLED}
+
+
 def test_factory_doctor_readings_and_counters_follow_the_table(parts: Any) -> None:
     assert set(PART_NAMES) == {p.name for p in PARTS if p.built}
     assert {p.name for p in PARTS if p.bench} == BENCH_PARTS
@@ -44,7 +74,7 @@ def test_factory_doctor_readings_and_counters_follow_the_table(parts: Any) -> No
     assert sorted(readings) == sorted(p.name for p in POLLED)
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.telemetry import TelemetryBus
 
     bus = TelemetryBus()
@@ -89,7 +119,7 @@ def test_a_reading_carries_the_drivers_own_time_not_the_poll_time(parts: Any) ->
     from robot.alerts import AlertOutbox
     from robot.commands import CommandQueue
     from robot.drivers.gps import SerialGps, checksum
-    from robot.navigation import demo_site
+    from robot.site_file import demo_site
     from robot.telemetry import TelemetryBus
 
     class Clock:

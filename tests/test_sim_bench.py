@@ -103,6 +103,13 @@ def test_obstacle_distance_reaches_the_real_hcsr04_driver_through_echo_timing() 
         assert sensor.stats()["no_echo"] == 0
 
 
+def test_the_distance_driver_takes_the_one_obstacle_staleness_setting() -> None:
+    # obstacle.stale_s bounds both the core's reading age and the driver's ping window: no second value.
+    s = dataclasses.replace(Settings(), obstacle=dataclasses.replace(Settings().obstacle, stale_s=0.7))
+    with PinBench(make(), s) as b, build_part("distance", s, bench=b) as sensor:
+        assert isinstance(sensor, GpioDistance) and sensor.stale_s == 0.7
+
+
 def test_a_world_without_a_distance_gives_no_echo_and_the_driver_reads_unknown() -> None:
     w = make()
     w.stick("distance", 60.0)  # stuck before any reading: the world has no distance to give

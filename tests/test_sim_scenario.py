@@ -249,3 +249,47 @@ def test_every_shipped_scenario_states_what_it_expects() -> None:
         sc = scen.load(name)
         assert sc.expect, f"{name} has no [expect] table"
         assert any(e.key == "brownout_s" for e in sc.expect), name
+
+
+@pytest.mark.parametrize(
+    ("body", "needle", "expect"),
+    [
+        # An unknown key inside an array of tables: its line, the key and the keys it could have meant.
+        (
+            '[[fault]]\nat = 5\nkind = "gps_loss"\nduraton_s = 3\n',
+            "duraton_s",
+            "fault[0].duraton_s: unknown key; known keys here: at, cep_m",
+        ),
+        # Wrong types: a string for a number, a fraction for a whole number, a number for a table.
+        ('[weather]\ntemp_min_c = "hot"\n', "temp_min_c", "weather.temp_min_c = 'hot': expected a number"),
+        ("seed = 1.5\n", "seed", "seed = 1.5: expected a whole number"),
+        ("site = 3\n", "site =", "site = 3: expected a [site] table"),
+        ("obstacle = 5\n", "obstacle =", "obstacle = 5: expected a list of tables"),
+        # Out of range, NaN included (TOML allows nan; it is inside no range).
+        (
+            "[robot]\nbattery_soc = 1.5\n",
+            "battery_soc",
+            "robot.battery_soc = 1.5: must be between 0.0 and 1.0",
+        ),
+        (
+            "[[obstacle]]\nx = 1\ny = 2\nradius_m = nan\n",
+            "radius_m",
+            "obstacle[0].radius_m = nan: must be between 0.05 and 10.0",
+        ),
+        # A required key of a list item names the item's own line.
+        ("[litter]\nhotspots = [{ x = 1, y = 2 }]\n", "hotspots", "litter.hotspots[0]: missing required key"),
+    ],
+)
+def test_pydantic_checks_keys_types_and_ranges_in_one_line(body: str, needle: str, expect: str) -> None:
+    text = HEAD + body
+    msg = error_of(text)
+    assert msg.startswith(f"bad.toml line {line_no(text, needle)}: {expect}"), msg
+    assert "\n" not in msg
+
+
+def test_the_first_mistake_in_the_file_is_the_one_reported() -> None:
+    # pydantic sees both; the file's reader fixes them top to bottom, so the report follows the file.
+    text = HEAD + "[weather]\ntemp_max_c = 99\n[robot]\nbatery = 3\n"
+    assert "weather.temp_max_c = 99.0: must be between" in error_of(text)
+    text = HEAD + "[robot]\nbatery = 3\n[weather]\ntemp_max_c = 99\n"
+    assert "robot.batery: unknown key" in error_of(text)

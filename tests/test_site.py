@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from robot.errors import SiteError
-from robot.navigation import demo_site, load_site
 from robot.navigation.geometry import Projection, point_in_polygon, segment_inside
-from robot.navigation.site import parse_site
+from robot.site_file import demo_site, load_site, parse_site
 
 LAT0, LON0 = 12.9716, 77.5946
 PROJ = Projection(LAT0, LON0)
@@ -202,6 +201,67 @@ def test_load_site_errors_name_the_file(tmp_path: Path) -> None:
     crossed.write_text(json.dumps(site_dict(fence=[(0, 0), (40, 25), (40, 0), (0, 25)])), encoding="utf-8")
     with pytest.raises(SiteError, match=r"crossed\.geojson: feature 0"):
         load_site(crossed)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "expect"),
+    [
+        # An unknown key: a misspelt radius would otherwise be silently ignored.
+        (-1, "raduis_m", 3, "properties.raduis_m: unknown key; known keys here: "),
+        # Wrong types.
+        (-1, "radius_m", "3", "properties.radius_m = '3': expected a number"),
+        (1, "name", 5, "properties.name = 5: expected a quoted string"),
+        # Out of range, NaN included.
+        (-1, "radius_m", 500, "properties.radius_m = 500.0: must be between 0.2 and 100.0"),
+        (-1, "radius_m", float("nan"), "properties.radius_m = nan: must be between 0.2 and 100.0"),
+        # A radius where it means nothing.
+        (1, "radius_m", 3, "properties.radius_m = 3.0: only a shelter or a park has a radius"),
+    ],
+)
+def test_feature_properties_are_checked_key_type_and_range(
+    where: int, key: str, value: Any, expect: str
+) -> None:
+    d = site_dict()
+    d["features"][where]["properties"][key] = value
+    msg = error_of(d)
+    assert msg.startswith("feature ") and expect in msg and "\n" not in msg
+    assert ("'gate'" if where == -1 else "feature 1") in msg
+
+
+def test_map_editor_styling_is_accepted_and_the_radius_is_read() -> None:
+    d = site_dict()
+    d["features"][-1]["properties"].update({"stroke": "#f00", "marker-symbol": "parking", "radius_m": 4})
+    d["features"][-2]["properties"]["radius_m"] = 6.5
+    site = parse_site(d)
+    assert (site.park_radius_m, site.shelter_radius_m) == (4.0, 6.5)
+
+
+def test_collection_and_feature_shape_errors_are_one_line() -> None:
+    d = site_dict()
+    d["featurs"] = []
+    assert error_of(d).startswith("featurs: unknown key; known keys here: bbox, crs, features")
+    d = site_dict()
+    d["features"][1]["geometry"] = None
+    assert "feature 1 ('lane 0'), role 'route': geometry = None: expected an object" in error_of(d)
+    d = site_dict()
+    d["features"][1]["geometry"]["type"] = "MultiLineString"
+    assert "geometry.type = 'MultiLineString': must be one of 'LineString', 'Point', 'Polygon'" in error_of(d)
+    d = site_dict()
+    d["features"][1] = 7
+    assert 'feature 1: expected an object with "type": "Feature"' in error_of(d)
+
+
+def test_a_bad_radius_in_a_file_names_the_file(tmp_path: Path) -> None:
+    d = site_dict()
+    d["features"][-2]["properties"]["radius_m"] = 0.0
+    p = tmp_path / "yard.geojson"
+    p.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(SiteError) as err:
+        load_site(p)
+    assert str(err.value) == (
+        f"site file {p}: feature 3 ('awning'), role 'shelter': properties.radius_m = 0.0: "
+        "must be between 0.2 and 100.0"
+    )
 
 
 def with_wall(role: str, **props: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robot.navigation import cli
+from robot import site_cli as cli
 
 
 def run(argv: list[str]) -> int:
@@ -27,7 +27,7 @@ def test_check_prints_the_demo_summary(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_check_of_the_bundled_file_by_path(capsys: pytest.CaptureFixture[str]) -> None:
-    path = Path(cli.__file__).parent / "sites" / "demo_alley.geojson"
+    path = Path(cli.__file__).parent / "navigation" / "sites" / "demo_alley.geojson"
     assert run(["site", "check", str(path)]) == 0
     assert "site 'demo_alley'" in capsys.readouterr().out
 
@@ -35,7 +35,7 @@ def test_check_of_the_bundled_file_by_path(capsys: pytest.CaptureFixture[str]) -
 def test_check_of_a_bad_file_prints_one_line_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = Path(cli.__file__).parent / "sites" / "demo_alley.geojson"
+    path = Path(cli.__file__).parent / "navigation" / "sites" / "demo_alley.geojson"
     data = json.loads(path.read_text(encoding="utf-8"))
     shelter = next(f for f in data["features"] if f["properties"]["role"] == "shelter")
     shelter["geometry"]["coordinates"] = [77.6, 12.98]

@@ -89,3 +89,23 @@ def test_close_brakes_once_and_is_idempotent(make_rig: Callable[..., Rig]) -> No
         pass
     rig.sup.close()
     assert [m for _, m in rig.link.sent[before:]] == [ALL_BRAKED]
+
+
+def test_throttled_telemetry_publishes_each_second_and_at_once_on_a_new_decision(
+    make_rig: Callable[..., Rig],
+) -> None:
+    clock = FakeClock()
+    rig = make_rig(clock=clock)
+    rig.sup.telemetry_every_s = 1.0  # the simulator's setting
+    run(rig, clock, 3.0)
+    settled = rig.telemetry.version
+    assert settled < rig.sup.steps  # not every step
+    run(rig, clock, 3.0)
+    assert 2 <= rig.telemetry.version - settled <= 3  # once a second (50 ms steps: 1.0-1.05 s) while it holds
+    tel = rig.telemetry.latest()
+    assert tel is not None and clock.t - tel.at < 1.0 and tel.state == State.CLEANING.value
+    assert rig.commands.put(Command(CommandKind.ESTOP, at=clock.t, source="web"))
+    run(rig, clock, 0.05)
+    tel = rig.telemetry.latest()
+    assert tel is not None and tel.at == clock.t and tel.state == State.ESTOP.value
+    assert tel.recent_alerts[-1].kind == "estop"

@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue
+from robot.config import Settings
 from robot.core.types import ALL_BRAKED, Alert, Command, CommandKind, Mode, Severity
 from robot.errors import SiteError
 from robot.hardware.interfaces import GpsFix
-from robot.telemetry import Telemetry, TelemetryBus
+from robot.telemetry import Telemetry, TelemetryBus, part_list
 from web.app import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -436,6 +437,8 @@ def test_page_embeds_its_config_and_versioned_assets() -> None:
         "estop_port": 0,
         "tray_capacity_kg": 2.5,
         "stale_after_s": 4.0,
+        # The page's reading tiles come from the parts table (issue 12); by default with the default limits.
+        "parts": part_list(Settings()),
     }
     assert TOKEN not in html
     assert 'id="estop"' in html and 'aria-label="Emergency stop' in html

@@ -28,8 +28,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from robot.alerts import AlertOutbox
 from robot.commands import CommandQueue, EmergencyStop
+from robot.config import Settings
 from robot.errors import SiteError
-from robot.telemetry import TelemetryBus
+from robot.telemetry import TelemetryBus, part_list
 from web.auth import DriveLease, HostCheck, LoginLimiter, Sessions
 from web.context import WebContext, WebCounters, client_ip, describe, error
 from web.routes import camera as camera_routes
@@ -121,6 +122,7 @@ def create_app(
     real_clock: Callable[[], float] = time.monotonic,
     site_geojson: dict[str, Any] | None = None,
     tray_capacity_kg: float = 2.0,
+    parts: list[dict[str, Any]] | None = None,
     stale_after_s: float = 3.0,
     stream_interval_s: float = 0.5,
     camera_interval_s: float = 0.5,
@@ -141,6 +143,8 @@ def create_app(
     `max_streams`: open SSE + MJPEG connections allowed at once. `lease_s`: the driving lease lapses this long
     after its holder's last drive tick. `rate_per_s`/`burst`: requests allowed per client address.
     `real_clock`: times logins and the login lockout (real seconds, not the simulator's).
+    `parts`: the polled parts the page shows a reading of (robot.telemetry.part_list, from the parts table);
+    by default the table with the default settings' freshness limits.
     """
     _check_site(site_geojson)
     counters = WebCounters()
@@ -168,6 +172,7 @@ def create_app(
         "estop_port": estop_port,
         "tray_capacity_kg": tray_capacity_kg,
         "stale_after_s": stale_after_s,
+        "parts": part_list(Settings()) if parts is None else parts,
     }
 
     app = FastAPI(title="Ramudroid dashboard", docs_url=None, redoc_url=None, openapi_url=None)

@@ -51,6 +51,16 @@ class CoreConfig:
     max_tries: int = 3
     stuck_retry_s: float = 600.0
     stuck_retries: int = 3
+    # A thing that leaves the way while the robot waits may be a passer-by who turns back: the forward sensor
+    # cannot see one coming from the side. The robot drives on only into a gap it can predict (the one before
+    # last between passes: someone walking to and fro leaves long and short gaps by turns) at least cross_s
+    # long, the time to drive its body through the walker's path from the stop; or once the way has been
+    # clear for quiet_s (longer than the longest gap a shipped passer-by leaves: they were gone). Either way only
+    # pass_tail_s after the sensor lost them: this near, its cone is narrower than the body, and someone who
+    # has just stepped out of it is still in front of a corner.
+    cross_s: float = 3.5
+    quiet_s: float = 20.0
+    pass_tail_s: float = 1.0
     tray_full_kg: float = 1.9
     tray_empty_kg: float = 0.2
     tray_filter_s: float = 2.0
@@ -162,6 +172,8 @@ class CoreState(NamedTuple):
     gps_alerted: bool = False
     stuck_since: float = -INF
     stuck_retries: int = 0  # automatic retries used on this obstacle
+    blocked_at: float | None = None  # while stopped: since when the way has been blocked, None while clear
+    passes: tuple[tuple[float, float], ...] = ()  # while stopped: (blocked from, to) of the last few passes
 
 
 class Situation(NamedTuple):
@@ -222,6 +234,19 @@ def _obstacle_blocks(snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: b
     return False, ""
 
 
+def _may_cross(passes: tuple[tuple[float, float], ...], now: float, cfg: CoreConfig) -> bool:
+    """Whether a robot stopped for things that then left its way may drive on now (see CoreConfig.cross_s)."""
+    if not passes or now - passes[-1][1] >= cfg.quiet_s:
+        return True
+    if now - passes[-1][1] < cfg.pass_tail_s:
+        return False
+    if len(passes) < 3:
+        return False
+    # Passes a, b, c: the gap to come is taken to be the one between a and b.
+    (_, a_end), (b_start, _), _ = passes[-3:]
+    return b_start - a_end >= cfg.cross_s
+
+
 def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[CoreState, Decision]:
     """Decide one step. Never raises on odd input: missing readings are unknown, and unknown is unsafe."""
     alerts: list[Alert] = []
@@ -233,6 +258,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     drive_left, drive_right, drive_at = st.drive_left, st.drive_right, st.drive_at
     escape_phase, escape_since, tries = st.escape_phase, st.escape_since, st.tries
     stuck_since, stuck_retries = st.stuck_since, st.stuck_retries
+    blocked_at, passes = st.blocked_at, st.passes
 
     # Operator commands, oldest first.
     for cmd in snap.commands:
@@ -444,11 +470,20 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     elif escape_phase == "none":
         if blocked and wants_forward:
             escape_phase, escape_since = "stopped", now
+            blocked_at, passes = now, ()
             alert("obstacle", Severity.INFO, f"stopped: {why_blocked}")
     elif escape_phase == "stopped":
         if not blocked:
-            escape_phase = "none"
-        elif now - escape_since >= cfg.clear_wait_s:
+            if blocked_at is not None:
+                passes = (*passes, (blocked_at, now))[-4:]
+                blocked_at = None
+            if _may_cross(passes, now, cfg):
+                escape_phase = "none"
+            else:
+                why_blocked = "waiting for a gap between passers-by"
+        elif blocked_at is None:
+            blocked_at = now  # back in the way: the escape's wait starts again
+        elif now - blocked_at >= cfg.clear_wait_s:
             if tries >= cfg.max_tries:
                 stuck, escape_phase, stuck_since = True, "none", now
                 left_retries = cfg.stuck_retries - stuck_retries
@@ -467,6 +502,8 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
                 escape_phase, escape_since = "backoff", now
     elif escape_phase == "backoff" and now - escape_since >= cfg.backoff_s:
         escape_phase, escape_since = "turn", now
+    if escape_phase != "stopped":
+        blocked_at, passes = None, ()
     driving_clear = escape_phase == "none" and guided_auto and not blocked
     clear_since = _held(driving_clear, clear_since, now)
     if clear_since is not None and now - clear_since >= TRIES_RESET_S:
@@ -553,7 +590,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         shelter_start=shelter_start, escape_phase=escape_phase, escape_since=escape_since, tries=tries,
         clear_since=clear_since, drive_left=drive_left, drive_right=drive_right, drive_at=drive_at,
         gps_bad_since=gps_bad_since, gps_alerted=gps_alerted,
-        stuck_since=stuck_since, stuck_retries=stuck_retries,
+        stuck_since=stuck_since, stuck_retries=stuck_retries, blocked_at=blocked_at, passes=passes,
     )  # fmt: skip
     return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts), power_down)
 
@@ -564,9 +601,26 @@ def _hold_starts(m: MotorOutputs, before: MotorOutputs) -> MotorOutputs:
     return MotorOutputs(*held)
 
 
+# The row each situation picked, for the table it was picked from: a situation is a handful of flags, so the
+# few that occur are answered by one lookup instead of up to twenty conditions. A cache only (no I/O, no clock).
+_rows: tuple[tuple[Rule, ...], dict[Situation, Rule]] = (TABLE, {})
+_ROWS_MAX = 4096
+
+
 def _first(sit: Situation) -> Rule:
-    for rule in TABLE:
+    global _rows
+    table, memo = _rows
+    if table is not TABLE:
+        table, memo = TABLE, {}
+        _rows = (table, memo)
+    rule = memo.get(sit)
+    if rule is not None:
+        return rule
+    for rule in table:
         if rule.when(sit):
+            if len(memo) >= _ROWS_MAX:
+                memo.clear()
+            memo[sit] = rule
             return rule
     raise AssertionError("the table's last row always matches")  # pragma: no cover
 

@@ -74,8 +74,9 @@ TABLE: tuple[Rule, ...] = (
         lambda s: s.escape_phase == "stopped",
         Wheels.OFF,
         False,
-        "self-clearing: distance known and beyond obstacle.clear_distance_m (hysteresis), else escape after "
-        "obstacle.clear_wait_s",
+        "self-clearing: distance known and beyond obstacle.clear_distance_m (hysteresis), and what left the way "
+        "not likely back before the robot is through (a predicted gap, or clear for a while), else escape after "
+        "obstacle.clear_wait_s blocked",
     ),
     Rule(
         State.ESCAPING,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+from robot.core.frozen import quick_init
+
 
 class PinState(NamedTuple):
     """One L298N channel: IN1, IN2 (0/1) and EN duty (0-255). 10 forward, 01 backward; 00 or 11 with EN high
@@ -156,6 +158,7 @@ class Command:
     source: str = "local"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Guidance:
     """Navigation's answer for the current goal: wheel speeds in [-1, 1] and what it knows about position."""
@@ -171,6 +174,7 @@ class Guidance:
     path_clear_m: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the core may look at in one step. Times are the supervisor's monotonic seconds.
@@ -198,6 +202,7 @@ class Snapshot:
     commands: tuple[Command, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The core's output for one step: apply the motors and relay, send the alerts, show the reason."""

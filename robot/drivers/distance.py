@@ -19,12 +19,13 @@ from robot.drivers._gpio import pin_factory_for
 
 
 class EchoWindow:
-    """Pure: the recent ping results (metres or None) and the distance they add up to."""
+    """Pure: the recent ping results (metres or None) and the distance they add up to; pings older than
+    `stale_s` seconds (obstacle.stale_s, the one setting) no longer count."""
 
     def __init__(
         self,
         *,
-        stale_s: float = 0.5,
+        stale_s: float,
         window: int = 5,
         miss_limit: int = 3,
         stop_distance_m: float = 0.5,
@@ -80,7 +81,7 @@ class GpioDistance:
         *,
         max_distance_m: float = 4.0,
         stop_distance_m: float = 0.5,
-        stale_s: float = 0.5,
+        stale_s: float,
         on_change: Callable[[], None] | None = None,
         pin_factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
@@ -95,6 +96,7 @@ class GpioDistance:
         self.where = f"distance sensor on GPIO {trigger_pin}/{echo_pin}"
         self._clock = clock
         self._lock = threading.Lock()
+        self.stale_s = stale_s  # pings older than this no longer count (obstacle.stale_s)
         self._window = EchoWindow(stale_s=stale_s, stop_distance_m=stop_distance_m, on_change=on_change)
         self._max = max_distance_m
         record = self._record

@@ -118,7 +118,7 @@ def build_part(
                 hw.distance_echo_pin,
                 max_distance_m=hw.distance_max_m,
                 stop_distance_m=stop,
-                stale_s=max(settings.obstacle.stale_s, 0.3),
+                stale_s=settings.obstacle.stale_s,
                 on_change=wake,
                 pin_factory=pins,
                 **timed,

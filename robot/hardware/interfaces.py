@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from robot.core.frozen import quick_init
 from robot.core.types import MotorOutputs, PowerSource
 
 
@@ -32,6 +33,7 @@ class GpsFix:
     std_m: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PowerReading:
     """Panel and battery electrical state from the power monitor(s)."""

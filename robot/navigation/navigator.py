@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from robot.core.frozen import quick_init
 from robot.core.types import Geometry, Goal, Guidance, MotorOutputs, PinState
 from robot.hardware.interfaces import GpsFix
 from robot.navigation.geometry import (
@@ -146,6 +147,7 @@ class NavConfig:
         return replace(cfg, gps_sigma_m=uere_m) if uere_m > 0.0 else cfg
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NavState:
     """Everything guidance remembers between steps. `progress_m` (distance done along the route) is what a
@@ -184,6 +186,7 @@ class NavState:
     jump_from: tuple[float, float] | None = None  # the estimate before the last believed jump
     echoes: tuple[Echo, ...] = ()  # obstacles the forward sensor saw, in the robot's frame (never persisted)
     wheels: tuple[float, float] = (0.0, 0.0)  # the drive wheels' speed fractions by the motor model
+    dodge: int = 0  # the side (+1 left, -1 right) the robot is turning away to, round remembered echoes
     wall_stage: int = (
         0  # 1: driving at the goal's wall by the forward sensor; 2: stopped against it (or gave up)
     )
@@ -197,6 +200,7 @@ class NavState:
         d["jump_from"] = None if self.jump_from is None else list(self.jump_from)
         d["echoes"] = []  # where things stood around the robot means nothing after a restart
         d["wheels"] = [0.0, 0.0]
+        d["dodge"] = 0
         return d
 
     @classmethod
@@ -227,7 +231,7 @@ def _pair(v: Any) -> tuple[float, float] | None:
 
 
 def _clean(name: str, v: Any, default: Any) -> Any:
-    if name in ("echoes", "wheels"):
+    if name in ("echoes", "wheels", "dodge"):
         return default
     if name in ("goal", "fix_key"):
         return v if isinstance(v, str) else default
@@ -374,6 +378,10 @@ def guide(
     return st.finish(now, goal, guidance), guidance
 
 
+_SWERVE_SPIN_DEG = 60.0  # the target may be this far off the nose while swerving round remembered echoes
+_BESIDE_M = 0.5  # an echo this much beyond the body's reach and gap is beside the robot for turning
+
+
 class _Step:
     """The mutable working copy of one guide() call."""
 
@@ -407,6 +415,7 @@ class _Step:
         self.jump_from = state.jump_from
         self.echoes = state.echoes
         self.wheels = state.wheels
+        self.dodge = state.dodge
         self.wall_stage = state.wall_stage
         self.wall_driven = state.wall_driven_m
         self.ahead: float | None = None
@@ -430,6 +439,7 @@ class _Step:
         self.applied = (0.0, 0.0)
         self.echoes = ()
         self.wheels = (0.0, 0.0)
+        self.dodge = 0
         self.wall_stage = 0
         self.wall_driven = 0.0
 
@@ -904,8 +914,23 @@ class _Step:
         if ld < 1e-6:
             return 0.0, 0.0
         alpha = wrap(math.atan2(dy, dx) - self.heading)
-        if abs(alpha) > math.radians(self.cfg.spin_deg):
+        if self.dodge and self._nearest() is None:
+            self.dodge = 0  # past it: the next one gets its own side
+        # Around a remembered obstacle the swerve needs the nose off the target for a while: turning back to face
+        # the target on the spot at once would point it at the obstacle again, and the two would take turns.
+        spin_deg = max(self.cfg.spin_deg, _SWERVE_SPIN_DEG) if self.echoes else self.cfg.spin_deg
+        if abs(alpha) > math.radians(spin_deg):
             t = self.cfg.turn if alpha > 0 else -self.cfg.turn
+            if self.echoes and self._beside(alpha > 0):
+                # The target lies past something remembered on that side: turning to it now would swing the nose
+                # into it (and the swerve would turn it away again, by turns). Drive on past it first.
+                speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
+                u = self.cfg.approach
+                left, right, side = steer(
+                    self.echoes, u, u, speed, self.cfg.wheel_base_m, self.cfg.body, self.dodge
+                )
+                self.dodge = side or self.dodge
+                return left, right
             return -t, t
         k = 2.0 * math.sin(alpha) / ld
         u *= max(0.4, math.cos(alpha))
@@ -916,8 +941,33 @@ class _Step:
         if self.echoes:
             # Around what the sensor saw and no longer sees (before the fence check, which has the last word).
             speed = self.cfg.max_speed_mps * max(self.scale, 1.0)
-            left, right, _ = steer(self.echoes, left, right, speed, self.cfg.wheel_base_m, self.cfg.body)
+            left, right, side = steer(
+                self.echoes, left, right, speed, self.cfg.wheel_base_m, self.cfg.body, self.dodge
+            )
+            self.dodge = side or self.dodge
         return left, right
+
+    def _nearest(self) -> Echo | None:
+        """The nearest echo ahead of the axle when it is near enough for a turn to close on it."""
+        body = self.cfg.body
+        near = min(
+            (e for e in self.echoes if e[0] > -body.radius_m),
+            key=lambda e: e[0] * e[0] + e[1] * e[1],
+            default=None,
+        )
+        if near is None or math.hypot(near[0], near[1]) >= body.radius_m + body.clear_m + _BESIDE_M:
+            return None
+        return near
+
+    def _beside(self, to_left: bool) -> bool:
+        """Whether something remembered is on that side, near enough for a turn to close on it (the side the robot
+        is dodging away from, else the nearest echo's)."""
+        near = self._nearest()
+        if near is None:
+            return False
+        if self.dodge:
+            return (self.dodge < 0) == to_left  # dodging right, away from what is on the left: not left now
+        return (near[1] > 0.0) == to_left
 
     def _fence_check(self, pos: Point, target: Point, left: float, right: float) -> tuple[float, float, str]:
         """The command, slowed or replaced by a turn on the spot when its path over the look-ahead would come
@@ -1019,6 +1069,7 @@ class _Step:
             self.jump_from if self.need_fixes > self.cfg.settle_fixes else None,
             self.echoes,
             self.wheels,
+            self.dodge if self.echoes else 0,
             self.wall_stage,
             self.wall_driven,
         )

@@ -24,8 +24,13 @@ class Body:
 
     radius_m: float = 0.35  # the body as a circle about the centre between the wheels
     # The gap kept to anything remembered: an echo is one point of a thing whose side bulges further towards a robot
-    # passing it (a 0.3 m bin seen at the edge of the cone: up to about 0.2 m), and odometry drifts a little.
-    clear_m: float = 0.25
+    # passing it (a 0.3 m bin seen at the edge of the cone: up to about 0.2 m; a 0.6 m parked scooter more: the
+    # robot swept its side with 0.25 m), and odometry drifts a little.
+    clear_m: float = 0.35
+    # Odometry carries an echo less well the further the wheels have gone since (the supply voltage changes their
+    # speed, turns slip): in crowded_alley one drifted 0.45 m from its bin over 5 m of circling it. The gap grows
+    # by this much per metre driven (turns counted at the body's edge) since the echo was taken.
+    drift_per_m: float = 0.08
     sensor_ahead_m: float = 0.30  # the sensor on the front bumper
     half_cone_deg: float = 15.0
     max_echo_m: float = 1.6  # further echoes are too vague sideways (0.4 m at the cone's edge) to keep
@@ -36,6 +41,9 @@ class Body:
     keep_m: float = 3.0
     max_echoes: int = 80
     spacing_m: float = 0.08  # a new echo this near a kept one adds nothing
+    # Driven (or turned, at the body's edge) less than this since an echo was taken: the sensor still looks from
+    # where it saw it (half a degree of turn).
+    same_pose_m: float = 0.003
     horizon_s: float = 1.5  # the steering check looks this far ahead at the commanded speed ...
     horizon_min_m: float = 1.0  # ... and at least this far
 
@@ -57,8 +65,9 @@ def carry(
             continue
         x, y = f - tx, left - ty
         f2, l2 = x * c + y * s, -x * s + y * c
-        # Behind the body: driving forward can no longer reach it (reversing is the escape's, over a short way).
-        if f2 < -body.radius_m or f2 * f2 + l2 * l2 > keep2:
+        # Kept behind the body too: a turn on the spot brings it back in front (a robot that had passed a bin,
+        # forgotten it and turned round drove back past it into its side).
+        if f2 * f2 + l2 * l2 > keep2:
             continue
         out.append((f2, l2, seen, before + driven))
     return tuple(out)
@@ -75,17 +84,24 @@ def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: B
     kept = []
     for e in echoes:
         fx, ly = e[0] - body.sensor_ahead_m, e[1]
-        if fx > 0.0 and abs(math.atan2(ly, fx)) < inner and math.hypot(fx, ly) < reading_m - 0.1:
-            continue  # the sensor now sees past it: it moved away, or was never at that spot of its arc
+        if math.hypot(fx, ly) < reading_m - 0.1 and (
+            e[3] <= body.same_pose_m or (fx > 0.0 and abs(math.atan2(ly, fx)) < inner)
+        ):
+            # The sensor now sees past it: it moved away, or was never at that spot of its arc. An echo taken
+            # from this very pose lay in the cone that looks now, edges included: a passer-by who stepped out
+            # of the cone leaves no phantom at its edge for the robot to dodge for minutes.
+            continue
         kept.append(e)
     if reading_m <= body.max_echo_m:
         gap2 = body.spacing_m**2
+        arc = []
         for b in _ARC:
             a = b * cone
-            f, left = body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a)
-            # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it).
-            kept = [e for e in kept if (f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2]
-            kept.append((f, left, now, 0.0))
+            arc.append((body.sensor_ahead_m + reading_m * math.cos(a), reading_m * math.sin(a), now, 0.0))
+        # Seen again where one is kept: that one is renewed (a robot waiting at a bin keeps knowing it). The new
+        # arc is kept whole, however near: at a short range its points are close, yet each edge matters.
+        kept = [e for e in kept if all((f - e[0]) ** 2 + (left - e[1]) ** 2 > gap2 for f, left, _, _ in arc)]
+        kept.extend(arc)
         if len(kept) > body.max_echoes:
             kept.sort(key=lambda e: e[2])
             kept = kept[-body.max_echoes :]
@@ -99,27 +115,34 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
     """How far the centre can drive forward on an arc of curvature k (1/m, positive to the left) before the body
     (plus its gap) touches a remembered echo; `limit` when nothing is in the way that far. An echo the body
     already overlaps counts only while the arc closes on it (driving away from a touch is allowed)."""
-    reach = body.radius_m + body.clear_m
-    reach2 = reach * reach
+    base = body.radius_m + body.clear_m
+    drift = body.drift_per_m
     best = limit
     if abs(k) < 1e-6:
-        for f, left, _, _ in echoes:
+        for f, left, _, driven in echoes:
+            reach = base + drift * driven
             if f > 0.0 and abs(left) < reach:
-                d = f - math.sqrt(reach2 - left * left)
+                d = f - math.sqrt(reach * reach - left * left)
                 best = min(best, max(0.0, d))
         return best
     step = 0.05
     n = int(limit / step) + 1
-    arc = [
-        (min(i * step, limit), math.sin(k * i * step) / k, (1.0 - math.cos(k * i * step)) / k)
-        for i in range(1, n + 1)
-    ]
-    far2 = (limit + reach) ** 2
-    for f, left, _, _ in echoes:
-        if f < -reach or f * f + left * left > far2:
+    # The arc's points (s, x, y), i = 1..n, made only as far as some echo needs them: most calls stop early
+    # (a hit, or past the best so far) or have no echo near enough to look at the arc at all.
+    arc: list[tuple[float, float, float]] = []
+    for f, left, _, driven in echoes:
+        reach = base + drift * driven
+        reach2 = reach * reach
+        if f < -reach or f * f + left * left > (limit + reach) ** 2:
             continue
         prev = f * f + left * left
-        for s, x, y in arc:
+        for i in range(n):
+            if i == len(arc):
+                j = i + 1
+                arc.append(
+                    (min(j * step, limit), math.sin(k * j * step) / k, (1.0 - math.cos(k * j * step)) / k)
+                )
+            s, x, y = arc[i]
             if s >= best:
                 break
             d2 = (f - x) ** 2 + (left - y) ** 2
@@ -150,35 +173,55 @@ _SWERVES = (0.3, 0.6, 1.0, 1.5, 2.2, 3.2)  # 1/m added to the wanted curvature, 
 
 
 def steer(
-    echoes: tuple[Echo, ...], left: float, right: float, speed_mps: float, wheel_base_m: float, body: Body
-) -> tuple[float, float, bool]:
+    echoes: tuple[Echo, ...],
+    left: float,
+    right: float,
+    speed_mps: float,
+    wheel_base_m: float,
+    body: Body,
+    prefer: int = 0,
+) -> tuple[float, float, int]:
     """The wheel fractions bent around remembered echoes: the wanted arc when it is clear over the horizon,
     else the nearest clear swerve at the same speed, else the wanted arc (the core's stop then holds it).
-    The flag says whether it swerved. `speed_mps` is the wheel speed at fraction 1."""
+    The side it swerved to comes last: +1 left, -1 right, 0 not at all; `prefer` keeps the side of the last swerve
+    (0: away from the nearest echo ahead). `speed_mps` is the wheel speed at fraction 1."""
     u = (left + right) / 2.0
     if not echoes or u <= 0.02:
-        return left, right, False
+        return left, right, 0
     horizon = max(body.horizon_min_m, u * speed_mps * body.horizon_s)
     k0 = _curvature(left, right, wheel_base_m)
     if arc_travel(echoes, k0, horizon, body) >= horizon:
-        return left, right, False
-    best_k, best = k0, -1.0
+        return left, right, 0
+    # Swerve away from the nearest echo ahead first, and turn on the spot away from it when no swerve is clear.
+    # Its distance does not change as the robot turns, and swerving away keeps it on the same side, so the
+    # choice holds step after step: trying the side of the wanted curvature first flipped sides as that
+    # curvature did, and the robot wove into a bin it saw head-on; choosing the spin by the side whose arc led
+    # furthest flipped every few degrees, and the robot dithered on the spot for minutes.
+    near = min(
+        (e for e in echoes if e[0] > -body.radius_m), key=lambda e: e[0] * e[0] + e[1] * e[1], default=None
+    )
+    # Two echoes about as near on either side would swap as the nearest from step to step: the side of the last
+    # swerve holds (the caller keeps it while something is near).
+    right_first = prefer < 0 if prefer else near is not None and near[1] > 0.0
     for dk in _SWERVES:
-        for k in (k0 + dk, k0 - dk) if k0 >= 0.0 else (k0 - dk, k0 + dk):
+        for k in (k0 - dk, k0 + dk) if right_first else (k0 + dk, k0 - dk):
             travel = arc_travel(echoes, k, horizon, body)
             if travel >= horizon:
                 half = k * wheel_base_m / 2.0
                 lf, rf = u * (1.0 - half), u * (1.0 + half)
                 m = max(1.0, abs(lf), abs(rf))
-                return lf / m, rf / m, True
-            if travel > best:
-                best_k, best = k, travel
-    # Nothing clear at this speed: turn on the spot towards the side that leads furthest (turning moves no part
-    # of the round body closer), rather than drive into the stop and the escape's blind reversing.
-    spin = _SPIN if best_k >= k0 else -_SPIN
-    return -spin, spin, True
+                return lf / m, rf / m, 1 if k > k0 else -1
+    # Nothing clear at this speed: turn on the spot (turning moves no part of the round body closer) rather than
+    # drive into the stop and the escape's blind reversing. But with the body and its gap already at the echo on
+    # the wanted arc, the wanted arc: the core's stop holds it, and its escape and stuck report end what would
+    # otherwise be turning to and fro for ever in front of a thing that fills the way (a parked car).
+    if arc_travel(echoes, k0, horizon, body) <= _HAND_OVER_M:
+        return left, right, 0
+    spin = -_SPIN if right_first else _SPIN
+    return -spin, spin, -1 if right_first else 1
 
 
+_HAND_OVER_M = 0.05  # travel left on the wanted arc at which a blocked robot is left to the core's stop
 _SPIN = 0.3  # wheel fraction of a turn on the spot around remembered echoes (guidance's own turn speed)
 
 

@@ -1,14 +1,12 @@
-"""The site file: a GeoJSON FeatureCollection of the cleaning route, geofence, shelter and parking point."""
+"""The site: the cleaning route, geofence, shelter and parking point, built and checked from its features.
+
+Pure: robot/site_file.py reads the GeoJSON file; this module only does the geometry."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
 from robot.errors import SiteError
 from robot.navigation.geometry import (
@@ -59,6 +57,23 @@ class Wall:
     def face(self, p: Point) -> Point:
         """The wall face's point straight ahead of p along the normal."""
         return (p[0] + self.normal[0] * self.distance_m, p[1] + self.normal[1] * self.distance_m)
+
+
+def wall_from(
+    label: str, bearing_deg: float | None, wall_m: float | None, width_m: float | None
+) -> Wall | None:
+    """The wall a shelter or park Point declares (wall_bearing_deg and wall_m, both or neither), or None."""
+    if bearing_deg is None and wall_m is None:
+        return None
+    if bearing_deg is None or wall_m is None:
+        missing = "wall_m" if wall_m is None else "wall_bearing_deg"
+        raise SiteError(
+            f"{label}: {missing} = None; a wall needs both wall_bearing_deg (compass degrees from the point to "
+            "the wall) and wall_m (metres from the point to its face)"
+        )
+    a = math.radians(bearing_deg)
+    # Compass bearing (clockwise from north) to an east/north unit vector.
+    return Wall((math.sin(a), math.cos(a)), wall_m, WALL_WIDTH_M if width_m is None else width_m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,71 +168,32 @@ class Site:
         )
 
 
-def load_site(path: str | Path) -> Site:
-    """Read and validate a GeoJSON site file; raises SiteError naming the file, feature and problem."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SiteError(f"site file {p}: cannot read it ({err.strerror}); check the path") from err
-    except UnicodeDecodeError as err:
-        raise SiteError(f"site file {p}: not UTF-8 text; export the site as GeoJSON") from err
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SiteError(
-            f"site file {p}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg})"
-        ) from err
-    try:
-        return parse_site(data, name=p.stem)
-    except SiteError as err:
-        raise SiteError(f"site file {p}: {err}") from None
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One feature of a site file, already checked for shape: how errors name it, its [lon, lat] positions (one
+    for a point, the ring for the fence) and its radius in metres when it gave one."""
+
+    label: str
+    coords: list[list[float]]
+    radius_m: float | None = None
 
 
-def demo_site() -> Site:
-    """The bundled demo site: three lanes of an alley block in Bangalore."""
-    ref = resources.files("robot.navigation.sites").joinpath(DEMO_FILE)
-    return parse_site(json.loads(ref.read_text(encoding="utf-8")), name="demo_alley")
-
-
-def parse_site(data: Any, name: str = "site") -> Site:
-    """Validate a parsed GeoJSON FeatureCollection and build the Site."""
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise SiteError('expected a GeoJSON object with "type": "FeatureCollection"')
-    features = data.get("features")
-    if not isinstance(features, list):
-        raise SiteError('"features" must be a list of GeoJSON features')
-    props = data.get("properties")
-    if isinstance(props, dict) and isinstance(props.get("name"), str):
-        name = props["name"]
-
-    found: dict[str, list[tuple[str, Any]]] = {r: [] for r in ROLES}
-    radii = {"shelter": SHELTER_RADIUS_M, "park": PARK_RADIUS_M}
-    walls: dict[str, Wall | None] = {"shelter": None, "park": None}
-    for i, feat in enumerate(features):
-        label, role, coords = _feature(i, feat)
-        found[role].append((label, coords))
-        if role in radii:
-            r = (feat.get("properties") or {}).get("radius_m", radii[role])
-            if isinstance(r, bool) or not isinstance(r, int | float) or not 0.2 <= r <= 100.0:
-                raise SiteError(f"{label}: radius_m = {r!r}; give the {role}'s radius in metres (0.2 to 100)")
-            radii[role] = float(r)
-            walls[role] = _wall(label, feat.get("properties") or {})
-
-    missing = [r for r in ROLES if not found[r]]
-    if missing:
-        raise SiteError(
-            "missing feature(s) with role "
-            + ", ".join(repr(m) for m in missing)
-            + "; a site needs one or more "
-            "'route' LineStrings, one 'fence' Polygon, one 'shelter' Point and one 'park' Point"
-        )
-    for role in ("fence", "shelter", "park"):
-        if len(found[role]) > 1:
-            labels = ", ".join(lbl for lbl, _ in found[role])
-            raise SiteError(f"{len(found[role])} features with role {role!r} ({labels}); keep exactly one")
-
-    fence_label, fence_ll = found["fence"][0]
+def build_site(
+    name: str,
+    fence_feature: Feature,
+    routes: list[Feature],
+    shelter: Feature,
+    park: Feature,
+    shelter_radius_m: float = SHELTER_RADIUS_M,
+    park_radius_m: float = PARK_RADIUS_M,
+    shelter_wall: Wall | None = None,
+    park_wall: Wall | None = None,
+) -> Site:
+    """The Site from its features (robot/site_file.py reads and checks the file): the fence a simple polygon,
+    every lane and point inside it, and a way inside the fence from each lane to the next; raises SiteError."""
+    if not routes:
+        raise SiteError("no route feature; a site needs one or more 'route' LineStrings")
+    fence_label, fence_ll = fence_feature.label, fence_feature.coords
     # Origin: the mean of the fence corners, so every local coordinate stays small.
     lat0 = sum(c[1] for c in fence_ll) / len(fence_ll)
     lon0 = sum(c[0] for c in fence_ll) / len(fence_ll)
@@ -235,7 +211,8 @@ def parse_site(data: Any, name: str = "site") -> Site:
     fence = _fence_ring(fence_label, [local(fence_label, c) for c in fence_ll])
 
     lanes: list[tuple[Point, ...]] = []
-    for label, coords in found["route"]:
+    for route in routes:
+        label, coords = route.label, route.coords
         lane = tuple(local(label, c) for c in coords)
         if Polyline(lane).length < 0.5:
             raise SiteError(f"{label}: the LineString is shorter than 0.5 m; draw the lane or delete it")
@@ -254,16 +231,16 @@ def parse_site(data: Any, name: str = "site") -> Site:
         lanes.append(lane)
 
     points: dict[str, Point] = {}
-    for role in ("shelter", "park"):
-        label, coords = found[role][0]
-        p = local(label, coords)
+    for role, feature in (("shelter", shelter), ("park", park)):
+        label, position = feature.label, feature.coords[0]
+        p = local(label, position)
         if not point_in_polygon(p, fence):
             raise SiteError(
-                f"{label}: the {role} point ({coords[1]:.6f}, {coords[0]:.6f}) is outside the fence "
+                f"{label}: the {role} point ({position[1]:.6f}, {position[0]:.6f}) is outside the fence "
                 f"{fence_label} by {boundary_distance(p, fence):.1f} m; move it inside"
             )
         points[role] = p
-        wall = walls[role]
+        wall = shelter_wall if role == "shelter" else park_wall
         if wall is not None:
             # The robot drives at the wall guided by its sensor: the way there must be inside the fence.
             near = wall.face(p)
@@ -281,7 +258,7 @@ def parse_site(data: Any, name: str = "site") -> Site:
         link = shortest_path(a, b, fence, waypoints, CONNECTOR_CLEAR_M)
         if link is None:
             raise SiteError(
-                f"{found['route'][k][0]}: no way inside the fence from the end of the previous lane; "
+                f"{routes[k].label}: no way inside the fence from the end of the previous lane; "
                 "check the lane order or the fence"
             )
         path.extend(link[1:])
@@ -296,92 +273,11 @@ def parse_site(data: Any, name: str = "site") -> Site:
         park=points["park"],
         route=Polyline(path),
         waypoints=waypoints,
-        shelter_radius_m=radii["shelter"],
-        park_radius_m=radii["park"],
-        shelter_wall=walls["shelter"],
-        park_wall=walls["park"],
+        shelter_radius_m=shelter_radius_m,
+        park_radius_m=park_radius_m,
+        shelter_wall=shelter_wall,
+        park_wall=park_wall,
     )
-
-
-def _wall(label: str, props: dict[str, Any]) -> Wall | None:
-    """The wall a shelter or park Point declares (wall_bearing_deg and wall_m, both or neither), or None."""
-    bearing, dist_m = props.get("wall_bearing_deg"), props.get("wall_m")
-    if bearing is None and dist_m is None:
-        return None
-    for key, v in (("wall_bearing_deg", bearing), ("wall_m", dist_m)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise SiteError(
-                f"{label}: {key} = {v!r}; a wall needs both wall_bearing_deg (compass degrees from the point "
-                f"to the wall) and wall_m (metres from the point to its face)"
-            )
-    assert isinstance(bearing, int | float) and isinstance(dist_m, int | float)
-    if not WALL_MIN_M <= dist_m <= WALL_MAX_M:
-        raise SiteError(
-            f"{label}: wall_m = {dist_m!r}; give the distance to the wall's face in metres "
-            f"({WALL_MIN_M} to {WALL_MAX_M:.0f})"
-        )
-    width = props.get("wall_width_m", WALL_WIDTH_M)
-    if isinstance(width, bool) or not isinstance(width, int | float) or not 0.5 <= width <= 50.0:
-        raise SiteError(
-            f"{label}: wall_width_m = {width!r}; give the wall face's width in metres (0.5 to 50)"
-        )
-    a = math.radians(float(bearing))
-    # Compass bearing (clockwise from north) to an east/north unit vector.
-    return Wall((math.sin(a), math.cos(a)), float(dist_m), float(width))
-
-
-def _feature(i: int, feat: Any) -> tuple[str, str, Any]:
-    """(label, role, checked coordinates) of feature i."""
-    label = f"feature {i}"
-    if not isinstance(feat, dict) or feat.get("type") != "Feature":
-        raise SiteError(f'{label}: expected an object with "type": "Feature"')
-    props = feat.get("properties")
-    props = props if isinstance(props, dict) else {}
-    if isinstance(props.get("name"), str):
-        label = f"{label} ({props['name']!r})"
-    role = props.get("role")
-    if role not in ROLES:
-        allowed = ", ".join(repr(r) for r in ROLES)
-        raise SiteError(f"{label}: properties.role = {role!r}; must be one of {allowed}")
-    label = f"{label}, role {role!r}"
-    geom = feat.get("geometry")
-    want = GEOMETRY[role]
-    if not isinstance(geom, dict) or geom.get("type") != want:
-        got = geom.get("type") if isinstance(geom, dict) else geom
-        raise SiteError(f"{label}: geometry is {got!r}; a {role} must be a {want}")
-    coords = geom.get("coordinates")
-    if want == "Point":
-        return label, role, _position(label, coords)
-    if want == "LineString":
-        if not isinstance(coords, list) or len(coords) < 2:
-            raise SiteError(f"{label}: a LineString needs at least 2 positions")
-        return label, role, [_position(f"{label} vertex {k}", c) for k, c in enumerate(coords)]
-    if not isinstance(coords, list) or not coords:
-        raise SiteError(f"{label}: a Polygon needs one ring of positions")
-    if len(coords) > 1:
-        raise SiteError(
-            f"{label}: the fence has {len(coords) - 1} hole(s); holes are not supported, draw the "
-            "fence around obstacles instead"
-        )
-    ring = coords[0]
-    if not isinstance(ring, list):
-        raise SiteError(f"{label}: the ring must be a list of positions")
-    return label, role, [_position(f"{label} vertex {k}", c) for k, c in enumerate(ring)]
-
-
-def _position(label: str, c: Any) -> list[float]:
-    """A checked [lon, lat] pair (a third value, the altitude, is dropped)."""
-    if not isinstance(c, list) or len(c) not in (2, 3):
-        raise SiteError(f"{label}: position {c!r} must be [longitude, latitude]")
-    for v in c:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise SiteError(f"{label}: position {c!r} holds {v!r}; expected numbers")
-    lon, lat = float(c[0]), float(c[1])
-    if not -180.0 <= lon <= 180.0 or not -90.0 <= lat <= 90.0:
-        raise SiteError(
-            f"{label}: position {c!r} is not [longitude, latitude] in degrees (lon -180..180, lat -90..90)"
-        )
-    return [lon, lat]
 
 
 def _fence_ring(label: str, pts: list[Point]) -> tuple[Point, ...]:

@@ -187,6 +187,86 @@
     if (hint && $("drive-hint").textContent !== hint) $("drive-hint").textContent = hint;
   }
 
+  // ---- the parts' readings ------------------------------------------------------------------------------
+  // A tile per polled part's reading, in the parts table's order (cfg.parts, from robot/parts.py). A reading
+  // field listed here gets its own tile and wording; any other field gets a plain tile titled after its part,
+  // so a part added to the table shows here without touching this file. A part whose newest reading is older
+  // than its freshness limit is marked stale (the core brakes on it).
+  const cap = cfg.tray_capacity_kg;
+  const VIEWS = {
+    battery_soc: { id: "battery", title: "Battery", show: (s) => [
+      fmt(s.battery_soc === null ? null : s.battery_soc * 100, 0, " %") + " · " + fmt(s.battery_v, 1, " V"),
+      s.battery_soc === null ? "" : s.battery_soc < 0.15 ? "bad" : s.battery_soc < 0.3 ? "warn" : "ok"] },
+    battery_v: null, // on the battery tile
+    panel_w: { id: "panel", title: "Solar panel", show: (s) => [fmt(s.panel_w, 1, " W"), ""] },
+    tray_kg: { id: "tray", title: "Tray", meter: true, show: (s) => [
+      fmt(s.tray_kg, 2, "") + " / " + cap.toFixed(1) + " kg",
+      s.tray_kg >= cap * 0.95 ? "bad" : s.tray_kg >= cap * 0.75 ? "warn" : ""] },
+    raining: { id: "rain", title: "Rain", show: (s) => [
+      s.raining === null ? "–" : s.raining ? "Raining" : "Dry", s.raining ? "warn" : ""] },
+    distance_m: { id: "obstacle", title: "Obstacle", show: (s) => [
+      s.distance_m === null ? "No echo" : fmt(s.distance_m, 2, " m"),
+      s.distance_m === null || s.distance_m < 0.5 ? "warn" : ""] },
+    fix: { id: "gps", title: "GPS", show: (s) => [s.fix
+      ? s.fix.mode + "D fix · HDOP " + fmt(s.fix.hdop, 1, "") + " · " + (s.fix.sats ?? "?") + " sats"
+      : "No fix", s.fix ? "ok" : "warn"] },
+  };
+  function plain(field) {
+    return (s) => {
+      const v = s[field];
+      if (v === null || v === undefined) return ["–", ""];
+      if (typeof v === "number") return [fmt(v, 2, ""), ""];
+      if (typeof v === "boolean") return [v ? "Yes" : "No", ""];
+      return [JSON.stringify(v), ""];
+    };
+  }
+  const tiles = []; // [part, view, dd, age note]
+  function buildParts() {
+    const end = $("tiles-end");
+    for (const part of cfg.parts || []) {
+      for (const field of part.fields) {
+        let view = VIEWS[field];
+        if (view === null) continue;
+        if (view === undefined) view = { id: field, title: part.label + " · " + field, show: plain(field) };
+        const box = document.createElement("div");
+        const dt = document.createElement("dt");
+        dt.textContent = view.title;
+        const dd = document.createElement("dd");
+        dd.id = "r-" + view.id;
+        dd.textContent = "–";
+        box.append(dt, dd);
+        if (view.meter) {
+          const m = document.createElement("meter");
+          Object.assign(m, { id: "tray-meter", min: 0, max: cap, low: cap * 0.5, high: cap * 0.9, optimum: 0, value: 0 });
+          m.setAttribute("aria-label", "Tray load");
+          box.append(m);
+        }
+        const note = document.createElement("small");
+        note.className = "part-age";
+        note.hidden = true;
+        box.append(note);
+        box.title = part.label + (part.fresh_s === null ? "" : ": fresh within " + part.fresh_s + " s (" + part.fresh_key + ")");
+        box.dataset.part = part.name;
+        end.before(box);
+        tiles.push([part, view, dd, note]);
+      }
+    }
+  }
+  function renderParts(s) {
+    const ages = s.reading_age_s || {};
+    for (const [part, view, dd, note] of tiles) {
+      const [text, cls] = view.show(s);
+      setText(dd.id, text, cls);
+      const age = ages[part.name];
+      const stale = part.fresh_s !== null && age !== undefined && (age === null || age > part.fresh_s);
+      note.hidden = !stale;
+      note.textContent = !stale ? "" : age === null ? part.label + ": no reading yet"
+        : part.label + ": stale, " + fmt(age, 1, " s") + " old (limit " + part.fresh_s + " s)";
+      if (view.meter) $("tray-meter").value = Math.max(0, Math.min(cap, s.tray_kg || 0));
+    }
+  }
+  buildParts();
+
   // ---- status ---------------------------------------------------------------------------------------------
   function render(s) {
     const [label, cls] = STATES[s.state] || [s.state, "warn"];
@@ -207,25 +287,8 @@
     setPad(s.mode === "manual" && s.state !== "estop" && !s.stale && !other, hint);
     renderDriver(s.driver, s.mode);
 
-    const soc = s.battery_soc;
-    setText("r-battery", fmt(soc === null ? null : soc * 100, 0, " %") + " · " + fmt(s.battery_v, 1, " V"),
-      soc === null ? "" : soc < 0.15 ? "bad" : soc < 0.3 ? "warn" : "ok");
-    setText("r-panel", fmt(s.panel_w, 1, " W"));
-    setText("r-source", s.power_source === "panel" ? "Solar panel" : s.power_source === "battery" ? "Battery" : "–");
-    const cap = cfg.tray_capacity_kg;
-    setText("r-tray", fmt(s.tray_kg, 2, "") + " / " + cap.toFixed(1) + " kg",
-      s.tray_kg >= cap * 0.95 ? "bad" : s.tray_kg >= cap * 0.75 ? "warn" : "");
-    $("tray-meter").max = cap;
-    $("tray-meter").high = cap * 0.9;
-    $("tray-meter").low = cap * 0.5;
-    $("tray-meter").value = Math.max(0, Math.min(cap, s.tray_kg || 0));
-    setText("r-rain", s.raining === null ? "–" : s.raining ? "Raining" : "Dry", s.raining ? "warn" : "");
-    setText("r-obstacle", s.distance_m === null ? "No echo" : fmt(s.distance_m, 2, " m"),
-      s.distance_m === null || s.distance_m < 0.5 ? "warn" : "");
+    renderParts(s);
     const fix = s.fix;
-    setText("r-gps", fix
-      ? fix.mode + "D fix · HDOP " + fmt(fix.hdop, 1, "") + " · " + (fix.sats ?? "?") + " sats"
-      : "No fix", fix ? "ok" : "warn");
     const stats = s.link_stats || {};
     const rttKey = Object.keys(stats).find((k) => k.includes("rtt"));
     setText("r-link", (s.link_ok ? "OK" : "DOWN") + (rttKey ? " · RTT " + fmt(stats[rttKey], 0, rttKey.endsWith("_s") ? " s" : " ms") : ""),

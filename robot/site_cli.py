@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from robot.errors import SiteError
-from robot.navigation.site import demo_site, load_site
+from robot.site_file import demo_site, load_site
 
 
 def register(subparsers: Any) -> None:
