@@ -228,16 +228,19 @@ def test_obstacle_on_the_route_is_never_driven_into(start_robot: Callable[[str],
         + '[[obstacle]]\nkind = "static"\nalong_m = 20.0\noffset_m = 0.0\nradius_m = 2.5\n'
     )
     robot.wait_for(lambda s: s["state"] == "cleaning", 40)
+    # A close reading, or an obstacle stop: the robot also stops on its memory of the echoes along its path
+    # (issue 11), often before the sensor itself reads inside the 0.5 m stop distance.
     close: list[float] = []
     end = time.monotonic() + 60
     while time.monotonic() < end and len(close) < 5:
         s = robot.status()
         d = s["distance_m"]
-        if d is not None and d < 0.5:
+        if (d is not None and d < 0.5) or s["state"] == "obstacle_stop":
             close.append(time.monotonic())
         time.sleep(0.03)
     assert close, "the robot never came near the obstacles"
     time.sleep(PERIOD_S * 2)
     for t in close:
-        # Within one control period of the supervisor publishing a close reading, nothing drives forward.
+        # Within one control period of the supervisor publishing a close reading or an obstacle stop, nothing
+        # drives forward.
         assert not _forward(robot.arduino.pins_at(t + PERIOD_S)), t
