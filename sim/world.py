@@ -465,26 +465,16 @@ class World:
         nx, ny = self.x + v * c * dt, self.y + v * s * dt
         h = self.heading + turn
         self.heading = (h + math.pi) % (2.0 * math.pi) - math.pi
-        if self._obstacles:
-            if self._obs_dynamic:
-                self._update_obstacles()
-            if self._blocked(nx, ny):
-                nx, ny = self.x, self.y
-                # A braked robot's wheels never quite reach zero in this model (an exponential decay): one that
-                # stands still and is walked into by a passer-by has not hit anything.
-                driving = abs(v) > STANDING_M_S
-                self.vl = self.vr = 0.0
-                v = 0.0
-                # Pushing on against the same thing is one collision, not one per step.
-                if driving and t - self._last_contact > 1.0:
-                    self.collisions += 1
-                if driving:
-                    self._last_contact = t
-        if self._walls and self._wall_blocked(nx, ny):
+        if self._obstacles and self._obs_dynamic:
+            self._update_obstacles()
+        if (self._obstacles and self._blocked(nx, ny)) or (self._walls and self._wall_blocked(nx, ny)):
             nx, ny = self.x, self.y
+            # A braked robot's wheels never quite reach zero in this model (an exponential decay): one that
+            # stands still and is walked into by a passer-by has not hit anything.
             driving = abs(v) > STANDING_M_S
             self.vl = self.vr = 0.0
             v = 0.0
+            # Pushing on against the same thing is one collision, not one per step.
             if driving and t - self._last_contact > 1.0:
                 self.collisions += 1
             if driving:
