@@ -28,6 +28,10 @@ SECRET_KEYS = frozenset(
 )
 
 
+SPEED_OF_SOUND_M_S = 343.26  # gpiozero's figure, which the distance driver times echoes with
+HCSR04_TIMEOUT_S = 0.038  # a real HC-SR04 holds its echo line this long when nothing answers
+
+
 def _f(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] = ()) -> Any:
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
 
@@ -67,8 +71,10 @@ class ObstacleSettings:
     stop_distance_m: float = _f(0.5, 0.1, 3.0)
     clear_distance_m: float = _f(0.8, 0.15, 4.0)
     # Seconds. The one age limit of the forward distance, read by both its users: the core brakes when the
-    # newest reading is older, and the distance driver counts only pings younger than this. The HC-SR04 pings
-    # every 60-80 ms, so 0.3 s (the least allowed) still holds the 3-5 pings its median and two-ping stop need.
+    # newest reading is older, and the distance driver counts only pings younger than this. A ping cycle is
+    # hardware.distance_ping_gap_s plus the echo (at most 2 x distance_max_m at the speed of sound; a real
+    # HC-SR04 with nothing in range times out after about 38 ms): 32-68 ms at the defaults, so 0.3 s (the least
+    # allowed) holds 4-9 pings; a check below keeps at least 3 cycles for the two-ping stop.
     stale_s: float = _f(0.3, 0.3, 2.0)
     clear_wait_s: float = _f(3.0, 0.0, 60.0)
     backoff_s: float = _f(1.5, 0.2, 10.0)
@@ -153,6 +159,9 @@ class HardwareSettings:
     distance_trigger_pin: int = _f(23, 0, 27)
     distance_echo_pin: int = _f(24, 0, 27)
     distance_max_m: float = _f(4.0, 0.5, 6.0)
+    # Seconds from one ping's end (its echo, or the sensor's timeout) to the next ping. The HC-SR04 data sheet
+    # suggests a 60 ms cycle; NewPing's floor is 29 ms (docs/performance.md says why 30 ms is safe here).
+    distance_ping_gap_s: float = _f(0.03, 0.03, 0.2)
     power: str = _f("sim", choices=part("power").choices)
     power_i2c_bus: int = _f(1, 0, 10)
     power_panel_addr: int = _f(0x40, 0x03, 0x77)
@@ -396,6 +405,15 @@ def _cross_check(s: Settings) -> None:
         raise ConfigError(
             f"obstacle.wall_stop_m = {s.obstacle.wall_stop_m}: must be greater than obstacle.clear_distance_m "
             f"({s.obstacle.clear_distance_m}) so the wall the robot stops at is never taken for an obstacle"
+        )
+    hw = s.hardware
+    cycle_s = hw.distance_ping_gap_s + max(2.0 * hw.distance_max_m / SPEED_OF_SOUND_M_S, HCSR04_TIMEOUT_S)
+    if s.obstacle.stale_s < 3.0 * cycle_s:
+        raise ConfigError(
+            f"obstacle.stale_s = {s.obstacle.stale_s}: must hold at least 3 ping cycles of the distance sensor "
+            f"({3.0 * cycle_s:.3f} s at hardware.distance_ping_gap_s = {hw.distance_ping_gap_s} and "
+            f"distance_max_m = {hw.distance_max_m}), or its two-ping stop turns into a one-ping stop; raise "
+            "obstacle.stale_s or lower the gap"
         )
     if s.tray.empty_kg >= s.tray.capacity_kg * s.tray.full_fraction:
         raise ConfigError(

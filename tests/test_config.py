@@ -60,6 +60,12 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         # Below 0.3 s the distance driver's ping window would hold too few pings (one setting for both users).
         ({"obstacle": {"stale_s": 0.1}}, "obstacle.stale_s = 0.1: must be between 0.3 and 2.0"),
         ({"hardware": {"rain": "real"}}, "hardware.rain = 'real': must be one of 'sim', 'pi'"),
+        # A ping cycle of 0.2 s + 38 ms: 0.3 s would hold only one of the two pings the stop needs.
+        (
+            {"hardware": {"distance_ping_gap_s": 0.2}},
+            "obstacle.stale_s = 0.3: must hold at least 3 ping cycles of the distance sensor (0.714 s",
+        ),
+        ({"hardware": {"distance_ping_gap_s": 0.01}}, "hardware.distance_ping_gap_s = 0.01: must be between"),
         ({"web": {"enabled": "yes"}}, "web.enabled = 'yes': expected true or false"),
         ({"sms": {"alert_numbers": "+919876543210"}}, "sms.alert_numbers = '+919876543210': expected a list"),
         ({"sms": {"trusted_numbers": ["12ab"]}}, "sms number '12ab'"),

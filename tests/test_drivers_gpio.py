@@ -149,6 +149,26 @@ def test_hcsr04_on_mock_pins_measures_and_reports_no_echo_as_none(factory: MockF
     sensor.close()
 
 
+def test_hcsr04_waits_the_configured_gap_between_pings(factory: MockFactory) -> None:
+    echo = factory.pin(24, pin_class=ExactEchoPin)
+    echo.echo_time = 0.002
+    trigger = factory.pin(23, pin_class=MockTriggerPin, echo_pin=echo, echo_time=0.002)
+    # 0.12 s: longer than gpiozero's own 60 ms, so a gap that was not applied shows. A loaded machine can only
+    # make the gaps longer, never shorter, so the lower bound holds under any load.
+    with GpioDistance(23, 24, pin_factory=factory, stale_s=1.0, ping_gap_s=0.12) as sensor:
+        deadline = time.monotonic() + 5.0
+        while sensor.stats()["pings"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    t, at = 0.0, []  # each recorded state holds the time since the previous change: the trigger's rises
+    for change in trigger.states:
+        t += change.timestamp
+        if change.state:
+            at.append(t)
+    assert len(at) >= 4
+    # From the second ping on (the first waits gpiozero's 60 ms, before the driver sets the gap).
+    assert min(b - a for a, b in zip(at[1:], at[2:])) >= 0.12
+
+
 def test_relay_energised_means_panel_and_close_returns_to_battery(factory: MockFactory) -> None:
     relay = GpioRelay(27, pin_factory=factory)
     pin = factory.pin(27)

@@ -108,6 +108,7 @@ def test_the_distance_driver_takes_the_one_obstacle_staleness_setting() -> None:
     s = dataclasses.replace(Settings(), obstacle=dataclasses.replace(Settings().obstacle, stale_s=0.7))
     with PinBench(make(), s) as b, build_part("distance", s, bench=b) as sensor:
         assert isinstance(sensor, GpioDistance) and sensor.stale_s == 0.7
+        assert sensor.ping_gap_s == s.hardware.distance_ping_gap_s  # the gap between pings: hardware's, once
 
 
 def test_a_world_without_a_distance_gives_no_echo_and_the_driver_reads_unknown() -> None:

@@ -65,8 +65,8 @@ class EchoWindow:
         last_two = [m for _, m in fresh[-2:]]
         if len(last_two) == 2 and all(m is not None and m < self._stop for m in last_two):
             # Quick to stop, slow to go: two pings in a row inside the stop distance are an object (one alone may
-            # be a stray echo), while the median of five would wait for a third, about 70 ms more at 60-80 ms
-            # a ping. Going again still needs the median clear.
+            # be a stray echo), while the median of five would wait for a third, one more ping cycle. Going again
+            # still needs the median clear.
             return max(m for m in last_two if m is not None)
         return statistics.median(good) if good else None
 
@@ -82,6 +82,7 @@ class GpioDistance:
         max_distance_m: float = 4.0,
         stop_distance_m: float = 0.5,
         stale_s: float,
+        ping_gap_s: float = 0.03,
         on_change: Callable[[], None] | None = None,
         pin_factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
@@ -116,6 +117,12 @@ class GpioDistance:
         self._dev = RecordingSensor(
             echo=echo_pin, trigger=trigger_pin, max_distance=max_distance_m, partial=True, pin_factory=factory
         )
+        # gpiozero waits a fixed 60 ms after each ping's end (echo or timeout) before the next; its queue thread
+        # reads the wait before every ping, so the configured gap applies from the second ping on
+        # (hardware.distance_ping_gap_s: the two-ping stop takes two cycles, so this is most of the sensor's
+        # share of obstacle -> brake).
+        self.ping_gap_s = ping_gap_s
+        self._dev._queue.sample_wait = ping_gap_s
         self._closed = False
 
     def _record(self, fraction: float | None) -> None:

@@ -119,6 +119,7 @@ def build_part(
                 max_distance_m=hw.distance_max_m,
                 stop_distance_m=stop,
                 stale_s=settings.obstacle.stale_s,
+                ping_gap_s=hw.distance_ping_gap_s,
                 on_change=wake,
                 pin_factory=pins,
                 **timed,
