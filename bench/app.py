@@ -95,12 +95,16 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _status(port: int) -> dict[str, Any]:
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as r:
-        return dict(json.loads(r.read()))
+def _thread_cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of a process so far (/proc/PID/task/*/stat)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 @functools.cache
@@ -108,33 +112,134 @@ def _run_cpu(extra_toml: str = "", window_s: float = 30.0, settle_s: float = 5.0
     """Process CPU of a real `ramudroid run` (simulator, real time) over window_s seconds of control ticks.
 
     Everything the process does counts: the asyncio loop and the supervisor's steps, the pollers' threads,
-    the twin drivers, the simulated world (which the robot would not carry: an over-estimate), the telemetry
-    and the dashboard's thread (no browser connected). Ticks are counted by the process itself: the motor
-    frames its link sent (one per step, plus handshakes), read from the dashboard's /api/status."""
+    the twin drivers, the simulated world, the telemetry and the dashboard's thread (no browser connected).
+    Ticks are counted by the process itself: the motor frames its link sent (one per step, plus handshakes).
+    The process is the one `ramudroid run` builds (ramudroid.app.run_async, in a fresh interpreter), measured
+    from the inside so the simulator's own share can be told apart (see _run_cpu_child)."""
+    import json
+
     with tempfile.TemporaryDirectory() as tmp:
-        proc, _, _ = _start_run(tmp, extra_toml)
-        try:
-            port = int(Path(tmp, "bench.toml").read_text().split("port = ", 1)[1].split()[0])
-            time.sleep(settle_s)  # boot, the first GPS fixes, the route planned: the robot at work
-            s0, cpu0, t0 = _status(port), _process_cpu_s(proc.pid), time.monotonic()
-            time.sleep(window_s)
-            s1, cpu1, t1 = _status(port), _process_cpu_s(proc.pid), time.monotonic()
-        finally:
-            _stop(proc)
-    ticks = s1["link_stats"]["sent"] - s0["link_stats"]["sent"]
-    if ticks < window_s * 5:
-        raise RuntimeError(
-            f"only {ticks:.0f} control ticks in {window_s} s: the loop is not running at its rate"
+        cfg = Path(tmp) / "bench.toml"
+        cfg.write_text(f'[robot]\nstate_dir = "{tmp}/state"\n[web]\nport = {_free_port()}\n{extra_toml}')
+        code = (
+            f"from bench.app import _run_cpu_child; _run_cpu_child({str(cfg)!r}, {window_s!r}, {settle_s!r})"
         )
-    cpu = cpu1 - cpu0
-    return {
-        "cpu_s": round(cpu, 2),
-        "wall_s": round(t1 - t0, 2),
-        "ticks": int(ticks),
-        "tick_cpu_ms": round(cpu / ticks * 1000, 3),
-        "cpu_pct_of_core": round(cpu / (t1 - t0) * 100, 1),
-        "states": sorted({s0["state"], s1["state"]}),
-    }
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=window_s + 120
+        )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the measured run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    out: dict[str, Any] = json.loads(lines[-1])
+    if out["ticks"] < window_s * 5:
+        raise RuntimeError(
+            f"only {out['ticks']:.0f} control ticks in {window_s} s: the loop is not running at its rate"
+        )
+    return out
+
+
+def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
+    """In its own interpreter: run the robot as `ramudroid run` does, measure a window, print one JSON line.
+
+    The simulator's own work is timed where it runs (time.thread_time() around it): the world task
+    (ramudroid.app.Robot.world_cpu_s), the simulated Arduino's firmware answering each frame, and the world's
+    side of each twin driver's read (its sensor models). `robot_tick_cpu_ms` is the process less those: what
+    would be left on the robot, still with the twins' thin read calls in place of the real drivers' (which
+    time echoes, bit-bang the HX711 and talk I2C) and the in-process link in place of the serial port."""
+    import asyncio
+    import json
+    import logging
+    import threading
+
+    from ramudroid.app import run_async
+    from robot.config import load
+    from robot.parts import PARTS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load(config)
+    sim_s: dict[str, float] = {}  # each timed piece of the simulator, written by the one thread that runs it
+    held: dict[str, Any] = {}
+    result: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        sim_s[name] = 0.0
+
+        def call(*args: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                sim_s[name] += time.thread_time() - t
+
+        return call
+
+    def attach(robot: Any, runner: Any) -> None:
+        held.update(robot=robot, runner=runner, loop=asyncio.get_running_loop())
+        if robot.sim_arduino is not None:  # the link calls the simulated Arduino's feed for every frame
+            robot.sim_arduino.feed = timed("sim_arduino", robot.sim_arduino.feed)
+        for spec in PARTS:
+            part: Any = getattr(robot.parts, spec.name, None)
+            source = getattr(part, "_source", None)
+            if spec.read is not None and callable(source):
+                part._source = timed(f"twin_{spec.name}", source)  # the world's sensor model
+
+    def measure() -> None:
+        try:
+            while "runner" not in held or not held["runner"].ready.is_set():
+                time.sleep(0.05)
+            robot = held["robot"]
+            time.sleep(settle_s)  # boot, the first GPS fixes, the route planned: the robot at work
+            pid = os.getpid()
+            sent0, cpu0, threads0 = robot.link.stats()["sent"], _process_cpu_s(pid), _thread_cpu_s(pid)
+            world0, sim0, state0, t0 = (
+                robot.world_cpu_s,
+                dict(sim_s),
+                robot.supervisor.core.state,
+                time.monotonic(),
+            )
+            time.sleep(window_s)
+            sent1, cpu1, threads1 = robot.link.stats()["sent"], _process_cpu_s(pid), _thread_cpu_s(pid)
+            world1, sim1, state1, t1 = (
+                robot.world_cpu_s,
+                dict(sim_s),
+                robot.supervisor.core.state,
+                time.monotonic(),
+            )
+            names = {t.native_id: t.name for t in threading.enumerate()}
+            ticks = sent1 - sent0
+            cpu = cpu1 - cpu0
+            sim = {"world_task": world1 - world0, **{k: sim1[k] - sim0.get(k, 0.0) for k in sim1}}
+            robot_cpu = cpu - sum(sim.values())
+            result.update(
+                cpu_s=round(cpu, 2),
+                wall_s=round(t1 - t0, 2),
+                ticks=int(ticks),
+                tick_cpu_ms=round(cpu / ticks * 1000, 3),
+                cpu_pct_of_core=round(cpu / (t1 - t0) * 100, 1),
+                states=sorted({state0.value, state1.value}),
+                sim_cpu_s={k: round(v, 3) for k, v in sim.items()},
+                robot_tick_cpu_ms=round(robot_cpu / ticks * 1000, 3),
+                robot_cpu_pct_of_core=round(robot_cpu / (t1 - t0) * 100, 1),
+                thread_cpu_s={
+                    names.get(tid, str(tid)): round(v - threads0.get(tid, 0.0), 2)
+                    for tid, v in sorted(threads1.items(), key=lambda kv: kv[1] - threads0.get(kv[0], 0.0))[
+                        ::-1
+                    ]
+                    if v - threads0.get(tid, 0.0) > 0
+                },
+            )
+        except BaseException as err:  # reported by the benchmark, never a hung run
+            result["error"] = f"{type(err).__name__}: {err}"
+        finally:
+            loop = held.get("loop")
+            if loop is not None:
+                loop.call_soon_threadsafe(held["runner"].stop)
+
+    threading.Thread(target=measure, daemon=True).start()
+    asyncio.run(run_async(settings, attach=attach))
+    print(json.dumps(result), flush=True)
+    if "error" in result:
+        sys.exit(1)
 
 
 # The camera's twin renders and encodes a JPEG in pure Python twice a second: a simulator cost (the Pi's camera
@@ -149,8 +254,9 @@ def tick_cpu_ms() -> float:
 
 
 def run_cpu() -> dict[str, Any]:
-    """The measurement behind tick_cpu_ms (CPU seconds, wall seconds, ticks counted, % of one core, states), and
-    the same process with hardware.camera = "none" (no simulated camera rendering)."""
+    """The measurement behind tick_cpu_ms (CPU seconds, wall seconds, ticks counted, % of one core, states, CPU
+    per thread, the simulator's own CPU and the process less it: robot_tick_cpu_ms), and the same process with
+    hardware.camera = "none" (no simulated camera rendering)."""
     return {"default": _run_cpu(), "camera_none": _run_cpu(NO_CAMERA)}
 
 
@@ -187,7 +293,7 @@ def _obstacle_trials(trials: int = 100) -> dict[str, Any]:
 
     Each trial: the robot drives forward in manual mode, joystick commands every 100 ms; at a random moment an
     object appears 0.3 m ahead in the simulated world (the bench's echo pin answers the next ping with it);
-    gpiozero's DistanceSensor pings every ~60 ms and the driver's median of 5 must turn; the driver wakes the
+    the driver pings every hardware.distance_ping_gap_s plus the echo and stops on two near pings in a row; the driver wakes the
     runner, the supervisor steps, the safety filter brakes and ArduinoLink writes the frame. The wire is
     modelled at 115200 baud, 10 bits a byte, frames queued one after another from when each reached the
     Arduino's side of the pty; the firmware's frame-to-pins time (simavr, worst measured) is added."""

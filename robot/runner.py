@@ -94,6 +94,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
         on_step: Callable[[float], None] | None = None,
+        before_step: Callable[[float], None] | None = None,
         arm_power_down: Callable[[PowerDownPlan], bool] | None = None,
     ) -> None:
         self.sup = sup
@@ -101,6 +102,9 @@ class Runner:
         self.clock = clock
         self.extra_tasks = extra_tasks or []
         self.on_step = on_step
+        # Called with the step's time just before it, in the same wake-up of the loop (the simulator's world
+        # catches up here: a task of its own would wake the loop a second time every tick).
+        self.before_step = before_step
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -250,6 +254,8 @@ class Runner:
                     raise RuntimeError(f"background task {t.get_name()} failed") from t.exception()
             self._drain()
             now = self.clock()
+            if self.before_step is not None:
+                self.before_step(now)
             self.sup.step(now)
             steps += 1
             if self.on_step is not None:
