@@ -94,7 +94,9 @@ PARTS: tuple[PartSpec, ...] = (
         "robot.drivers.distance:GpioDistance",
         "robot.drivers.sim:SimDistance",
         read="distance_m",
-        poll_s=0.03,
+        # At the control rate: an obstacle does not wait for the poll (the driver wakes the runner, which reads
+        # it at once); the poll keeps the reading fresh for each tick.
+        poll_s=0.05,
         fields=("distance_m",),
         fresh_s="obstacle.stale_s",
         world="distance_m",

@@ -27,49 +27,68 @@ from robot.supervisor import Supervisor, reading_age
 
 log = logging.getLogger(__name__)
 
-# Seconds between reads of each part. The distance sensor is fast because it stops the robot.
+# Seconds between reads of each part. The distance and rain drivers wake the runner themselves when the road
+# turns unsafe or rain starts, and the runner then reads them at once (wake_threadsafe kicks their poller).
 # Power at the control rate: a shadow must move the loads to the battery within the Pi supply's hold-up time.
 POLL_PERIOD_S: dict[str, float] = {p.name: p.poll_s for p in POLLED if p.poll_s is not None}
 # Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
 SAFETY_PARTS = frozenset({"distance", "rain"})
+# Parts whose reads never block (each returns what its driver's own thread or edge callbacks gathered) share one
+# poller thread. A thread's wake-up costs more CPU than these reads (about 0.1 ms each on the measuring machine,
+# docs/performance.md), and the blocking reads (the HX711's bits, the INA219 on I2C) keep a thread each so that
+# none of them can hold up another part.
+SHARED_PARTS = ("distance", "rain", "gps")
+
+
+# One part the runner polls: its name, its read, seconds between reads, and the driver's age of its value.
+PolledRead = tuple[str, Callable[[], Any], float, Callable[[], float] | None]
 
 
 class Poller:
-    """Reads one part in a daemon thread and hands each reading (or failure) to the loop."""
+    """Reads one part, or several whose reads never block, in a daemon thread and hands each reading (or
+    failure) to the loop."""
 
     def __init__(
         self,
-        name: str,
-        read: Callable[[], Any],
-        period_s: float,
+        parts: list[PolledRead],
         deliver: Callable[[str, Any, BaseException | None, float], None],
         clock: Callable[[], float] = time.monotonic,
-        age: Callable[[], float] | None = None,
     ) -> None:
-        self.name = name
-        self._read = read
-        self._age = age  # the driver's own age of the value it returned (see supervisor.reading_age)
-        self._period = period_s
+        self.names = frozenset(name for name, _, _, _ in parts)
+        self._parts = parts
         self._deliver = deliver
         self._clock = clock
         self._stop = threading.Event()
         self._kick = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
+        label = "+".join(name for name, _, _, _ in parts)
+        self._thread = threading.Thread(target=self._run, name=f"poll-{label}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
+        # The thread wakes at the shortest period of its parts; a part with a longer one is read every n-th
+        # wake-up (n rounded down: never less often than its period). Counted, not timed: the runner's clock
+        # may be a test's, standing still.
+        period = min(p for _, _, p, _ in self._parts)
+        every = [max(1, int(p / period + 1e-9)) for _, _, p, _ in self._parts]
+        wakes = 0
+        kicked = False
         while not self._stop.is_set():
             started = self._clock()
-            try:
-                value = self._read()
-                age = self._age() if self._age is not None else 0.0
-            except Exception as err:  # delivered and counted; the reading goes stale and the core brakes
-                self._deliver(self.name, None, err, 0.0)
-            else:
-                self._deliver(self.name, value, None, age)
-            self._kick.wait(max(0.0, self._period - (self._clock() - started)))
+            for (name, read, _, age), n in zip(self._parts, every, strict=True):
+                if kicked or wakes % n == 0:
+                    try:
+                        value = read()
+                        value_age = age() if age is not None else 0.0
+                    except (
+                        Exception
+                    ) as err:  # delivered and counted; the reading goes stale and the core brakes
+                        self._deliver(name, None, err, 0.0)
+                    else:
+                        self._deliver(name, value, None, value_age)
+            wakes += 1
+            kicked = self._kick.wait(max(0.0, period - (self._clock() - started)))
             self._kick.clear()
 
     def kick(self) -> None:
@@ -170,7 +189,7 @@ class Runner:
     def wake_threadsafe(self) -> None:
         """Step at once; from any thread. Also makes the safety pollers read now, so the new value is seen."""
         for p in self._pollers:
-            if p.name in SAFETY_PARTS:
+            if p.names & SAFETY_PARTS:
                 p.kick()
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -184,15 +203,19 @@ class Runner:
         self._wake.set()
 
     def start_pollers(self) -> None:
+        shared: list[PolledRead] = []
         for spec in POLLED:
             part = getattr(self.sup.parts, spec.name, None)
             if part is not None and spec.read is not None:
-                read = getattr(part, spec.read)
-                p = Poller(
-                    spec.name, read, POLL_PERIOD_S[spec.name], self._deliver, self.clock, reading_age(part)
-                )
-                self._pollers.append(p)
-                p.start()
+                polled = (spec.name, getattr(part, spec.read), POLL_PERIOD_S[spec.name], reading_age(part))
+                if spec.name in SHARED_PARTS:
+                    shared.append(polled)
+                else:
+                    self._pollers.append(Poller([polled], self._deliver, self.clock))
+        if shared:
+            self._pollers.append(Poller(shared, self._deliver, self.clock))
+        for p in self._pollers:
+            p.start()
 
     async def run(self, *, install_signals: bool = True, max_steps: int | None = None) -> int:
         """Run until stopped; returns the exit code (0 clean stop, 1 after an unexpected error). Always brakes."""
