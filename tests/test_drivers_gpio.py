@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -166,7 +167,7 @@ def test_hcsr04_waits_the_configured_gap_between_pings(factory: MockFactory) -> 
             at.append(t)
     assert len(at) >= 4
     # From the second ping on (the first waits gpiozero's 60 ms, before the driver sets the gap).
-    assert min(b - a for a, b in zip(at[1:], at[2:])) >= 0.12
+    assert min(b - a for a, b in itertools.pairwise(at[1:])) >= 0.12
 
 
 def test_relay_energised_means_panel_and_close_returns_to_battery(factory: MockFactory) -> None:
