@@ -125,6 +125,26 @@ class _EmbeddedServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # the hook's name in uvicorn < 0.29
         return None
 
+    # uvicorn's own loop wakes ten times a second to refresh its Date header (once a second) and to look for
+    # should_exit. On the robot each wake-up of this thread costs more than the work: once a second here, and
+    # stop() wakes it at once. The ticks count in tenths as uvicorn's do, so on_tick keeps its meaning.
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            should_exit = await self.on_tick(counter)
+
+    def stop(self) -> None:
+        """Shut down now (from the server's own event loop)."""
+        self.should_exit = True
+        wake = getattr(self, "_wake", None)
+        if wake is not None:
+            wake.set()
+
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind the socket ourselves: a busy port becomes a clear error instead of uvicorn's sys.exit()."""
@@ -190,7 +210,7 @@ async def serve(
             ready.set()
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        server.should_exit = True
+        server.stop()
         # Tell the app's endless streams (SSE, MJPEG) to finish, so shutdown does not wait for the timeout.
         state = getattr(app, "state", None)
         if state is not None:
