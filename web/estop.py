@@ -26,6 +26,7 @@ from web.auth import HostCheck, origin_ok, split_host
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 2048
+_WAKE = "wake"  # the selector's mark on the socket close() writes to
 
 
 @dataclass(slots=True)
@@ -62,6 +63,11 @@ class EstopListener:
         self._closing = threading.Event()
         self._sel = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
+        # With no connection open the thread sleeps in select() until one comes (it used to wake five times a
+        # second to look for close(), which on the robot costs more than the listener's work); close() writes
+        # a byte here to wake it.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="estop-listener", daemon=True)
 
     def start(self) -> None:
@@ -87,11 +93,14 @@ class EstopListener:
         sock.setblocking(False)
         self._listener = sock
         self._sel.register(sock, selectors.EVENT_READ, None)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self._thread.start()
 
     def close(self) -> None:
         """Stop serving and close every socket; safe to call twice."""
         self._closing.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
         for conn in list(self._conns.values()):
@@ -103,13 +112,18 @@ class EstopListener:
             self._listener = None
         with contextlib.suppress(Exception):
             self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     # ----- the loop -----------------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._closing.is_set():
             try:
-                for key, _ in self._sel.select(timeout=0.2):
+                # Open connections have a deadline, checked every 0.2 s; none open: wait for a client or close().
+                for key, _ in self._sel.select(timeout=0.2 if self._conns else None):
+                    if key.data is _WAKE:
+                        continue
                     if key.data is None:
                         self._accept()
                     else:
