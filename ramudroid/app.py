@@ -114,6 +114,7 @@ class Robot:
                     site=self.site,
                     receiver=settings.gps.receiver,
                     geometry=settings.geometry.body(),
+                    side_bearing_deg=settings.hardware.side_bearing_deg,
                 )
             self.bench: Any = None
             if self.world is not None:

@@ -84,6 +84,11 @@ class ObstacleSettings:
     stuck_retries: int = _f(3, 0, 100)
     # Where the site declares a wall at the shelter or park, arrival ends with the forward sensor reading this.
     wall_stop_m: float = _f(1.0, 0.2, 3.5)
+    # With side sensors (hardware.side): something closing in on a side sensor faster than the robot's own motion
+    # explains, within this range, brakes the robot (a person walking into its path) ...
+    side_stop_m: float = _f(1.0, 0.2, 3.0)
+    # ... and anything at all nearer than this (the body is about to touch it).
+    side_near_m: float = _f(0.25, 0.05, 1.0)
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,14 @@ class HardwareSettings:
     # Seconds from one ping's end (its echo, or the sensor's timeout) to the next ping. The HC-SR04 data sheet
     # suggests a 60 ms cycle; NewPing's floor is 29 ms (docs/performance.md says why 30 ms is safe here).
     distance_ping_gap_s: float = _f(0.03, 0.03, 0.2)
+    # Two more HC-SR04s at the front corners, looking out this many degrees either side of the nose: they see
+    # a passer-by walking into the robot's side, which the forward sensor's 15 degrees cannot. Optional.
+    side: str = _f("none", choices=part("side").choices)
+    side_left_trigger_pin: int = _f(16, 0, 27)
+    side_left_echo_pin: int = _f(20, 0, 27)
+    side_right_trigger_pin: int = _f(19, 0, 27)
+    side_right_echo_pin: int = _f(26, 0, 27)
+    side_bearing_deg: float = _f(50.0, 20.0, 90.0)
     power: str = _f("sim", choices=part("power").choices)
     power_i2c_bus: int = _f(1, 0, 10)
     power_panel_addr: int = _f(0x40, 0x03, 0x77)
@@ -414,6 +427,11 @@ def _cross_check(s: Settings) -> None:
             f"({3.0 * cycle_s:.3f} s at hardware.distance_ping_gap_s = {hw.distance_ping_gap_s} and "
             f"distance_max_m = {hw.distance_max_m}), or its two-ping stop turns into a one-ping stop; raise "
             "obstacle.stale_s or lower the gap"
+        )
+    if s.obstacle.side_near_m >= s.obstacle.side_stop_m:
+        raise ConfigError(
+            f"obstacle.side_near_m = {s.obstacle.side_near_m}: must be below obstacle.side_stop_m "
+            f"({s.obstacle.side_stop_m}): the near limit is the inner of the two side ranges"
         )
     if s.tray.empty_kg >= s.tray.capacity_kg * s.tray.full_fraction:
         raise ConfigError(

@@ -73,6 +73,7 @@ class Readings:
     scale: Reading = field(default_factory=Reading)
     rain: Reading = field(default_factory=Reading)
     distance: Reading = field(default_factory=Reading)
+    side: Reading = field(default_factory=Reading)  # (left m, right m) of the side sensors, when fitted
     power: Reading = field(default_factory=Reading)
     camera_obstacle: bool = False
 
@@ -314,9 +315,13 @@ class Supervisor:
         if distance is not None and guidance.path_clear_m is not None:
             # Something seen before and out of the cone now is still on the path the wheels are about to drive.
             distance = min(distance, guidance.path_clear_m)
+        sides = rd.side.value
         snap = Snapshot(
             distance_m=distance,
             distance_t=rd.distance.at,
+            side_left_m=sides[0] if sides is not None else None,
+            side_right_m=sides[1] if sides is not None else None,
+            side_t=rd.side.at,
             camera_obstacle=rd.camera_obstacle,
             tray_kg=rd.scale.value,
             tray_t=rd.scale.at,
@@ -439,6 +444,8 @@ class Supervisor:
                 power_source=d.power.value,
                 motors=d.motors,
                 distance_m=rd.distance.value,
+                side_left_m=rd.side.value[0] if rd.side.value is not None else None,
+                side_right_m=rd.side.value[1] if rd.side.value is not None else None,
                 tray_kg=rd.scale.value,
                 raining=rd.rain.value,
                 panel_w=power.panel_w if power is not None else None,

@@ -29,6 +29,8 @@ class Telemetry:
     power_source: str
     motors: MotorOutputs
     distance_m: float | None = None
+    side_left_m: float | None = None  # the side sensors, when fitted (hardware.side)
+    side_right_m: float | None = None
     tray_kg: float | None = None
     raining: bool | None = None
     panel_w: float | None = None

@@ -111,9 +111,10 @@ class RunResult:
 
 
 def sim_settings(settings: Settings | None = None) -> Settings:
-    """The given settings with every part simulated (the simulator drives no real hardware)."""
+    """The given settings with every part simulated (the simulator drives no real hardware), the side sensors
+    fitted: the simulated robot is the one the shipped scenarios measure (docs/behaviour.md, side sensors)."""
     base = settings if settings is not None else Settings()
-    return dataclasses.replace(base, hardware=HardwareSettings())
+    return dataclasses.replace(base, hardware=HardwareSettings(side="sim"))
 
 
 def _supervisor(
@@ -156,6 +157,7 @@ def build(scenario: Scenario, settings: Settings | None = None, seed: int | None
         receiver=cfg.gps.receiver,
         geometry=cfg.geometry.body(),
         rain_confirm_s=cfg.rain.confirm_s,
+        side_bearing_deg=cfg.hardware.side_bearing_deg,
     )
     clock = SimClock()
     arduino = FaultyArduino(seed=world.seed)

@@ -192,9 +192,12 @@ class World:
         receiver: str = "cheap",
         geometry: Geometry | None = None,
         rain_confirm_s: float = 0.0,
+        side_bearing_deg: float = 50.0,
     ) -> None:
         self.scenario = scenario
         self.geometry = geometry if geometry is not None else Geometry()
+        # The side sensors (hardware.side) sit on the body's edge at this bearing either side of the nose.
+        self.side_bearing = math.radians(side_bearing_deg)
         self._max_speed = self.geometry.max_wheel_speed_mps
         self.seed = scenario.seed if seed is None else seed
         self.site = (
@@ -937,15 +940,39 @@ class World:
             return None
         return self._obstacle_distance()
 
-    def _wall_distance(self) -> float | None:
-        """Distance from the sensor to the nearest point of a declared wall inside its cone, None when none in
-        range: the nearest point of the face, else the face's ends or where the cone's edges meet it."""
-        c, s = math.cos(self.heading), math.sin(self.heading)
-        sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
+    def side_distances_m(self) -> tuple[float | None, float | None]:
+        """The side sensors' readings, left and right: like the forward one's, from the body's edge at
+        +-side_bearing off the nose, looking straight out there (the same 15 degree cone)."""
+        out = []
+        r = self.geometry.radius_m
+        for b in (self.side_bearing, -self.side_bearing):
+            h = self.heading + b
+            c, s = math.cos(h), math.sin(h)
+            sx, sy = self.x + c * r, self.y + s * r
+            d = self._measure_distance(sx, sy, c, s)
+            if self._walls:
+                w = self._wall_distance(sx, sy, h)
+                d = w if d is None else (d if w is None else min(d, w))
+            out.append(
+                SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._sensor_rng.gauss(0.0, 0.01))
+            )
+        return out[0], out[1]
+
+    def _wall_distance(
+        self, sx: float | None = None, sy: float | None = None, heading: float | None = None
+    ) -> float | None:
+        """Distance from a sensor (by default the forward one) to the nearest point of a declared wall inside its
+        cone, None when none in range: the nearest point of the face, else the face's ends or where the cone's
+        edges meet it."""
+        heading = self.heading if heading is None else heading
+        c, s = math.cos(heading), math.sin(heading)
+        if sx is None or sy is None:
+            sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
+        ox, oy = sx, sy  # narrowed to floats for the closure below
         best: float | None = None
 
         def seen(px: float, py: float) -> float | None:
-            dx, dy = px - sx, py - sy
+            dx, dy = px - ox, py - oy
             along = dx * c + dy * s
             if along <= 0.0 or abs(math.atan2(-dx * s + dy * c, along)) > SENSOR_HALF_CONE + 1e-9:
                 return None
@@ -962,7 +989,7 @@ class World:
             k = max(0.0, min(1.0, ((sx - ax) * ex + (sy - ay) * ey) / ll)) if ll > 0.0 else 0.0
             cands = [(ax + k * ex, ay + k * ey), (ax, ay), (bx, by)]
             for edge in (SENSOR_HALF_CONE, -SENSOR_HALF_CONE):
-                rx, ry = math.cos(self.heading + edge), math.sin(self.heading + edge)
+                rx, ry = math.cos(heading + edge), math.sin(heading + edge)
                 den = rx * ey - ry * ex
                 if abs(den) < 1e-12:
                     continue
@@ -988,9 +1015,14 @@ class World:
         self._distance_memo = (obs, self.x, self.y, self.heading, d)
         return d
 
-    def _measure_distance(self) -> float | None:
-        c, s = math.cos(self.heading), math.sin(self.heading)
-        sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
+    def _measure_distance(
+        self, sx: float | None = None, sy: float | None = None, c: float | None = None, s: float | None = None
+    ) -> float | None:
+        """The nearest obstacle edge in a sensor's cone (by default the forward one's), None when none in range;
+        the sensor at (sx, sy) looks along (c, s)."""
+        if sx is None or sy is None or c is None or s is None:
+            c, s = math.cos(self.heading), math.sin(self.heading)
+            sx, sy = self.x + c * SENSOR_AHEAD_M, self.y + s * SENSOR_AHEAD_M
         best: float | None = None
         for ox, oy, r in self._obs_pos:
             dx, dy = ox - sx, oy - sy

@@ -68,7 +68,7 @@ def test_telemetry_says_how_old_each_polled_reading_is(parts: Any) -> None:
 def test_factory_doctor_readings_and_counters_follow_the_table(parts: Any) -> None:
     assert set(PART_NAMES) == {p.name for p in PARTS if p.built}
     assert {p.name for p in PARTS if p.bench} == BENCH_PARTS
-    assert {"camera", "lcd", "modem"} == OPTIONAL_PARTS
+    assert {"camera", "lcd", "modem", "side"} == OPTIONAL_PARTS
     assert all(_HINTS[p.name] for p in PARTS)
     readings = [f.name for f in dataclasses.fields(Readings) if f.type == "Reading"]
     assert sorted(readings) == sorted(p.name for p in POLLED)
@@ -98,7 +98,9 @@ def test_the_twin_implements_the_parts_interface_and_is_what_the_factory_builds(
     methods = [n for n in wanted if callable(getattr(spec.interface, n))]
     missing = [n for n in methods if not callable(getattr(pi, n, None))]
     assert not missing, f"{pi.__name__} lacks {missing} of {spec.interface.__name__}"
-    built = build_part(spec.name, Settings())
+    built = build_part(
+        spec.name, from_dict({"hardware": {"side": "sim"}})
+    )  # the side sensors are "none" by default
     try:
         assert type(built) is twin
         missing = [n for n in wanted if not hasattr(built, n)]

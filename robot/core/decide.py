@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from robot.core import side as side_rule
 from robot.core.rules import TABLE, Rule, Wheels
 from robot.core.types import (
     ALL_BRAKED,
@@ -83,12 +84,21 @@ class CoreConfig:
     critical_soc: float = 0.10
     critical_v: float = 9.6
     critical_drive_s: float = 120.0
+    # Side sensors (hardware.side; robot/core/side.py): off unless fitted.
+    side_sensors: bool = False
+    side_stop_m: float = 1.0
+    side_near_m: float = 0.25
+    side_bearing_deg: float = 50.0
+    wheel_speed_mps: float = 1.571  # wheel rim speed at full duty (the sensors' own motion comes from it)
+    wheel_base_m: float = 0.40
+    body_radius_m: float = 0.35  # the side sensors sit on the body's edge
     cleaning_w: float = field(init=False, repr=False, compare=False)  # the load of cleaning (derived)
 
     @classmethod
     def from_settings(cls, s: Any) -> CoreConfig:
         """Flatten a robot.config.Settings (duck-typed, so the core imports nothing of ours)."""
         c, o, t, r, p = s.control, s.obstacle, s.tray, s.rain, s.power
+        body = s.geometry.body()
         return cls(
             deadman_s=c.deadman_s, cruise_duty=c.cruise_duty, turn_duty=c.turn_duty,
             manual_max_duty=c.manual_max_duty, brush_duty=c.brush_duty, sensor_stale_s=c.sensor_stale_s,
@@ -104,6 +114,9 @@ class CoreConfig:
             reserve_soc=p.reserve_soc, reserve_dwell_s=p.reserve_dwell_s, low_soc=p.low_soc,
             resume_soc=p.resume_soc, critical_soc=p.critical_soc, critical_v=p.critical_v,
             critical_drive_s=p.critical_drive_s,
+            side_sensors=s.hardware.side != "none", side_stop_m=o.side_stop_m, side_near_m=o.side_near_m,
+            side_bearing_deg=s.hardware.side_bearing_deg, wheel_speed_mps=body.max_wheel_speed_mps,
+            wheel_base_m=body.wheel_base_m, body_radius_m=body.radius_m,
         )  # fmt: skip
 
     def load_w(self, m: MotorOutputs) -> float:
@@ -174,6 +187,7 @@ class CoreState(NamedTuple):
     stuck_retries: int = 0  # automatic retries used on this obstacle
     blocked_at: float | None = None  # while stopped: since when the way has been blocked, None while clear
     passes: tuple[tuple[float, float], ...] = ()  # while stopped: (blocked from, to) of the last few passes
+    side: side_rule.SideTrack = side_rule.SideTrack()  # the side sensors' recent readings (when fitted)
 
 
 class Situation(NamedTuple):
@@ -222,7 +236,9 @@ def pins_for(speed: float, max_duty: int) -> PinState:
     return PinState(1, 0, duty) if speed > 0 else PinState(0, 1, duty)
 
 
-def _obstacle_blocks(snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: bool) -> tuple[bool, str]:
+def _obstacle_blocks(
+    snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: bool, side_why: str = ""
+) -> tuple[bool, str]:
     if snap.camera_obstacle:
         return True, "camera sees an obstacle ahead"
     d = snap.distance_m
@@ -231,7 +247,28 @@ def _obstacle_blocks(snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: b
     limit = cfg.clear_distance_m if was_blocked else cfg.stop_distance_m
     if d < limit:
         return True, f"obstacle at {d:.2f} m"
+    if side_why:
+        return True, side_why
     return False, ""
+
+
+def _side(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[side_rule.SideTrack, str]:
+    """The side sensors' track after this step, and why they forbid driving forward ("": they do not)."""
+    if not cfg.side_sensors:
+        return st.side, ""
+    speeds = []
+    for p in st.motors[:2]:  # what the wheels were last told: their speed, as far as the core knows it
+        f = p.en / 255.0 if p.in1 != p.in2 else 0.0
+        speeds.append((f if p.in1 > p.in2 else -f) * cfg.wheel_speed_mps)
+    own = side_rule.own_closing(
+        speeds[0], speeds[1], cfg.wheel_base_m, cfg.body_radius_m, math.radians(cfg.side_bearing_deg)
+    )
+    tr = side_rule.track(st.side, snap.side_left_m, snap.side_right_m, snap.side_t, now, own)
+    why = side_rule.blocks(
+        tr, snap.side_left_m, snap.side_right_m, snap.side_t, now, cfg.distance_stale_s,
+        cfg.side_stop_m, cfg.side_near_m,
+    )  # fmt: skip
+    return tr, why
 
 
 def _may_cross(passes: tuple[tuple[float, float], ...], now: float, cfg: CoreConfig) -> bool:
@@ -453,7 +490,8 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     halted = critical and not critical_drive
 
     # Obstacle escape manoeuvre: only while navigation drives forward in auto.
-    blocked, why_blocked = _obstacle_blocks(snap, now, cfg, escape_phase != "none")
+    side, side_why = _side(st, snap, now, cfg)
+    blocked, why_blocked = _obstacle_blocks(snap, now, cfg, escape_phase != "none", side_why)
     guided_auto = (
         mode is Mode.AUTO
         and not (estop or fault or halted or stuck)
@@ -482,7 +520,12 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
             else:
                 why_blocked = "waiting for a gap between passers-by"
         elif blocked_at is None:
-            blocked_at = now  # back in the way: the escape's wait starts again
+            if cfg.side_sensors and passes and now - passes[-1][1] < cfg.pass_tail_s:
+                # With side sensors one passer-by is seen by each sensor in turn (a side, the front, the other
+                # side), with a step or two clear between them: the same pass goes on.
+                blocked_at, passes = passes[-1][0], passes[:-1]
+            else:
+                blocked_at = now  # back in the way: the escape's wait starts again
         elif now - blocked_at >= cfg.clear_wait_s:
             if tries >= cfg.max_tries:
                 stuck, escape_phase, stuck_since = True, "none", now
@@ -524,7 +567,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     )  # fmt: skip
     rule = _first(sit)
     motors, reason = _motors(
-        rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries
+        rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries, side_why
     )
 
     # Power source. To the battery at once when the panel cannot carry the load running now or the one about
@@ -590,7 +633,7 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         shelter_start=shelter_start, escape_phase=escape_phase, escape_since=escape_since, tries=tries,
         clear_since=clear_since, drive_left=drive_left, drive_right=drive_right, drive_at=drive_at,
         gps_bad_since=gps_bad_since, gps_alerted=gps_alerted,
-        stuck_since=stuck_since, stuck_retries=stuck_retries, blocked_at=blocked_at, passes=passes,
+        stuck_since=stuck_since, stuck_retries=stuck_retries, blocked_at=blocked_at, passes=passes, side=side,
     )  # fmt: skip
     return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts), power_down)
 
@@ -636,6 +679,7 @@ def _motors(
     drive_at: float,
     escape_since: float,
     tries: int,
+    side_why: str = "",
 ) -> tuple[MotorOutputs, str]:
     """Wheels by the rule's policy, brushes by the rule, then the safety filter that nothing overrides."""
     note = ""
@@ -660,7 +704,7 @@ def _motors(
     # Safety filter on the pins themselves: never forward into an obstacle, whatever the row says
     # (backing off is allowed, and so is the escape manoeuvre's turn in place).
     if (wl.in1 > wl.in2 or wr.in1 > wr.in2) and rule.wheels is not Wheels.ESCAPE:
-        blocked, why = _obstacle_blocks(snap, now, cfg, False)
+        blocked, why = _obstacle_blocks(snap, now, cfg, False, side_why)
         if blocked:
             wl = wr = BRAKE
             note = f"forward blocked: {why}"

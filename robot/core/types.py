@@ -184,6 +184,10 @@ class Snapshot:
 
     distance_m: float | None = None
     distance_t: float | None = None
+    # The side sensors (hardware.side), when fitted: metres on the left and the right (None: no echo).
+    side_left_m: float | None = None
+    side_right_m: float | None = None
+    side_t: float | None = None
     camera_obstacle: bool = False
     tray_kg: float | None = None
     tray_t: float | None = None

@@ -200,6 +200,14 @@ def _read_part(name: str, part: Any, driver: str, settings: config.Settings) -> 
                 "no echo from the distance sensor (unknown = unsafe: the robot will not drive)"
             )
         return f"{d:.2f} m", ""
+    if name == "side":
+        probe = part.distances_m
+        pair = probe() if driver == "sim" else _wait_for(lambda: None if None in probe() else probe(), 1.5)
+        if pair is None or None in pair:
+            raise HardwareError(
+                f"no echo from a side sensor (left, right = {probe()}; unknown = unsafe: the robot will not drive)"
+            )
+        return f"left {pair[0]:.2f} m, right {pair[1]:.2f} m", ""
     if name == "power":
         r = part.read()
         return (

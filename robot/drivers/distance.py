@@ -156,3 +156,60 @@ class GpioDistance:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class GpioSideDistance:
+    """SideSensors: two HC-SR04s at the front corners, looking out to the left and the right, each a
+    GpioDistance on its own trigger and echo pins (pinging on its own; they look 100 degrees apart, so one
+    hears little of the other's burst, and a stray echo alone never stops the robot: see EchoWindow)."""
+
+    def __init__(
+        self,
+        left_pins: tuple[int, int],
+        right_pins: tuple[int, int],
+        *,
+        max_distance_m: float = 4.0,
+        stop_distance_m: float = 0.25,
+        stale_s: float,
+        on_change: Callable[[], None] | None = None,
+        pin_factory: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        kw: dict[str, Any] = {
+            "max_distance_m": max_distance_m,
+            "stop_distance_m": stop_distance_m,
+            "stale_s": stale_s,
+            "on_change": on_change,
+            "pin_factory": pin_factory,
+            "clock": clock,
+        }
+        self.left = GpioDistance(*left_pins, **kw)
+        try:
+            self.right = GpioDistance(*right_pins, **kw)
+        except BaseException:
+            self.left.close()
+            raise
+        self.where = f"side sensors on GPIO {left_pins[0]}/{left_pins[1]} and {right_pins[0]}/{right_pins[1]}"
+
+    def distances_m(self) -> tuple[float | None, float | None]:
+        """Metres to the nearest thing on the left and on the right (max_distance_m: nothing in range; None:
+        unknown)."""
+        return self.left.distance_m(), self.right.distance_m()
+
+    def stats(self) -> dict[str, int]:
+        """Pings sent and pings without an echo, both sensors together."""
+        a, b = self.left.stats(), self.right.stats()
+        return {k: a[k] + b[k] for k in a}
+
+    def close(self) -> None:
+        """Stop both sensors and release their pins; safe to call twice."""
+        try:
+            self.left.close()
+        finally:
+            self.right.close()
+
+    def __enter__(self) -> GpioSideDistance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -127,6 +127,38 @@ class SimDistance(_SimPart):
         return None if d is None else float(d)
 
 
+class SimSideDistance(_SimPart):
+    """SideSensors twin: clear on both sides (4 m, nothing in range) by default; None means no echo."""
+
+    name = "sim side sensors"
+
+    def __init__(
+        self,
+        source: Callable[[], tuple[float | None, float | None]] = lambda: (4.0, 4.0),
+        *,
+        stop_distance_m: float = 0.25,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self._stop = stop_distance_m
+        self._on_change = on_change
+        self._unsafe = False
+        self._lock = threading.Lock()
+
+    def distances_m(self) -> tuple[float | None, float | None]:
+        """Metres to the nearest thing on the left and on the right, each None when unknown."""
+        self._check_open()
+        left, right = self._source()
+        unsafe = left is None or right is None or min(left, right) < self._stop
+        with self._lock:
+            entered = unsafe and not self._unsafe
+            self._unsafe = unsafe
+        if entered and self._on_change:
+            self._on_change()
+        return (None if left is None else float(left), None if right is None else float(right))
+
+
 class SimPower(_SimPart):
     """PowerMonitor twin: a sunny afternoon with a well-charged battery by default."""
 

@@ -20,6 +20,7 @@ from robot.hardware.interfaces import (
     PowerMonitor,
     PowerRelay,
     RainSensor,
+    SideSensors,
     TrayScale,
 )
 from robot.parts import PARTS, SENSED, PartSpec, load_driver, part
@@ -40,6 +41,7 @@ class Parts:
     power: PowerMonitor
     camera: Camera | None
     relay: PowerRelay
+    side: SideSensors | None = None  # optional (hardware.side = "none")
 
     def close(self) -> None:
         """Close every part (each close is idempotent), even when one of them fails to close."""
@@ -125,6 +127,20 @@ def build_part(
                 **timed,
             )
         return cls(**src, stop_distance_m=stop, on_change=wake)
+    if name == "side":
+        near = settings.obstacle.side_near_m
+        if kind == "pi":
+            return cls(
+                (hw.side_left_trigger_pin, hw.side_left_echo_pin),
+                (hw.side_right_trigger_pin, hw.side_right_echo_pin),
+                max_distance_m=hw.distance_max_m,
+                stop_distance_m=near,
+                stale_s=settings.obstacle.stale_s,
+                on_change=wake,
+                pin_factory=pins,
+                **timed,
+            )
+        return cls(**src, stop_distance_m=near, on_change=wake)
     if name == "power":
         if kind == "pi":
             return cls(

@@ -84,6 +84,12 @@ class ObstacleSensor(Part, Protocol):
     def distance_m(self) -> float | None: ...
 
 
+class SideSensors(Part, Protocol):
+    """Two distance sensors (HC-SR04) looking out to the left and right of the nose; None means no echo."""
+
+    def distances_m(self) -> tuple[float | None, float | None]: ...
+
+
 class PowerMonitor(Part, Protocol):
     """Panel and battery voltage/current (INA219 over I2C)."""
 
