@@ -311,6 +311,8 @@ class World:
         # Other part faults (sim.scenario FAULT_KINDS); their own generator, so a fault never shifts the noise
         # the other readings draw.
         self._fault_rng = random.Random(self.seed * 15485863 + 3)
+        # The side sensors' noise, its own too: fitting them shifts nothing the other readings draw.
+        self._side_rng = random.Random(self.seed * 32452843 + 4)
         self._gps_degraded: tuple[float, float] | None = None  # (until, error scale)
         self._echo: tuple[float, float, float] | None = None  # (until, reading, share of readings)
         self._scale_drift: tuple[float, float, float] | None = None  # (from, until, kg per second)
@@ -954,7 +956,7 @@ class World:
                 w = self._wall_distance(sx, sy, h)
                 d = w if d is None else (d if w is None else min(d, w))
             out.append(
-                SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._sensor_rng.gauss(0.0, 0.01))
+                SENSOR_RANGE_M if d is None else max(SENSOR_MIN_M, d + self._side_rng.gauss(0.0, 0.01))
             )
         return out[0], out[1]
 
