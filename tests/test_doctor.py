@@ -94,7 +94,7 @@ def test_table_fits_100_columns_whatever_the_errors_say(tmp_path: Path) -> None:
     table = format_table(checks)
     assert max(len(line) for line in table.splitlines()) <= 100
     parts = [line.split()[0] for line in table.splitlines() if line[:1].strip()]
-    assert parts == ["PART", "gps", "scale", "rain", "distance", "power", "camera", "relay", "lcd", "arduino",
+    assert parts == ["PART", "gps", "scale", "rain", "distance", "side", "power", "camera", "relay", "lcd", "arduino",
                      "modem", "relay"]  # fmt: skip
     assert "-> check HX711" in table
 

@@ -10,7 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin, PinState
 
 from robot.core.types import PowerSource
-from robot.drivers.distance import EchoWindow, GpioDistance
+from robot.drivers.distance import EchoWindow, GpioDistance, GpioSideDistance
 from robot.drivers.rain import GpioRain, RainDebouncer
 from robot.drivers.relay import GpioRelay
 
@@ -168,6 +168,24 @@ def test_hcsr04_waits_the_configured_gap_between_pings(factory: MockFactory) -> 
     assert len(at) >= 4
     # From the second ping on (the first waits gpiozero's 60 ms, before the driver sets the gap).
     assert min(b - a for a, b in itertools.pairwise(at[1:])) >= 0.12
+
+
+def test_side_sensors_on_mock_pins_read_left_and_right_and_a_silent_one_is_none(factory: MockFactory) -> None:
+    # The left one answers (0.004 s: 0.69 m), the right one is wired to nothing: unknown, never "clear".
+    echo = factory.pin(20, pin_class=ExactEchoPin)
+    echo.echo_time = 0.004
+    factory.pin(16, pin_class=MockTriggerPin, echo_pin=echo, echo_time=0.004)
+    with GpioSideDistance((16, 20), (19, 26), pin_factory=factory, stale_s=1.0) as sides:
+        deadline = time.monotonic() + 3.0  # real time only until gpiozero's ping threads have pinged
+        while (
+            sides.left.stats()["pings"] < 3 or sides.right.stats()["no_echo"] < 3
+        ) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left, right = sides.distances_m()
+        assert left is not None and left == pytest.approx(0.004 * 343.26 / 2, abs=0.1)
+        assert right is None
+        assert sides.stats()["pings"] == sides.left.stats()["pings"] + sides.right.stats()["pings"]
+    sides.close()  # a second close is harmless
 
 
 def test_relay_energised_means_panel_and_close_returns_to_battery(factory: MockFactory) -> None:
