@@ -130,6 +130,12 @@ class Supervisor:
                 max_fix_age_s=settings.control.gps_stale_s,
                 wall_stop_m=settings.obstacle.wall_stop_m,
             )
+            nav_config = dataclasses.replace(
+                nav_config,
+                body=dataclasses.replace(
+                    nav_config.body, side_bearing_deg=settings.hardware.side_bearing_deg
+                ),
+            )
         self.nav_config = nav_config
         self.gps_stale_s = settings.control.gps_stale_s
         self.route_passes = settings.control.route_passes
@@ -297,7 +303,12 @@ class Supervisor:
         ahead = rd.distance.value
         if rd.distance.at is None or now - rd.distance.at > self.settings.obstacle.stale_s:
             ahead = None
-        self.nav, guidance = guide(self.nav, fix, goal, now, self.site, self.nav_config, applied, ahead)
+        sides = rd.side.value
+        if rd.side.at is None or now - rd.side.at > self.settings.obstacle.stale_s:
+            sides = None
+        self.nav, guidance = guide(
+            self.nav, fix, goal, now, self.site, self.nav_config, applied, ahead, sides
+        )
         if (
             guidance.route_done
             and goal is Goal.ROUTE

@@ -74,3 +74,20 @@ def test_with_the_body_already_at_an_echo_on_the_wanted_arc_the_core_is_left_to_
     arc goes out unchanged, so the core's stop, escape and stuck report take over."""
     echoes = tuple((0.45, y, 0.0, 0.0) for y in (-0.6, -0.3, 0.0, 0.3, 0.6))
     assert steer(echoes, 0.8, 0.8, SPEED, WHEEL_BASE, BODY) == (0.8, 0.8, 0)
+
+
+def test_the_side_sensors_forget_what_they_see_past_and_remember_nothing_new() -> None:
+    from robot.navigation.obstacles import sense_sides
+
+    body = Body()
+    # A passer-by the forward sensor saw, remembered ahead-left: 50 degrees off the nose from the left sensor.
+    b = math.radians(body.side_bearing_deg)
+    mx, my = body.radius_m * math.cos(b), body.radius_m * math.sin(b)
+    phantom = (mx + 0.6 * math.cos(b), my + 0.6 * math.sin(b), 0.0, 0.0)
+    ahead = (1.2, 0.0, 0.0, 0.0)  # dead ahead: in neither side cone
+    echoes = (phantom, ahead)
+    assert sense_sides(echoes, 4.0, 4.0, body) == (ahead,)  # the left one sees 4 m: she has walked on
+    assert sense_sides(echoes, 0.55, 4.0, body) == echoes  # it reads her there still: kept
+    assert sense_sides(echoes, None, 4.0, body) == echoes  # no echo is unknown: it clears nothing
+    assert sense_sides(echoes, 4.0, None, body) == (ahead,)
+    assert sense_sides((), 0.3, 0.3, body) == ()  # and it adds nothing

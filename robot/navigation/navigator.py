@@ -28,7 +28,7 @@ from robot.navigation.geometry import (
     shortest_path,
     wrap,
 )
-from robot.navigation.obstacles import Body, Echo, carry, path_reading, sense, steer
+from robot.navigation.obstacles import Body, Echo, carry, path_reading, sense, sense_sides, steer
 from robot.navigation.site import Site
 
 # A forward reading this far or further sees no wall (the HC-SR04 reads to 4 m; its far end is unreliable).
@@ -359,16 +359,20 @@ def guide(
     cfg: NavConfig,
     applied: tuple[float, float] | None = None,
     ahead_m: float | None = None,
+    sides_m: tuple[float | None, float | None] | None = None,
 ) -> tuple[NavState, Guidance]:
     """One guidance step. `fix` is the receiver's newest fix; `applied` is the wheel speeds the robot actually
     ran since the last call (None: assume the last guidance was applied); `ahead_m` is this step's fresh
-    forward distance reading (None: none, or no echo). Returns the new state and answer.
+    forward distance reading (None: none, or no echo); `sides_m` the side sensors' fresh readings, left and
+    right (None: not fitted, or not fresh). Returns the new state and answer.
     """
     st = _Step(state, cfg, site)
     st.ahead = ahead_m
     st.advance(now, applied)
     if ahead_m is not None:
         st.echoes = sense(st.echoes, ahead_m, now, cfg.body)
+    if sides_m is not None and st.echoes:
+        st.echoes = sense_sides(st.echoes, sides_m[0], sides_m[1], cfg.body)
     problem = st.take_fix(fix, now)
     guidance = st.decide(goal, problem)
     if st.echoes:

@@ -46,6 +46,8 @@ class Body:
     same_pose_m: float = 0.003
     horizon_s: float = 1.5  # the steering check looks this far ahead at the commanded speed ...
     horizon_min_m: float = 1.0  # ... and at least this far
+    # The side sensors (hardware.side), when fitted: on the body's edge, looking out this far off the nose.
+    side_bearing_deg: float = 50.0
 
 
 def carry(
@@ -106,6 +108,35 @@ def sense(echoes: tuple[Echo, ...], reading_m: float | None, now: float, body: B
             kept.sort(key=lambda e: e[2])
             kept = kept[-body.max_echoes :]
     return tuple(kept)
+
+
+def sense_sides(
+    echoes: tuple[Echo, ...], left_m: float | None, right_m: float | None, body: Body
+) -> tuple[Echo, ...]:
+    """Forget what the side sensors see past: an echo inside a side sensor's cone, nearer than its reading, is not
+    there any more (a passer-by the forward sensor saw has walked on, and would otherwise stand remembered in the
+    robot's way for minutes). They add nothing: a bin beside the lane needs no memory to be driven past."""
+    if not echoes:
+        return echoes
+    cone = math.radians(body.half_cone_deg) * 0.95
+    out = echoes
+    for reading, b in (
+        (left_m, math.radians(body.side_bearing_deg)),
+        (right_m, -math.radians(body.side_bearing_deg)),
+    ):
+        if reading is None or not math.isfinite(reading):
+            continue  # no echo is "unknown": it clears nothing
+        c, s = math.cos(b), math.sin(b)
+        mx, my = body.radius_m * c, body.radius_m * s
+        kept = []
+        for e in out:
+            dx, dy = e[0] - mx, e[1] - my
+            along, across = dx * c + dy * s, -dx * s + dy * c
+            if along > 0.0 and abs(math.atan2(across, along)) < cone and math.hypot(dx, dy) < reading - 0.1:
+                continue
+            kept.append(e)
+        out = tuple(kept)
+    return out
 
 
 _ARC = (-1.0, -0.5, 0.0, 0.5, 1.0)  # where across the cone an echo may stand, as fractions of its half angle
