@@ -945,8 +945,21 @@ class World:
     def side_distances_m(self) -> tuple[float | None, float | None]:
         """The side sensors' readings, left and right: like the forward one's, from the body's edge at
         +-side_bearing off the nose, looking straight out there (the same 15 degree cone)."""
-        out = []
         r = self.geometry.radius_m
+        x, y = self.x, self.y
+        reach = SENSOR_RANGE_M + r
+        # Most steps nothing stands within the sensors' range of the body: no ray to cast (and no noise drawn:
+        # nothing in range reads the full 4 m exactly, as the forward sensor does).
+        if not any(
+            (ox - x) ** 2 + (oy - y) ** 2 < (reach + orad) ** 2 for ox, oy, orad in self._obs_pos
+        ) and not (
+            self._walls
+            and any(
+                (mx - x) ** 2 + (my - y) ** 2 < (math.sqrt(wr) + r) ** 2 for mx, my, wr in self._wall_reach
+            )
+        ):
+            return SENSOR_RANGE_M, SENSOR_RANGE_M
+        out = []
         for b in (self.side_bearing, -self.side_bearing):
             h = self.heading + b
             c, s = math.cos(h), math.sin(h)

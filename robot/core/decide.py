@@ -263,7 +263,7 @@ def _side(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[s
     own = side_rule.own_closing(
         speeds[0], speeds[1], cfg.wheel_base_m, cfg.body_radius_m, math.radians(cfg.side_bearing_deg)
     )
-    tr = side_rule.track(st.side, snap.side_left_m, snap.side_right_m, snap.side_t, now, own)
+    tr = side_rule.track(st.side, snap.side_left_m, snap.side_right_m, snap.side_t, now, own, cfg.side_stop_m)
     why = side_rule.blocks(
         tr, snap.side_left_m, snap.side_right_m, snap.side_t, now, cfg.distance_stale_s,
         cfg.side_stop_m, cfg.side_near_m,

@@ -14,6 +14,7 @@ gap before it drives on.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -41,6 +42,7 @@ class SideTrack(NamedTuple):
     at: float = -math.inf
 
 
+@functools.lru_cache(maxsize=256)  # a few wheel commands recur step after step; pure, so a cache only
 def own_closing(
     vl: float, vr: float, wheel_base_m: float, radius_m: float, bearing: float
 ) -> tuple[float, float]:
@@ -69,13 +71,17 @@ def track(
     reading_t: float | None,
     now: float,
     own: tuple[float, float],
+    stop_m: float,
 ) -> SideTrack:
     """The track after this step: the reading added when it is new and whole, old ones dropped, and the own
-    closing speeds (from the wheels' last command, `own`) held up while the wheels slow down."""
-    dt = now - tr.at if now > tr.at else 0.0
-    decay = math.exp(-dt / WHEEL_TAU_S) if dt < 10.0 else 0.0
-    own_l = max(own[0], tr.own_left * decay)
-    own_r = max(own[1], tr.own_right * decay)
+    closing speeds (from the wheels' last command, `own`) held up while the wheels slow down. Readings are kept
+    only while something is within a metre beyond `stop_m` on either side (nearer, a closing speed matters)."""
+    own_l, own_r = own
+    if tr.own_left > own_l or tr.own_right > own_r:
+        dt = now - tr.at if now > tr.at else 0.0
+        decay = math.exp(-dt / WHEEL_TAU_S) if dt < 10.0 else 0.0
+        own_l = max(own_l, tr.own_left * decay)
+        own_r = max(own_r, tr.own_right * decay)
     samples = tr.samples
     if (
         reading_t is not None
@@ -85,9 +91,13 @@ def track(
         and right == right
         and (not samples or reading_t > samples[-1][0])
     ):
-        samples = (*samples, (reading_t, left, right))
+        near = left < stop_m + 1.0 or right < stop_m + 1.0
+        samples = (*samples, (reading_t, left, right)) if near else ()  # nothing near: no speed to measure
     if samples and samples[0][0] < now - KEEP_S:
-        samples = tuple(s for s in samples if s[0] >= now - KEEP_S)
+        i = 1
+        while i < len(samples) and samples[i][0] < now - KEEP_S:
+            i += 1
+        samples = samples[i:]
     return SideTrack(samples, own_l, own_r, now)
 
 
