@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from conftest import FakeClock, Rig
 
@@ -109,3 +110,44 @@ def test_throttled_telemetry_publishes_each_second_and_at_once_on_a_new_decision
     tel = rig.telemetry.latest()
     assert tel is not None and tel.at == clock.t and tel.state == State.ESTOP.value
     assert tel.recent_alerts[-1].kind == "estop"
+
+
+def test_side_sensors_reach_the_core_and_a_failing_one_goes_stale_and_brakes(parts: Any) -> None:
+    """hardware.side fitted: the supervisor polls the pair, hands it to the core (a thing 0.1 m from a side stops
+    the robot), and a pair that stops answering goes stale, which brakes too."""
+    from conftest import FakeLink, FakePart
+
+    from robot.alerts import AlertOutbox
+    from robot.commands import CommandQueue
+    from robot.config import from_dict
+    from robot.site_file import demo_site
+    from robot.supervisor import Supervisor
+    from robot.telemetry import TelemetryBus
+
+    class FakeSide(FakePart):
+        def distances_m(self) -> tuple[float | None, float | None]:
+            return self._read()  # type: ignore[no-any-return]
+
+    parts.side = FakeSide((4.0, 4.0))
+    clock = FakeClock()
+    settings = from_dict({"hardware": {"side": "sim"}, "control": {"fault_clear_s": 0.0}})
+    link = FakeLink(clock)
+    rig = Rig(None, parts, link, AlertOutbox(), CommandQueue(), TelemetryBus())
+    rig.sup = Supervisor(
+        settings, parts, link, site=demo_site(), outbox=rig.outbox, commands=rig.commands, telemetry=rig.telemetry
+    )  # fmt: skip
+    run(rig, clock, 1.0)
+    assert rig.link.sent[-1][1].moving
+    tel = rig.telemetry.latest()
+    assert tel is not None and tel.side_left_m == 4.0 and tel.side_right_m == 4.0
+    parts.side.value = (4.0, 0.1)
+    run(rig, clock, 0.05)
+    assert rig.link.sent[-1][1] == ALL_BRAKED and rig.sup.last is not None
+    assert "right side sensor" in rig.sup.last.reason
+    parts.side.value = (4.0, 4.0)
+    run(rig, clock, rig.sup.cfg.quiet_s + 1.0)  # gone: after the passers-by rule's quiet time it drives on
+    assert rig.link.sent[-1][1].moving
+    parts.side.fail = ScaleError("side sensors: no echo")  # every read fails from now on
+    run(rig, clock, 1.0)
+    assert rig.sup.readings.side.errors > 0
+    assert not rig.link.sent[-1][1].moving and "side distance unknown" in rig.sup.last.reason
