@@ -136,6 +136,7 @@ def build_part(
                 max_distance_m=hw.distance_max_m,
                 stop_distance_m=near,
                 stale_s=settings.obstacle.stale_s,
+                ping_gap_s=hw.distance_ping_gap_s,  # the same gap as the forward one: one setting for the three
                 on_change=wake,
                 pin_factory=pins,
                 **timed,
