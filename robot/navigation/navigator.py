@@ -276,6 +276,8 @@ def _fix_key(fix: GpsFix) -> str:
 # trusts it through the 1-Lipschitz bound alone, with this slack for float rounding.
 _clear_memo: tuple[tuple[Point, ...] | None, float, float, float] = (None, 0.0, 0.0, 0.0)
 _MEMO_SLACK_M = 1e-6
+# The last route target _lane_margin measured: (fence, x, y, signed clearance).
+_lane_memo: tuple[tuple[Point, ...] | None, float, float, float] = (None, 0.0, 0.0, 0.0)
 
 
 def _inside(pos: Point, fence: tuple[Point, ...]) -> bool:
@@ -732,8 +734,15 @@ class _Step:
         lane = max(self.cfg.fence_margin_m, self.cfg.lane_sigmas * self.sigma)
         if _route_clearance(self.site) >= lane:
             return target  # the whole route keeps the margin: nothing to measure
+        global _lane_memo
         fence = self.site.fence
+        # The signed clearance changes by at most the distance the target moved (it is 1-Lipschitz): while the
+        # last one measured proves the target keeps the lane with room to spare, it does, with no measuring.
+        m_fence, mx, my, mc = _lane_memo
+        if m_fence is fence and mc - math.hypot(target[0] - mx, target[1] - my) >= lane + _MEMO_SLACK_M:
+            return target
         c = clearance(target, fence)
+        _lane_memo = (fence, target[0], target[1], c)
         n = len(fence)
         # Pushed off the nearest edge, a target in a corner may come nearer the other one: push again from
         # there (a few rounds settle on the corner's bisector), keeping only what gained clearance.
