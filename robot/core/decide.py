@@ -219,7 +219,34 @@ def pins_for(speed: float, max_duty: int) -> PinState:
     duty = round(min(abs(speed), 1.0) * max_duty)
     if duty == 0:
         return BRAKE
+    if 0 < duty < 256:  # one object per duty: equal outputs of two steps are then mostly the same object
+        return _FORWARD[duty] if speed > 0 else _BACKWARD[duty]
     return PinState(1, 0, duty) if speed > 0 else PinState(0, 1, duty)
+
+
+_FORWARD = tuple(PinState(1, 0, d) for d in range(256))
+_BACKWARD = tuple(PinState(0, 1, d) for d in range(256))
+# The outputs made for each (left wheel, right wheel, brush duty or None: brushes braked): the same command twenty times a second
+# is then one object, which everything downstream (the link's check and payload, the world's pins) compares
+# by identity first. A cache only, bounded; the values are what MotorOutputs(...) would make.
+_OUTPUTS: dict[tuple[PinState, PinState, int | None], MotorOutputs] = {}
+_OUTPUTS_MAX = 4096
+
+
+def _outputs(wl: PinState, wr: PinState, brush_duty: int | None) -> MotorOutputs:
+    key = (wl, wr, brush_duty)
+    out = _OUTPUTS.get(key)
+    if out is None:
+        if len(_OUTPUTS) >= _OUTPUTS_MAX:
+            _OUTPUTS.clear()
+        if brush_duty is None:
+            out = MotorOutputs(wl, wr, BRAKE, BRAKE, BRAKE)
+        else:
+            # The bottom brushes counter-rotate outward; the comb sweeps litter into the tray.
+            d = brush_duty
+            out = MotorOutputs(wl, wr, PinState(1, 0, d), PinState(0, 1, d), PinState(1, 0, d))
+        _OUTPUTS[key] = out
+    return out
 
 
 def _obstacle_blocks(snap: Snapshot, now: float, cfg: CoreConfig, was_blocked: bool) -> tuple[bool, str]:
@@ -665,12 +692,10 @@ def _motors(
             wl = wr = BRAKE
             note = f"forward blocked: {why}"
     if rule.brushes and not sit.tray_full:
-        d = cfg.brush_duty
-        # The bottom brushes counter-rotate outward; the comb sweeps litter into the tray.
-        return MotorOutputs(wl, wr, PinState(1, 0, d), PinState(0, 1, d), PinState(1, 0, d)), note
+        return _outputs(wl, wr, cfg.brush_duty), note
     if wl is BRAKE and wr is BRAKE:
         return ALL_BRAKED, note
-    return MotorOutputs(wl, wr, BRAKE, BRAKE, BRAKE), note
+    return _outputs(wl, wr, None), note
 
 
 def _reason(
