@@ -294,6 +294,29 @@ _ROUTE_CLEAR: dict[int, tuple[Polyline, float]] = {}
 _plan_memo: tuple[tuple[Point, ...] | None, Point | None, Polyline | None] = (None, None, None)
 
 
+def _nearest_on_ring(p: Point, ring: tuple[Point, ...], n: int) -> tuple[Point, float]:
+    """The point of the ring's edges nearest to p (the first edge's on a tie) and its distance: the same
+    floats as min((closest_on_segment(p, ring[i], ring[i + 1]) ...), key=dist), in one loop without a call
+    per edge."""
+    px, py = p
+    best: Point = ring[0]
+    best_d = math.inf
+    for i in range(n):
+        ax, ay = a = ring[i]
+        bx, by = ring[(i + 1) % n]
+        dx, dy = bx - ax, by - ay
+        L2 = dx * dx + dy * dy
+        if L2 == 0.0:
+            q = a
+        else:
+            t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+            q = (ax + t * dx, ay + t * dy)
+        d = math.hypot(px - q[0], py - q[1])
+        if i == 0 or d < best_d:  # as min() does: the first, then only a strictly nearer one
+            best, best_d = q, d
+    return best, best_d
+
+
 def _route_clearance(site: Site) -> float:
     """The route's closest approach to the fence, measured once per site."""
     hit = _ROUTE_CLEAR.get(id(site.route))
@@ -749,11 +772,7 @@ class _Step:
         for _ in range(3):
             if c >= lane:
                 return target
-            q = min(
-                (closest_on_segment(target, fence[i], fence[(i + 1) % n]) for i in range(n)),
-                key=lambda p: dist(p, target),
-            )
-            d = dist(q, target)
+            q, d = _nearest_on_ring(target, fence, n)
             if d < 1e-9:
                 return target
             k = (1.0 if c >= 0.0 else -1.0) / d
