@@ -360,13 +360,25 @@ def fix_sigma(fix: GpsFix, cfg: NavConfig) -> float:
 
 def wheel_fractions(motors: MotorOutputs) -> tuple[float, float]:
     """The drive wheels' signed duty (-1..1) in the pin states the Arduino was sent: guide()'s `applied`."""
+    global _wheels_memo
+    last, fractions = _wheels_memo
+    if motors is last:
+        return fractions
+    fractions = (_wheel_fraction(motors.drive_left), _wheel_fraction(motors.drive_right))
+    if type(motors) is MotorOutputs:  # immutable: the same object always has the same fractions
+        _wheels_memo = (motors, fractions)
+    return fractions
 
-    def one(p: PinState) -> float:
-        if p.in1 == p.in2 or p.en <= 0:
-            return 0.0  # 00 and 11 both brake
-        return min(p.en, 255) / 255.0 * (1.0 if p.in1 else -1.0)
 
-    return one(motors.drive_left), one(motors.drive_right)
+def _wheel_fraction(p: PinState) -> float:
+    if p.in1 == p.in2 or p.en <= 0:
+        return 0.0  # 00 and 11 both brake
+    return min(p.en, 255) / 255.0 * (1.0 if p.in1 else -1.0)
+
+
+# The last outputs wheel_fractions() was asked about and its answer (the core hands out one object per
+# distinct command, so a held command is asked about twenty times a second). A cache only.
+_wheels_memo: tuple[MotorOutputs | None, tuple[float, float]] = (None, (0.0, 0.0))
 
 
 def _speeds(left: float, right: float, scale: float, cfg: NavConfig) -> tuple[float, float]:
