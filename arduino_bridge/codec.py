@@ -156,6 +156,11 @@ class FrameReader:
         self._buf = bytearray()
         self._overflowed = False
 
+    @property
+    def pending(self) -> bool:
+        """Bytes of an unfinished frame (or an overlong one being dropped) are waiting for the rest."""
+        return bool(self._buf) or self._overflowed
+
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         """Bytes in; decoded frames and errors out, in order. Empty blocks (0x00 0x00) are skipped."""
         n = len(data)
@@ -316,7 +321,12 @@ _ERROR_FMT = struct.Struct("<BHB")
 
 
 def _set_motors_payload(msg: SetMotors) -> bytes:
-    a, b, c, d, e = msg.outputs  # CHANNELS pin states, each sent with its channel number
+    return set_motors_payload(msg.outputs)
+
+
+def set_motors_payload(outputs: MotorOutputs) -> bytes:
+    """The SET_MOTORS payload of checked outputs (check_outputs)."""
+    a, b, c, d, e = outputs  # CHANNELS pin states, each sent with its channel number
     return _SET_MOTORS.pack(0, *a, 1, *b, 2, *c, 3, *d, 4, *e)
 
 
@@ -506,4 +516,5 @@ __all__ = [
     "decode_message",
     "encode_frame",
     "encode_message",
+    "set_motors_payload",
 ]

@@ -29,10 +29,12 @@ from arduino_bridge.codec import (
     HelloReply,
     Info,
     Message,
-    SetMotors,
+    MsgType,
     Status,
     decode_message,
+    encode_frame,
     encode_message,
+    set_motors_payload,
 )
 from robot.core.types import MotorOutputs
 from robot.errors import ConfigError, VersionMismatch
@@ -90,6 +92,9 @@ class LinkSession:
         self._unacked: tuple[int, MotorOutputs, float] | None = None  # the newest command until its ACK
         self._reader = FrameReader()
         self._counts = dict.fromkeys(_COUNTERS, 0.0)
+        # The newest command's outputs and payload: the same outputs are sent 20 times a second while nothing
+        # changes, and the payload depends on them alone (only an immutable MotorOutputs is kept).
+        self._motors: tuple[MotorOutputs | None, bytes] = (None, b"")
 
     # --- state
 
@@ -130,7 +135,12 @@ class LinkSession:
 
     def command(self, outputs: MotorOutputs, now: float) -> bytes:
         """SET_MOTORS for checked outputs (codec.check_outputs); resent by due() until acknowledged."""
-        wire = self._frame(SetMotors(outputs), now)
+        last, payload = self._motors
+        if outputs is not last:
+            payload = set_motors_payload(outputs)
+            self._motors = (outputs if type(outputs) is MotorOutputs else None, payload)
+        self._next_seq(now)
+        wire = encode_frame(MsgType.SET_MOTORS, self._seq, payload)
         self._unacked = (self._seq, outputs, now)
         return wire
 
@@ -159,13 +169,17 @@ class LinkSession:
         return self.last_tx + self.heartbeat_s - now
 
     def _frame(self, msg: Message, now: float) -> bytes:
+        self._next_seq(now)
+        return encode_message(msg, self._seq)
+
+    def _next_seq(self, now: float) -> None:
+        """Number the frame about to be sent and note it in flight."""
         self._seq = (self._seq + 1) & 0xFFFF
         if self._seq == 0xFFFF:  # reserved: NO_SEQ in reports
             self._seq = 0
         self._inflight[self._seq] = now
         self.last_tx = now
         self._counts["sent"] += 1
-        return encode_message(msg, self._seq)
 
     # --- replies
 
@@ -188,6 +202,16 @@ class LinkSession:
             self._handle(msg, now)
             out.append(msg)
         return out
+
+    @property
+    def reading_clean(self) -> bool:
+        """No bytes of an unfinished reply are waiting: the next whole reply is read on its own."""
+        return not self._reader.pending
+
+    def acknowledged(self, ref_seq: int, now: float) -> None:
+        """An ACK of `ref_seq` arrived at `now`: what receive() does with the bytes of one (DirectLink's
+        in-process exchange, which hands the simulated Arduino's answer over without its bytes)."""
+        self._handle(Ack(ref_seq), now)
 
     def expire(self, now: float) -> None:
         """Count the requests unanswered for longer than the dead-link limit as lost."""

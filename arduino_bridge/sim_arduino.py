@@ -98,6 +98,21 @@ class SimArduino:
         self.tick(now)
         return b"".join(self._handle(item) for item in self._reader.feed(data))
 
+    def take_motors(self, outputs: MotorOutputs, seq: int, now: float) -> int | None:
+        """A SET_MOTORS the host just encoded (valid, checked outputs, our protocol version, sequence `seq`),
+        handed over without its bytes: applied exactly as feed() applies the decoded frame, and the sequence
+        its ACK acknowledges returned, the ACK's own bytes left unmade. None, with nothing done but the clock,
+        when feed() would answer anything else (no session, another protocol version) or bytes of an earlier
+        frame are still pending: then the bytes must go through feed()."""
+        self.tick(now)
+        if not self.session or self.protocol_version != PROTOCOL_VERSION or self._reader.pending:
+            return None
+        self.frames_ok += 1
+        self.pins = outputs
+        self._last_valid_ms = self._now_ms
+        self._tx_seq = (self._tx_seq + 1) & 0xFFFF  # the ACK's sequence number, as _reply() counts it
+        return seq
+
     def _reply(self, msg: Message) -> bytes:
         data = encode_message(msg, self._tx_seq, self.protocol_version)
         self._tx_seq = (self._tx_seq + 1) & 0xFFFF

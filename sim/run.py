@@ -64,6 +64,11 @@ class FaultyArduino(SimArduino):
         """Corrupt the next `count` received bytes."""
         self.pending_corruptions += count
 
+    def take_motors(self, outputs: Any, seq: int, now: float) -> int | None:
+        if self.pending_corruptions > 0:
+            return None  # the frame's bytes are to be corrupted: they go through feed()
+        return super().take_motors(outputs, seq, now)
+
     def feed(self, data: bytes, now: float) -> bytes:
         if self.pending_corruptions > 0 and data:
             buf = bytearray(data)

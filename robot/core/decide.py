@@ -212,6 +212,11 @@ class Situation(NamedTuple):
     saving: bool = False  # battery at the night reserve and the panel cannot carry cleaning
 
 
+# A named tuple from all its fields in order, as its own __new__ makes it (tuple.__new__(cls, values)), without
+# the keyword matching.
+_make: Any = tuple.__new__
+
+
 def _held(cond: bool, since: float | None, now: float) -> float | None:
     """Start time of a condition that holds now, None when it does not."""
     if not cond:
@@ -233,7 +238,34 @@ def pins_for(speed: float, max_duty: int) -> PinState:
     duty = round(min(abs(speed), 1.0) * max_duty)
     if duty == 0:
         return BRAKE
+    if 0 < duty < 256:  # one object per duty: equal outputs of two steps are then mostly the same object
+        return _FORWARD[duty] if speed > 0 else _BACKWARD[duty]
     return PinState(1, 0, duty) if speed > 0 else PinState(0, 1, duty)
+
+
+_FORWARD = tuple(PinState(1, 0, d) for d in range(256))
+_BACKWARD = tuple(PinState(0, 1, d) for d in range(256))
+# The outputs made for each (left wheel, right wheel, brush duty or None: brushes braked): the same command twenty times a second
+# is then one object, which everything downstream (the link's check and payload, the world's pins) compares
+# by identity first. A cache only, bounded; the values are what MotorOutputs(...) would make.
+_OUTPUTS: dict[tuple[PinState, PinState, int | None], MotorOutputs] = {}
+_OUTPUTS_MAX = 4096
+
+
+def _outputs(wl: PinState, wr: PinState, brush_duty: int | None) -> MotorOutputs:
+    key = (wl, wr, brush_duty)
+    out = _OUTPUTS.get(key)
+    if out is None:
+        if len(_OUTPUTS) >= _OUTPUTS_MAX:
+            _OUTPUTS.clear()
+        if brush_duty is None:
+            out = MotorOutputs(wl, wr, BRAKE, BRAKE, BRAKE)
+        else:
+            # The bottom brushes counter-rotate outward; the comb sweeps litter into the tray.
+            d = brush_duty
+            out = MotorOutputs(wl, wr, PinState(1, 0, d), PinState(0, 1, d), PinState(1, 0, d))
+        _OUTPUTS[key] = out
+    return out
 
 
 def _obstacle_blocks(
@@ -560,11 +592,13 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
         gps_alerted = True
         alert("gps_lost", Severity.WARNING, f"no usable GPS fix for {now - gps_bad_since:.0f} s; waiting")
 
-    sit = Situation(
-        estop=estop, fault=fault, critical=critical, stuck=stuck, escape_phase=escape_phase, mode=mode.value,
-        rain=rain, low_battery=low_battery, night=night, tray_full=tray_full, route_done=route_done, goal=goal,
-        arrived=arrived, gps_ok=gps_ok, inside_fence=inside, critical_drive=critical_drive, saving=saving,
-    )  # fmt: skip
+    # Positional, in Situation's field order (tests/test_core_fields.py holds it to the names): matching 17
+    # keywords to fields costs more than making the tuple.
+    sit = _make(Situation, (
+        estop, fault, critical, stuck, escape_phase, mode.value,
+        rain, low_battery, night, tray_full, route_done, goal,
+        arrived, gps_ok, inside, critical_drive, saving,
+    ))  # fmt: skip
     rule = _first(sit)
     motors, reason = _motors(
         rule, sit, snap, now, cfg, drive_left, drive_right, drive_at, escape_since, tries, side_why
@@ -623,18 +657,20 @@ def step(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[Co
     if rule.state is State.OUTSIDE_FENCE and st.state is not State.OUTSIDE_FENCE:
         alert("geofence", Severity.CRITICAL, "GPS puts the robot outside the fence: stopped")
 
-    new = CoreState(
-        state=rule.state, mode=mode, estop=estop, fault=fault, fault_ok_since=fault_ok_since, critical=critical,
-        critical_since=critical_since, low_battery=low_battery, stuck=stuck, route_done=route_done, power=power,
-        power_since=power_since, panel_ok_since=panel_ok_since, load_w=load_next, motors=motors,
-        saving=saving, short_since=short_since, carry_since=carry_since, night=night, dark_since=dark_since,
-        light_since=light_since, tray_full=tray_full, heavy_since=heavy_since,
-        light_tray_since=light_tray_since, rain=rain, wet_since=wet_since, dry_since=dry_since,
-        shelter_start=shelter_start, escape_phase=escape_phase, escape_since=escape_since, tries=tries,
-        clear_since=clear_since, drive_left=drive_left, drive_right=drive_right, drive_at=drive_at,
-        gps_bad_since=gps_bad_since, gps_alerted=gps_alerted,
-        stuck_since=stuck_since, stuck_retries=stuck_retries, blocked_at=blocked_at, passes=passes, side=side,
-    )  # fmt: skip
+    # Positional, in CoreState's field order (tests/test_core_fields.py holds it to the names): matching 41
+    # keywords to fields cost about ten times what making the tuple does, twenty times a second.
+    new = _make(CoreState, (
+        rule.state, mode, estop, fault, fault_ok_since, critical,
+        critical_since, low_battery, stuck, route_done, power,
+        power_since, panel_ok_since, load_next, motors,
+        saving, short_since, carry_since, night, dark_since,
+        light_since, tray_full, heavy_since,
+        light_tray_since, rain, wet_since, dry_since,
+        shelter_start, escape_phase, escape_since, tries,
+        clear_since, drive_left, drive_right, drive_at,
+        gps_bad_since, gps_alerted,
+        stuck_since, stuck_retries, blocked_at, passes, side,
+    ))  # fmt: skip
     return new, Decision(rule.state, mode, motors, power, goal, reason, tuple(alerts), power_down)
 
 
@@ -709,12 +745,10 @@ def _motors(
             wl = wr = BRAKE
             note = f"forward blocked: {why}"
     if rule.brushes and not sit.tray_full:
-        d = cfg.brush_duty
-        # The bottom brushes counter-rotate outward; the comb sweeps litter into the tray.
-        return MotorOutputs(wl, wr, PinState(1, 0, d), PinState(0, 1, d), PinState(1, 0, d)), note
+        return _outputs(wl, wr, cfg.brush_duty), note
     if wl is BRAKE and wr is BRAKE:
         return ALL_BRAKED, note
-    return MotorOutputs(wl, wr, BRAKE, BRAKE, BRAKE), note
+    return _outputs(wl, wr, None), note
 
 
 def _reason(

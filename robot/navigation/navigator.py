@@ -276,6 +276,8 @@ def _fix_key(fix: GpsFix) -> str:
 # trusts it through the 1-Lipschitz bound alone, with this slack for float rounding.
 _clear_memo: tuple[tuple[Point, ...] | None, float, float, float] = (None, 0.0, 0.0, 0.0)
 _MEMO_SLACK_M = 1e-6
+# The last route target _lane_margin measured: (fence, x, y, signed clearance).
+_lane_memo: tuple[tuple[Point, ...] | None, float, float, float] = (None, 0.0, 0.0, 0.0)
 
 
 def _inside(pos: Point, fence: tuple[Point, ...]) -> bool:
@@ -290,6 +292,29 @@ def _inside(pos: Point, fence: tuple[Point, ...]) -> bool:
 _ROUTE_CLEAR: dict[int, tuple[Polyline, float]] = {}
 # The last planned path to a goal: (fence, goal, path). A cache only: a path is reused only near it.
 _plan_memo: tuple[tuple[Point, ...] | None, Point | None, Polyline | None] = (None, None, None)
+
+
+def _nearest_on_ring(p: Point, ring: tuple[Point, ...], n: int) -> tuple[Point, float]:
+    """The point of the ring's edges nearest to p (the first edge's on a tie) and its distance: the same
+    floats as min((closest_on_segment(p, ring[i], ring[i + 1]) ...), key=dist), in one loop without a call
+    per edge."""
+    px, py = p
+    best: Point = ring[0]
+    best_d = math.inf
+    for i in range(n):
+        ax, ay = a = ring[i]
+        bx, by = ring[(i + 1) % n]
+        dx, dy = bx - ax, by - ay
+        L2 = dx * dx + dy * dy
+        if L2 == 0.0:
+            q = a
+        else:
+            t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / L2))
+            q = (ax + t * dx, ay + t * dy)
+        d = math.hypot(px - q[0], py - q[1])
+        if i == 0 or d < best_d:  # as min() does: the first, then only a strictly nearer one
+            best, best_d = q, d
+    return best, best_d
 
 
 def _route_clearance(site: Site) -> float:
@@ -335,13 +360,25 @@ def fix_sigma(fix: GpsFix, cfg: NavConfig) -> float:
 
 def wheel_fractions(motors: MotorOutputs) -> tuple[float, float]:
     """The drive wheels' signed duty (-1..1) in the pin states the Arduino was sent: guide()'s `applied`."""
+    global _wheels_memo
+    last, fractions = _wheels_memo
+    if motors is last:
+        return fractions
+    fractions = (_wheel_fraction(motors.drive_left), _wheel_fraction(motors.drive_right))
+    if type(motors) is MotorOutputs:  # immutable: the same object always has the same fractions
+        _wheels_memo = (motors, fractions)
+    return fractions
 
-    def one(p: PinState) -> float:
-        if p.in1 == p.in2 or p.en <= 0:
-            return 0.0  # 00 and 11 both brake
-        return min(p.en, 255) / 255.0 * (1.0 if p.in1 else -1.0)
 
-    return one(motors.drive_left), one(motors.drive_right)
+def _wheel_fraction(p: PinState) -> float:
+    if p.in1 == p.in2 or p.en <= 0:
+        return 0.0  # 00 and 11 both brake
+    return min(p.en, 255) / 255.0 * (1.0 if p.in1 else -1.0)
+
+
+# The last outputs wheel_fractions() was asked about and its answer (the core hands out one object per
+# distinct command, so a held command is asked about twenty times a second). A cache only.
+_wheels_memo: tuple[MotorOutputs | None, tuple[float, float]] = (None, (0.0, 0.0))
 
 
 def _speeds(left: float, right: float, scale: float, cfg: NavConfig) -> tuple[float, float]:
@@ -736,19 +773,22 @@ class _Step:
         lane = max(self.cfg.fence_margin_m, self.cfg.lane_sigmas * self.sigma)
         if _route_clearance(self.site) >= lane:
             return target  # the whole route keeps the margin: nothing to measure
+        global _lane_memo
         fence = self.site.fence
+        # The signed clearance changes by at most the distance the target moved (it is 1-Lipschitz): while the
+        # last one measured proves the target keeps the lane with room to spare, it does, with no measuring.
+        m_fence, mx, my, mc = _lane_memo
+        if m_fence is fence and mc - math.hypot(target[0] - mx, target[1] - my) >= lane + _MEMO_SLACK_M:
+            return target
         c = clearance(target, fence)
+        _lane_memo = (fence, target[0], target[1], c)
         n = len(fence)
         # Pushed off the nearest edge, a target in a corner may come nearer the other one: push again from
         # there (a few rounds settle on the corner's bisector), keeping only what gained clearance.
         for _ in range(3):
             if c >= lane:
                 return target
-            q = min(
-                (closest_on_segment(target, fence[i], fence[(i + 1) % n]) for i in range(n)),
-                key=lambda p: dist(p, target),
-            )
-            d = dist(q, target)
+            q, d = _nearest_on_ring(target, fence, n)
             if d < 1e-9:
                 return target
             k = (1.0 if c >= 0.0 else -1.0) / d

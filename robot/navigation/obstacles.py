@@ -146,14 +146,12 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
     """How far the centre can drive forward on an arc of curvature k (1/m, positive to the left) before the body
     (plus its gap) touches a remembered echo; `limit` when nothing is in the way that far. An echo the body
     already overlaps counts only while the arc closes on it (driving away from a touch is allowed)."""
-    base = body.radius_m + body.clear_m
-    drift = body.drift_per_m
     best = limit
+    near = _reaches(echoes, body)
     if abs(k) < 1e-6:
-        for f, left, _, driven in echoes:
-            reach = base + drift * driven
+        for f, left, reach, reach2, _ in near:
             if f > 0.0 and abs(left) < reach:
-                d = f - math.sqrt(reach * reach - left * left)
+                d = f - math.sqrt(reach2 - left * left)
                 best = min(best, max(0.0, d))
         return best
     step = 0.05
@@ -161,13 +159,27 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
     # The arc's points (s, x, y), i = 1..n, made only as far as some echo needs them: most calls stop early
     # (a hit, or past the best so far) or have no echo near enough to look at the arc at all.
     arc: list[tuple[float, float, float]] = []
-    for f, left, _, driven in echoes:
-        reach = base + drift * driven
-        reach2 = reach * reach
-        if f < -reach or f * f + left * left > (limit + reach) ** 2:
+    for f, left, reach, reach2, r2 in near:
+        if f < -reach or r2 > (limit + reach) ** 2:
             continue
-        prev = f * f + left * left
-        for i in range(n):
+        # A point s along the arc is at most s from the start (a chord is no longer than its arc): no point
+        # before (r - reach) can touch an echo r away, so the walk starts one point before that (for `prev`),
+        # with a margin that float rounding cannot cross. The hit found is the one the walk from 0 finds.
+        first = min(int((math.sqrt(r2) - reach - _WALK_SLACK_M) / step) - 1, n)
+        prev = r2
+        if first > 0:
+            while len(arc) < first:
+                j = len(arc) + 1
+                arc.append(
+                    (min(j * step, limit), math.sin(k * j * step) / k, (1.0 - math.cos(k * j * step)) / k)
+                )
+            s, x, y = arc[first - 1]
+            if s >= best:
+                continue  # the walk from 0 would stop there too (s grows along the arc), touching nothing
+            prev = (f - x) ** 2 + (left - y) ** 2
+        else:
+            first = 0
+        for i in range(first, n):
             if i == len(arc):
                 j = i + 1
                 arc.append(
@@ -182,6 +194,31 @@ def arc_travel(echoes: tuple[Echo, ...], k: float, limit: float, body: Body) -> 
                 break
             prev = d2
     return best
+
+
+_WALK_SLACK_M = 1e-6
+# The last echoes' (ahead, left, reach, reach^2, distance^2) each, for their body: steer() asks up to 14 arcs
+# about the same echoes in one step. A cache only, by identity (the tuple is kept, so its id is not reused).
+_reach_memo: tuple[tuple[Echo, ...] | None, Body | None, list[tuple[float, float, float, float, float]]] = (
+    None,
+    None,
+    [],
+)
+
+
+def _reaches(echoes: tuple[Echo, ...], body: Body) -> list[tuple[float, float, float, float, float]]:
+    global _reach_memo
+    m_echoes, m_body, near = _reach_memo
+    if m_echoes is echoes and m_body is body:
+        return near
+    base = body.radius_m + body.clear_m
+    drift = body.drift_per_m
+    near = []
+    for f, left, _, driven in echoes:
+        reach = base + drift * driven
+        near.append((f, left, reach, reach * reach, f * f + left * left))
+    _reach_memo = (echoes, body, near)
+    return near
 
 
 def path_reading(
