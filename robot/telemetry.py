@@ -78,11 +78,13 @@ class TelemetryBus:
 
 
 def part_list(settings: Settings) -> list[dict[str, Any]]:
-    """The polled parts as the dashboard lists them, from the one parts table (robot/parts.py): name, label, the
+    """The fitted polled parts as the dashboard lists them, from the one parts table (robot/parts.py): name, label, the
     Telemetry fields its reading fills, and its freshness limit in seconds with the setting that holds it (a
     reading older than that is stale, and the core brakes)."""
     out = []
     for spec in POLLED:
+        if getattr(settings.hardware, spec.name, None) == "none":
+            continue  # not fitted (an optional part): no tile that would only ever read nothing
         limit: Any = None
         if spec.fresh_s is not None:
             section, key = spec.fresh_s.split(".")

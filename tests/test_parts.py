@@ -38,13 +38,19 @@ def test_each_freshness_limit_names_a_real_setting() -> None:
 
 def test_the_dashboard_lists_the_polled_parts_with_their_fields_and_limits() -> None:
     telemetry_fields = {f.name for f in dataclasses.fields(Telemetry)}
-    listed = part_list(from_dict({"obstacle": {"stale_s": 0.5}, "control": {"sensor_stale_s": 3.0}}))
+    listed = part_list(
+        from_dict(
+            {"obstacle": {"stale_s": 0.5}, "control": {"sensor_stale_s": 3.0}, "hardware": {"side": "sim"}}
+        )
+    )
     assert [p["name"] for p in listed] == [p.name for p in POLLED]
     for row, spec in zip(listed, POLLED, strict=True):
         assert row["fields"] and set(row["fields"]) <= telemetry_fields, spec.name
         assert row["label"] == spec.label and row["fresh_key"] == spec.fresh_s
     limits = {p["name"]: p["fresh_s"] for p in listed}
     assert limits["distance"] == 0.5 and limits["scale"] == 3.0  # the configured values, not the defaults
+    # An optional part not fitted has no tile: the side sensors are "none" by default.
+    assert "side" not in [p["name"] for p in part_list(Settings())]
 
 
 def test_telemetry_says_how_old_each_polled_reading_is(parts: Any) -> None:
