@@ -39,6 +39,24 @@ class _SimPart:
         self.close()
 
 
+class _SimEcho(_SimPart):
+    """A distance twin that, like the real driver, wakes the runner once as the road turns unsafe."""
+
+    def __init__(self, stop_distance_m: float, on_change: Callable[[], None] | None) -> None:
+        super().__init__()
+        self._stop = stop_distance_m
+        self._on_change = on_change
+        self._unsafe = False
+        self._lock = threading.Lock()
+
+    def _note(self, unsafe: bool) -> None:
+        with self._lock:
+            entered = unsafe and not self._unsafe
+            self._unsafe = unsafe
+        if entered and self._on_change:
+            self._on_change()
+
+
 class SimGps(_SimPart):
     """GpsReceiver twin; the default source has no fix (the robot waits for GPS, which is safe)."""
 
@@ -95,7 +113,7 @@ class SimRain(_SimPart):
         return raining
 
 
-class SimDistance(_SimPart):
+class SimDistance(_SimEcho):
     """ObstacleSensor twin: 2 m of clear road by default; None from the source means no echo."""
 
     name = "sim distance sensor"
@@ -107,27 +125,18 @@ class SimDistance(_SimPart):
         stop_distance_m: float = 0.5,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(stop_distance_m, on_change)
         self._source = source
-        self._stop = stop_distance_m
-        self._on_change = on_change
-        self._unsafe = False
-        self._lock = threading.Lock()
 
     def distance_m(self) -> float | None:
         """Metres to the obstacle ahead, or None (unknown)."""
         self._check_open()
         d = self._source()
-        unsafe = d is None or d < self._stop
-        with self._lock:
-            entered = unsafe and not self._unsafe
-            self._unsafe = unsafe
-        if entered and self._on_change:
-            self._on_change()
+        self._note(d is None or d < self._stop)
         return None if d is None else float(d)
 
 
-class SimSideDistance(_SimPart):
+class SimSideDistance(_SimEcho):
     """SideSensors twin: clear on both sides (4 m, nothing in range) by default; None means no echo."""
 
     name = "sim side sensors"
@@ -139,23 +148,14 @@ class SimSideDistance(_SimPart):
         stop_distance_m: float = 0.25,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(stop_distance_m, on_change)
         self._source = source
-        self._stop = stop_distance_m
-        self._on_change = on_change
-        self._unsafe = False
-        self._lock = threading.Lock()
 
     def distances_m(self) -> tuple[float | None, float | None]:
         """Metres to the nearest thing on the left and on the right, each None when unknown."""
         self._check_open()
         left, right = self._source()
-        unsafe = left is None or right is None or min(left, right) < self._stop
-        with self._lock:
-            entered = unsafe and not self._unsafe
-            self._unsafe = unsafe
-        if entered and self._on_change:
-            self._on_change()
+        self._note(left is None or right is None or min(left, right) < self._stop)
         return (None if left is None else float(left), None if right is None else float(right))
 
 
