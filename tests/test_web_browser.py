@@ -276,6 +276,9 @@ def test_estop_click_stops_without_a_login_through_both_doors(page: Any) -> None
         live.wait_for_commands(lambda cs: len(cs) >= 1 and {c.kind for c in cs} == {CommandKind.ESTOP})
 
 
+LOGIN_WAIT_MS = 30_000
+
+
 def test_login_then_the_controls_work_and_logout_locks_them_again(page: Any) -> None:
     with Live(password_hash=HASH) as live:
         live.publish(state="paused", mode="paused")
@@ -286,10 +289,11 @@ def test_login_then_the_controls_work_and_logout_locks_them_again(page: Any) -> 
         assert live.queue.drain() == ()
         page.fill("#password", "wrong password")
         page.click("#login-form button")
-        sync_api.expect(page.locator("#login-msg")).to_have_text("wrong password")
+        # A login runs scrypt (deliberately slow): with both cores busy it took over Playwright's default 5 s.
+        sync_api.expect(page.locator("#login-msg")).to_have_text("wrong password", timeout=LOGIN_WAIT_MS)
         page.fill("#password", PASSWORD)
         page.click("#login-form button")
-        sync_api.expect(page.locator("#login-box")).to_be_hidden()
+        sync_api.expect(page.locator("#login-box")).to_be_hidden(timeout=LOGIN_WAIT_MS)
         sync_api.expect(page.locator("#state")).to_have_text("Paused")
         cookie = next(c for c in page.context.cookies() if c["name"] == "ramudroid_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
