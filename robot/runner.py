@@ -1,6 +1,7 @@
 """The real-time runner: one asyncio loop where time and I/O meet the supervisor.
 
-Each part is polled in its own thread (reads block: HX711, I2C, echo timing); readings come back to the loop.
+The parts whose reads block (HX711, I2C) are polled each in its own thread and their readings come back to the
+loop; the loop reads the others (distance, side, rain, GPS: their drivers gather in their own threads) itself.
 The supervisor steps at a fixed rate and at once on a safety-relevant change (obstacle inside the stop distance,
 rain starting, link health flipping, an operator command). Any unexpected exception brakes and exits non-zero;
 SIGTERM/SIGINT brake and exit cleanly.
@@ -23,21 +24,23 @@ from robot.core.types import PowerSource
 from robot.errors import RamudroidError, StoreError
 from robot.parts import POLLED
 from robot.power_down import PowerDownPlan
-from robot.supervisor import Supervisor, reading_age
+from robot.supervisor import Reading, Supervisor, reading_age
 
 log = logging.getLogger(__name__)
 
 # Seconds between reads of each part. The distance and rain drivers wake the runner themselves when the road
-# turns unsafe or rain starts, and the runner then reads them at once (wake_threadsafe kicks their poller).
+# turns unsafe or rain starts, and the runner then reads them at once (the step it wakes reads them).
 # Power at the control rate: a shadow must move the loads to the battery within the Pi supply's hold-up time.
 POLL_PERIOD_S: dict[str, float] = {p.name: p.poll_s for p in POLLED if p.poll_s is not None}
 # Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
 SAFETY_PARTS = frozenset({"distance", "rain"})
-# Parts whose reads never block (each returns what its driver's own thread or edge callbacks gathered) share one
-# poller thread. A thread's wake-up costs more CPU than these reads (about 0.1 ms each on the measuring machine,
-# docs/performance.md), and the blocking reads (the HX711's bits, the INA219 on I2C) keep a thread each so that
-# none of them can hold up another part.
-SHARED_PARTS = ("distance", "rain", "gps")
+# Parts whose reads never block: each returns what its driver's own thread or edge callbacks gathered, under a
+# lock held only for that (GpioDistance's echo window, GpioRain's debouncer, SerialGps's last fix) or the simulated
+# world's value. The loop reads them itself just before the step that uses them: a thread's wake-up costs more
+# CPU than these reads (about 0.1 ms each on the measuring machine, docs/performance.md), and a reading taken at
+# the step is never older than one the poller took before it. The blocking reads (the HX711's bits, the INA219
+# on I2C) keep a poller thread each, so that a hung bus holds up neither the loop nor another part.
+INLINE_PARTS = ("distance", "side", "rain", "gps")
 
 
 # One part the runner polls: its name, its read, seconds between reads, and the driver's age of its value.
@@ -131,6 +134,10 @@ class Runner:
         self._pollers: list[Poller] = []
         self._inbox: collections.deque[tuple[str, Any, BaseException | None, float]] = collections.deque()
         self._delivered: dict[str, Any] = {}  # each part's last value, written only by its own poller thread
+        # The parts the loop reads itself (INLINE_PARTS): name, read, the driver's age of its value, the
+        # supervisor's Reading it fills, and every how many steps it is read.
+        self._inline: list[tuple[str, Callable[[], Any], Callable[[], float] | None, Reading, int]] = []
+        self._read_all = True  # set by wake_threadsafe (any thread); the next step reads every inline part
         self.wakeups = 0
         self.stop_reason = StopReason.CLEAN
         self.arm_power_down = arm_power_down
@@ -184,10 +191,12 @@ class Runner:
     def wake(self) -> None:
         """Step now rather than at the next tick (thread-unsafe: use wake_threadsafe from threads)."""
         self.wakeups += 1
+        self._read_all = True
         self._wake.set()
 
     def wake_threadsafe(self) -> None:
         """Step at once; from any thread. Also makes the safety pollers read now, so the new value is seen."""
+        self._read_all = True  # the next step reads every part the loop reads itself
         for p in self._pollers:
             if p.names & SAFETY_PARTS:
                 p.kick()
@@ -203,19 +212,49 @@ class Runner:
         self._wake.set()
 
     def start_pollers(self) -> None:
+        """Sort the parts: the non-blocking ones are read by the loop at its steps, the others in threads."""
         shared: list[PolledRead] = []
         for spec in POLLED:
             part = getattr(self.sup.parts, spec.name, None)
             if part is not None and spec.read is not None:
-                polled = (spec.name, getattr(part, spec.read), POLL_PERIOD_S[spec.name], reading_age(part))
-                if spec.name in SHARED_PARTS:
+                period = POLL_PERIOD_S[spec.name]
+                polled = (spec.name, getattr(part, spec.read), period, reading_age(part))
+                if spec.name not in INLINE_PARTS:
+                    self._pollers.append(Poller([polled], self._deliver, self.clock))
+                elif spec.name in SAFETY_PARTS and period < self.period - 1e-9:
+                    # Polled faster than the loop ticks (a control rate below the default): a thread of its own
+                    # reads it on time and wakes the loop when the reading calls for a step.
                     shared.append(polled)
                 else:
-                    self._pollers.append(Poller([polled], self._deliver, self.clock))
+                    # Read at every n-th step (n rounded down: never less often than its period; distance at
+                    # the default 20 Hz at every step), and at every step a driver or a command woke.
+                    every = max(1, int(period / self.period + 1e-9))
+                    self._inline.append(
+                        (spec.name, polled[1], polled[3], getattr(self.sup.readings, spec.name), every)
+                    )
         if shared:
             self._pollers.append(Poller(shared, self._deliver, self.clock))
         for p in self._pollers:
             p.start()
+
+    def _read_inline(self, now: float, steps: int) -> None:
+        """Read the non-blocking parts due at this step (all of them after a wake-up), as a poller would."""
+        read_all = self._read_all
+        self._read_all = False
+        sup = self.sup
+        for name, read, age, reading, every in self._inline:
+            if not read_all and steps % every:
+                continue
+            try:
+                value = read()
+                at = now - age() if age is not None else now
+            except Exception as err:  # counted; the reading goes stale and the core brakes
+                sup.ingest_error(name, err)
+                continue
+            if name == "gps":
+                sup.ingest(name, value, at)
+            else:  # what Supervisor.ingest() does for every other part, without looking the reading up by name
+                reading.value, reading.at = value, at
 
     async def run(self, *, install_signals: bool = True, max_steps: int | None = None) -> int:
         """Run until stopped; returns the exit code (0 clean stop, 1 after an unexpected error). Always brakes."""
@@ -279,6 +318,8 @@ class Runner:
             now = self.clock()
             if self.before_step is not None:
                 self.before_step(now)
+            if self._inline:
+                self._read_inline(now, steps)
             self.sup.step(now)
             steps += 1
             if self.on_step is not None:

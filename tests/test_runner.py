@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -214,3 +215,66 @@ async def test_operator_command_wakes_the_loop(make_rig: Callable[..., Rig], fas
     assert await task == 0
     assert latency < 0.1
     assert rig.sup.last is not None and rig.sup.last.state is State.ESTOP
+
+
+@aio
+async def test_at_the_control_rate_the_loop_reads_the_non_blocking_parts_itself(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    readers: dict[str, set[int]] = {}
+    for name in ("distance", "rain", "gps", "power", "scale"):
+        part = getattr(rig.parts, name)
+        read = part._read
+
+        def traced(read: Callable[[], Any] = read, name: str = name) -> Any:
+            readers.setdefault(name, set()).add(threading.get_ident())
+            return read()
+
+        part._read = traced
+    r = Runner(rig.sup, rate_hz=20)
+    n = 12
+    assert await asyncio.wait_for(r.run(install_signals=False, max_steps=n), 5.0) == 0
+    loop_thread = threading.get_ident()
+    # No thread of their own: read in the loop, just before the step that uses them.
+    assert readers["distance"] == readers["rain"] == readers["gps"] == {loop_thread}
+    assert loop_thread not in readers["power"] | readers["scale"]  # blocking reads: a poller thread each
+    assert sorted(name for p in r._pollers for name in p.names) == ["power", "scale"]
+    assert len(r._pollers) == 2
+    # Distance every step (its period is the tick's), rain and GPS every second step (theirs is twice it).
+    assert rig.parts.distance.reads == n
+    assert rig.parts.rain.reads == rig.parts.gps.reads == n // 2
+
+
+@aio
+async def test_a_drivers_wake_makes_the_next_step_read_its_part_and_brake(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    seen: list[tuple[float, float, bool]] = []
+    woke: dict[str, float] = {}
+
+    def on_step(now: float) -> None:
+        seen.append((now, rig.sup.readings.distance.value, rig.sup.readings.rain.value))
+        if len(seen) % 2 == 1 and "at" not in woke and moving(rig):
+            # The step just taken had an even index, so the next one is not due to read rain: only the wake
+            # makes it. A driver's thread sees both at once and wakes the runner.
+            def driver() -> None:
+                rig.parts.distance.value = 0.2
+                rig.parts.rain.value = True
+                woke["at"] = time.monotonic()
+                r.wake_threadsafe()
+
+            threading.Timer(0.01, driver).start()
+
+    r = Runner(rig.sup, rate_hz=20, on_step=on_step)
+    task = asyncio.create_task(r.run(install_signals=False))
+    await until(lambda: "at" in woke, limit_s=10.0)
+    t0 = woke["at"]
+    await until(lambda: bool(rig.link.brakes_after(t0)), limit_s=1.0)
+    r.stop()
+    assert await task == 0
+    after = [(t, d, rain) for t, d, rain in seen if t >= t0]
+    assert after[0][1] == 0.2 and after[0][2] is True  # the first step after the wake read both parts
+    braked = rig.link.brakes_after(t0)[0]
+    assert braked - t0 < 0.04, f"brake {1000 * (braked - t0):.0f} ms after the wake (tick 50 ms)"
