@@ -128,9 +128,18 @@ class Runner:
         # catches up here: a task of its own would wake the loop a second time every tick).
         self.before_step = before_step
         self.ready = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The ticks are the loop's own callbacks, not a task awaiting a timer: one pass of the event loop a tick
+        # instead of two (the timer's, then the task's), about 0.04 ms of CPU a tick on the measuring machine.
+        self._done: asyncio.Future[int] | None = None  # the run's exit code, while it runs
+        self._timer: asyncio.TimerHandle | None = None  # the next tick
+        self._soon: asyncio.Handle | None = None  # a step asked for now (a wake, a stop, a late tick)
+        self._stepping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._max_steps: int | None = None
+        self._steps = 0
+        self._next_tick = 0.0
         self._pollers: list[Poller] = []
         self._inbox: collections.deque[tuple[str, Any, BaseException | None, float]] = collections.deque()
         self._delivered: dict[str, Any] = {}  # each part's last value, written only by its own poller thread
@@ -192,7 +201,13 @@ class Runner:
         """Step now rather than at the next tick (thread-unsafe: use wake_threadsafe from threads)."""
         self.wakeups += 1
         self._read_all = True
-        self._wake.set()
+        if not self._stepping:  # a wake from inside the step itself is that step
+            self._step_soon()
+
+    def _step_soon(self) -> None:
+        loop = self._loop
+        if self._done is not None and self._soon is None and loop is not None:
+            self._soon = loop.call_soon(self._tick)
 
     def wake_threadsafe(self) -> None:
         """Step at once; from any thread. Also makes the safety pollers read now, so the new value is seen."""
@@ -208,8 +223,8 @@ class Runner:
     def stop(self, reason: StopReason = StopReason.CLEAN) -> None:
         """End the run (the motors are braked on the way out); `reason` is recorded in the store."""
         self.stop_reason = reason
-        self._stop.set()
-        self._wake.set()
+        self._stopped = True
+        self._step_soon()
 
     def start_pollers(self) -> None:
         """Sort the parts: the non-blocking ones are read by the loop at its steps, the others in threads."""
@@ -308,45 +323,76 @@ class Runner:
             log.error("%s", err)
 
     async def _loop_forever(self, tasks: list[asyncio.Task[None]], max_steps: int | None) -> int:
-        next_tick = self.clock()
-        steps = 0
-        while not self._stop.is_set():
-            for t in tasks:
-                if t.done() and not t.cancelled() and t.exception() is not None:
-                    raise RuntimeError(f"background task {t.get_name()} failed") from t.exception()
-            self._drain()
-            now = self.clock()
+        assert self._loop is not None
+        self._tasks, self._max_steps, self._steps = tasks, max_steps, 0
+        self._next_tick = self.clock()
+        self._done = self._loop.create_future()
+        self._tick()
+        try:
+            return await self._done
+        finally:
+            self._done = None
+            for handle in (self._timer, self._soon):
+                if handle is not None:
+                    handle.cancel()
+            self._timer = self._soon = None
+
+    def _tick(self) -> None:
+        """One step, then the next one's timer; the run's end (a stop, an error) goes to the awaited future."""
+        done = self._done
+        for handle in (self._timer, self._soon):  # whichever did not call this one: this step is theirs too
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._soon = None
+        if done is None or done.done():
+            return
+        try:
+            code = self._step_once()
+        except Exception as err:  # run() brakes, logs and exits 1
+            done.set_exception(err)
+            return
+        if code is not None:
+            done.set_result(code)
+
+    def _step_once(self) -> int | None:
+        """Step and schedule the next tick; an exit code when the run ends here."""
+        if self._stopped:
+            log.info("stopping: motors braked")
+            return 0
+        for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise RuntimeError(f"background task {t.get_name()} failed") from t.exception()
+        self._drain()
+        now = self.clock()
+        self._stepping = True
+        try:
             if self.before_step is not None:
                 self.before_step(now)
             if self._inline:
-                self._read_inline(now, steps)
+                self._read_inline(now, self._steps)
             self.sup.step(now)
-            steps += 1
+            self._steps += 1
             if self.on_step is not None:
                 self.on_step(now)
-            if not self.ready.is_set():
-                self.ready.set()
-            plan = self.sup.power_down_plan
-            if plan is not None and self.arm_power_down is not None:
-                if self.arm_power_down(plan):
-                    self.power_down = plan
-                    log.warning("stopping for a planned power-down: %s", plan.detail)
-                    return 0
-                self.sup.refuse_power_down()
-            if max_steps is not None and steps >= max_steps:
+        finally:
+            self._stepping = False
+        if not self.ready.is_set():
+            self.ready.set()
+        plan = self.sup.power_down_plan
+        if plan is not None and self.arm_power_down is not None:
+            if self.arm_power_down(plan):
+                self.power_down = plan
+                log.warning("stopping for a planned power-down: %s", plan.detail)
                 return 0
-            if now >= next_tick:
-                next_tick = max(next_tick + self.period, now)
-            self._wake.clear()
-            timeout = next_tick - self.clock()
-            if timeout > 0:
-                # A timer that sets the wake event: wait_for would build a task and a timeout for every tick.
-                timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
-                try:
-                    await self._wake.wait()
-                finally:
-                    timer.cancel()
-            else:
-                await asyncio.sleep(0)
-        log.info("stopping: motors braked")
-        return 0
+            self.sup.refuse_power_down()
+        if self._max_steps is not None and self._steps >= self._max_steps:
+            return 0
+        if now >= self._next_tick:
+            self._next_tick = max(self._next_tick + self.period, now)
+        timeout = self._next_tick - self.clock()
+        if timeout > 0:
+            assert self._loop is not None
+            self._timer = self._loop.call_later(timeout, self._tick)
+        else:  # late: step again once the loop has run what else is waiting
+            self._step_soon()
+        return None
