@@ -144,3 +144,39 @@ def test_pure_helpers() -> None:
     assert twos_complement_24(0x7FFFFF) == 0x7FFFFF
     mean, dropped = robust_mean([10, 11, 9, 10, 10_000])
     assert mean == pytest.approx(10) and dropped == 1
+
+
+class SleepCountingNs(FakeNs):
+    """FakeNs that counts its sleeps, and wakes `late_ns` late when told (a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps = 0
+        self.late_ns = 0
+
+    def sleep(self, s: float) -> None:
+        self.sleeps += 1
+        self.t += int(s * 1e9) + self.late_ns
+
+
+@pytest.mark.parametrize("sps", [10, 80])
+def test_a_conversion_is_awaited_with_one_sleep_and_a_few_looks_and_none_is_missed(
+    factory: MockFactory, tmp_path: Path, sps: int
+) -> None:
+    (tmp_path / "scale_calibration.json").write_text(json.dumps({"offset": 0, "counts_per_kg": 1000}))
+    rng = random.Random(5)
+    clock = SleepCountingNs()
+    attach_mock_hx711(factory, DOUT, SCK, lambda: 1000 + rng.randint(-40, 40), sps=sps, clock_ns=clock)
+    period_ns = 1e9 / sps
+    with Hx711Scale(DOUT, SCK, tmp_path, pin_factory=factory, clock_ns=clock, sleep=clock.sleep) as scale:
+        scale.read_kg()  # the first conversions are looked for every millisecond: the period is learned
+        for late_ns in (0, 5_000_000):  # on time, then every wake-up 5 ms late (past the 3 ms it wakes early)
+            clock.late_ns = late_ns
+            clock.sleeps, t0, reads = 0, clock.t, 4
+            for _ in range(reads):
+                assert scale.read_kg() == pytest.approx(1.0, abs=0.05)
+            conversions = 7 * reads
+            # One after another, none missed: 7 conversions a reading, as fast as the chip makes them.
+            assert clock.t - t0 <= (conversions + 1) * period_ns
+            # Looking every millisecond took about period / 1 ms looks a conversion (100 at 10 a second).
+            assert clock.sleeps <= 6 * conversions, f"{clock.sleeps / conversions:.1f} sleeps a conversion"

@@ -12,7 +12,7 @@ import contextlib
 import json
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,11 @@ from typing import Any
 from robot.drivers._gpio import pin_factory_for
 from robot.errors import ScaleError
 
+# Wake this long (plus how late recent sleeps woke) before a conversion should end, then look every millisecond:
+# covers the error of the period learned and the chip's clock running a little fast.
+READY_EARLY_NS = 3_000_000
+# DOUT seen high at most this long before it was seen low: the conversion's end is known to within it.
+EDGE_SEEN_NS = 2_500_000
 PULSE_LIMIT_NS = 50_000  # 60 us is the datasheet's power-down limit; keep a margin
 RAW_MAX = 0x7FFFFF
 RAW_MIN = -0x800000
@@ -110,18 +115,40 @@ class Hx711:
         self._sleep = sleep
         self.counts: Counter[str] = Counter()
         self._closed = False
+        # The chip's conversion period as learned from the gaps between conversions seen ending (_seen: the last
+        # end seen closely), the last end seen at all (_mark), and how late the recent sleeps woke.
+        self._gaps: deque[int] = deque(maxlen=8)
+        self._period_ns: int | None = None
+        self._seen: int | None = None
+        self._mark: int | None = None
+        self._late: deque[int] = deque(maxlen=8)
 
     def read_raw(self) -> int:
         """One conversion as a signed 24-bit count; ScaleError when the chip never says ready."""
-        deadline = self._clock_ns() + int(self._timeout * 1e9)
-        while self._dout.state:
-            if self._clock_ns() > deadline:
-                self.counts["not_ready"] += 1
-                raise ScaleError(
-                    f"{self.where}: no data for {self._timeout:.1f} s (DOUT stays high); "
-                    "check the HX711 wiring and power or set hardware.scale = 'sim'"
-                )
-            self._sleep(0.001)
+        start = self._clock_ns()
+        deadline = start + int(self._timeout * 1e9)
+        if self._dout.state:
+            # Sleep until just before the conversion under way should end, then look every millisecond. Looking
+            # every millisecond for all of a conversion (100 ms at 10 per second, the RATE pin low) woke this
+            # thread about a thousand times a second: more CPU than the rest of the robot (docs/performance.md).
+            due = self._next_end_ns(start)
+            early = READY_EARLY_NS + max(self._late, default=0)
+            if due is not None and due - early > start:
+                wake_at = min(due - early, deadline)
+                self._sleep((wake_at - start) / 1e9)
+                self._late.append(max(0, self._clock_ns() - wake_at))  # a busy machine wakes us late
+            high_at = None
+            while self._dout.state:
+                high_at = self._clock_ns()
+                if high_at > deadline:
+                    self.counts["not_ready"] += 1
+                    raise ScaleError(
+                        f"{self.where}: no data for {self._timeout:.1f} s (DOUT stays high); "
+                        "check the HX711 wiring and power or set hardware.scale = 'sim'"
+                    )
+                self._sleep(0.001)
+            if high_at is not None:
+                self._conversion_ended(high_at, self._clock_ns())
         sck, dout, now = self._sck, self._dout, self._clock_ns
         value = 0
         slowest = 0
@@ -141,6 +168,27 @@ class Hx711:
             self.counts["slow_pulse"] += 1
             raise _SlowPulse(slowest)
         return twos_complement_24(value)
+
+    def _conversion_ended(self, high_at: int, low_at: int) -> None:
+        """A conversion ended after `high_at` (DOUT last seen high) and by `low_at` (seen low). The next one ends
+        a period after this one: predicted from `high_at`, it errs early. The period is the shortest gap
+        between ends seen to within EDGE_SEEN_NS (a longer gap spans conversions nobody read)."""
+        self._mark = high_at
+        if low_at - high_at > EDGE_SEEN_NS:
+            return
+        last, self._seen = self._seen, low_at
+        if last is not None and low_at > last:
+            self._gaps.append(low_at - last)
+            self._period_ns = min(self._gaps)
+
+    def _next_end_ns(self, now: int) -> int | None:
+        """When the conversion under way should end, on the period's grid from the last end seen; None while the
+        period is unknown or the mark is more than a few periods old (the chip's clock drifts). If this thread
+        woke too late to see an end, the mark stays: the chip converts without pause."""
+        period, mark = self._period_ns, self._mark
+        if period is None or mark is None or now - mark > 4 * period:
+            return None
+        return mark + ((now - mark) // period + 1) * period
 
     def close(self) -> None:
         """Leave the clock low (chip running) and release the pins; safe to call twice."""
