@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from arduino_bridge.codec import check_outputs
+from arduino_bridge.codec import MsgType, check_outputs, encode_frame
 from arduino_bridge.session import DEAD_AFTER_S, DEFAULT_WATCHDOG_MS, LinkSession
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 
@@ -113,20 +113,20 @@ class DirectLink:
         session.expire(now)
 
     def _exchange_motors(self, outputs: MotorOutputs, now: float) -> None:
-        """One SET_MOTORS exchange. Its frame is always encoded; while the simulated Arduino's answer can only
-        be the ACK (a session, our protocol version, no bytes pending or to be corrupted on either side), the
-        checked outputs go to it as the decoded frame and the ACK comes back as its sequence number, the
-        same state change on both ends as the bytes make (decode(encode(m)) == m is the codec's tested
-        promise), without decoding them and encoding and decoding the ACK at 20 Hz."""
+        """One SET_MOTORS exchange. The session always numbers and counts it; while the simulated Arduino's
+        answer can only be the ACK (a session, our protocol version, no bytes pending or to be corrupted on
+        either side), the checked outputs go to it as the decoded frame and the ACK comes back as its sequence
+        number, the same state change on both ends as the bytes make (decode(encode(m)) == m is the codec's
+        tested promise), without encoding and decoding the frame and the ACK at 20 Hz."""
         session = self._session
-        wire = session.command(outputs, now)
+        payload = session.stage_command(outputs, now)  # the frame's bytes are made only if they go out
         take = self._take
         if take is not None and outputs is self._exact and not self.cut and session.reading_clean:
             ref = take(outputs, session.seq, now)
             if ref is not None:
                 session.acknowledged(ref, now)
                 return
-        self._exchange(wire, now)
+        self._exchange(encode_frame(MsgType.SET_MOTORS, session.seq, payload), now)
 
     def _exchange(self, wire: bytes, now: float) -> None:
         if self.cut:

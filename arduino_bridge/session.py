@@ -135,14 +135,20 @@ class LinkSession:
 
     def command(self, outputs: MotorOutputs, now: float) -> bytes:
         """SET_MOTORS for checked outputs (codec.check_outputs); resent by due() until acknowledged."""
+        payload = self.stage_command(outputs, now)
+        return encode_frame(MsgType.SET_MOTORS, self._seq, payload)
+
+    def stage_command(self, outputs: MotorOutputs, now: float) -> bytes:
+        """command() but for its wire bytes: the session numbers the SET_MOTORS (self.seq) and counts it sent;
+        returns its payload, whose frame is encode_frame(MsgType.SET_MOTORS, self.seq, payload). For a link
+        that may hand the command over without bytes (DirectLink)."""
         last, payload = self._motors
         if outputs is not last:
             payload = set_motors_payload(outputs)
             self._motors = (outputs if type(outputs) is MotorOutputs else None, payload)
         self._next_seq(now)
-        wire = encode_frame(MsgType.SET_MOTORS, self._seq, payload)
         self._unacked = (self._seq, outputs, now)
-        return wire
+        return payload
 
     def get_info(self, now: float) -> bytes:
         """GET_INFO: the device answers with its firmware's build id (last_info), or ERROR TYPE if too old."""
@@ -211,7 +217,10 @@ class LinkSession:
     def acknowledged(self, ref_seq: int, now: float) -> None:
         """An ACK of `ref_seq` arrived at `now`: what receive() does with the bytes of one (DirectLink's
         in-process exchange, which hands the simulated Arduino's answer over without its bytes)."""
-        self._handle(Ack(ref_seq), now)
+        # _handle's Ack case, without making the Ack to match it.
+        self._ack(ref_seq, now)
+        if self._unacked is not None and self._unacked[0] == ref_seq:
+            self._unacked = None
 
     def expire(self, now: float) -> None:
         """Count the requests unanswered for longer than the dead-link limit as lost."""

@@ -390,9 +390,10 @@ class NavRecorder:
                 self.alerts_total += 1
                 if clearance((w.x, w.y), w.site.fence) > 0.0:
                     self.alerts_false += 1
-        g = self.guidance() if self.guidance is not None else None
         goal = decision.goal
         at = "shelter" if goal is Goal.SHELTER else "park" if goal is Goal.PARK else None
+        # Navigation's answer is asked only on the way to the shelter or park (it only reads it).
+        g = self.guidance() if at is not None and self.guidance is not None else None
         if at is None or g is None or not g.arrived or applied.moving:
             self._close()
             return

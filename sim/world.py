@@ -293,6 +293,15 @@ class World:
             )
             for ax, ay, bx, by in self._walls
         ]
+        # The same walls for the side sensors: (centre x, centre y, (sqrt(reach) + body radius) ** 2).
+        self._side_wall_reach = [
+            (mx, my, (math.sqrt(wr) + self.geometry.radius_m) ** 2) for mx, my, wr in self._wall_reach
+        ]
+        # ocv() of the last state of charge asked: the power reading and the next step's battery ask the same.
+        self._ocv_memo = (math.nan, 0.0)
+        # power_reading's last (panel volts, panel watts, their rounded reading) and (rounded values, reading).
+        self._panel_memo: tuple[float, float, tuple[float, float]] = (math.nan, math.nan, (0.0, 0.0))
+        self._power_last: tuple[tuple[float, ...], PowerReading] | None = None
         # GPS: the wandering error is kept in units of the model's sigma, so RTK float and fixed share it.
         if receiver not in RECEIVERS:
             raise ScenarioError(f"gps receiver {receiver!r}: the simulator models {', '.join(RECEIVERS)}")
@@ -584,7 +593,7 @@ class World:
     def _power_step(self, dt: float, load: float) -> None:
         """Panel, relay, controller and battery for one step; sets supply_ratio and the battery current."""
         avail = self.panel_available_w
-        v_ocv = ocv(self.soc)
+        v_ocv = self._ocv()
         room = 0.0 if self.soc >= 1.0 else MAX_CHARGE_A * min(1.0, max(0.05, (1.0 - self.soc) / 0.1))
         charge_w_max = room * v_ocv
         # The charge controller's load output: open below LVD_V under load, closed again at LVR_V.
@@ -640,6 +649,16 @@ class World:
         self.battery_in_wh += charge_w * h
         self.battery_out_wh += discharge_w * h
         self.load_wh += load * ratio * h
+
+    def _ocv(self) -> float:
+        """ocv(self.soc), worked out once per state of charge."""
+        soc = self.soc
+        memo = self._ocv_memo
+        if memo[0] == soc:
+            return memo[1]
+        v = ocv(soc)
+        self._ocv_memo = (soc, v)
+        return v
 
     def _slow_tick(self) -> None:
         """The slowly changing parts: irradiance, temperature, panel power, fence and route coverage."""
@@ -954,9 +973,7 @@ class World:
             (ox - x) ** 2 + (oy - y) ** 2 < (reach + orad) ** 2 for ox, oy, orad in self._obs_pos
         ) and not (
             self._walls
-            and any(
-                (mx - x) ** 2 + (my - y) ** 2 < (math.sqrt(wr) + r) ** 2 for mx, my, wr in self._wall_reach
-            )
+            and any((mx - x) ** 2 + (my - y) ** 2 < reach2 for mx, my, reach2 in self._side_wall_reach)
         ):
             return SENSOR_RANGE_M, SENSOR_RANGE_M
         out = []
@@ -1060,16 +1077,24 @@ class World:
         stuck, value = self._stuck_value("power") if self._stuck else (False, None)
         if stuck and value is not None:
             return value  # type: ignore[return-value]
-        pv = self.panel_v
-        pa = self.panel_available_w / pv if pv > 0.0 else 0.0
-        bv = ocv(self.soc) + self.battery_a * R_INTERNAL
-        reading = PowerReading(
-            panel_v=round(pv, 3),
-            panel_a=round(pa, 4),
-            battery_v=round(bv, 3),
-            battery_a=round(self.battery_a, 4),
-            soc=round(self.soc, 4),
-        )
+        pv, pw = self.panel_v, self.panel_available_w
+        memo = self._panel_memo
+        if memo[0] == pv and memo[1] == pw and pv != 0.0 and pw != 0.0:  # (a zero's sign is not compared)
+            panel = memo[2]  # the panel changes at the slow tick only
+        else:
+            pa = pw / pv if pv > 0.0 else 0.0
+            panel = (round(pv, 3), round(pa, 4))
+            self._panel_memo = (pv, pw, panel)
+        bv = self._ocv() + self.battery_a * R_INTERNAL
+        key = (*panel, round(bv, 3), round(self.battery_a, 4), round(self.soc, 4))
+        last = self._power_last
+        # The rounded values mostly repeat step after step: the same (immutable) reading again. A zero is never
+        # reused: 0.0 == -0.0, and the sign shows where the reading is written out.
+        if last is not None and key == last[0] and 0.0 not in key:
+            reading = last[1]
+        else:
+            reading = PowerReading(*key)
+            self._power_last = (key, reading)
         self._last_reading["power"] = reading
         return reading
 

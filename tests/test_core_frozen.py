@@ -81,3 +81,41 @@ def test_hot_types_keep_their_defaults(cls: type) -> None:
             assert getattr(obj, f.name) == f.default
         elif f.default_factory is not dataclasses.MISSING:
             assert getattr(obj, f.name) == f.default_factory()
+
+
+@quick_init
+@dataclasses.dataclass(frozen=True, slots=True)
+class Wide:
+    a: int
+    b: int = 2
+    c: int = 3
+    d: int = 4
+    e: int = 5
+    f: int = 6
+    g: int = 7
+    h: list[int] = dataclasses.field(default_factory=list, hash=False)
+
+
+@pytest.mark.parametrize("cls", [Wide, Snapshot, Guidance, Decision, NavState, Telemetry])
+def test_wide_classes_built_through_their_twin_are_the_class_and_frozen(cls: type) -> None:
+    required = {
+        f.name: None
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    obj = cls(**required)
+    assert type(obj) is cls
+    name = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, name, 1)
+    assert obj == dataclasses.replace(obj)
+
+
+def test_a_wide_class_takes_the_same_arguments_as_the_dataclass_init() -> None:
+    w = Wide(1, 9, h=[1])
+    assert [getattr(w, f.name) for f in dataclasses.fields(Wide)] == [1, 9, 3, 4, 5, 6, 7, [1]]
+    assert Wide(1).h is not Wide(1).h
+    with pytest.raises(TypeError):
+        Wide()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Wide(1, z=2)  # type: ignore[call-arg]

@@ -288,19 +288,36 @@ def _side(st: CoreState, snap: Snapshot, now: float, cfg: CoreConfig) -> tuple[s
     """The side sensors' track after this step, and why they forbid driving forward ("": they do not)."""
     if not cfg.side_sensors:
         return st.side, ""
-    speeds = []
-    for p in st.motors[:2]:  # what the wheels were last told: their speed, as far as the core knows it
-        f = p.en / 255.0 if p.in1 != p.in2 else 0.0
-        speeds.append((f if p.in1 > p.in2 else -f) * cfg.wheel_speed_mps)
-    own = side_rule.own_closing(
-        speeds[0], speeds[1], cfg.wheel_base_m, cfg.body_radius_m, math.radians(cfg.side_bearing_deg)
-    )
+    global _own_last
+    motors = st.motors
+    last = _own_last
+    if last[0] is motors and last[1] is cfg:
+        own = last[2]  # the wheels' command held: the same closing speeds as last step
+    else:
+        own = _own_closing(motors, cfg)
+        _own_last = (motors, cfg, own)
     tr = side_rule.track(st.side, snap.side_left_m, snap.side_right_m, snap.side_t, now, own, cfg.side_stop_m)
     why = side_rule.blocks(
         tr, snap.side_left_m, snap.side_right_m, snap.side_t, now, cfg.distance_stale_s,
         cfg.side_stop_m, cfg.side_near_m,
     )  # fmt: skip
     return tr, why
+
+
+def _own_closing(motors: MotorOutputs, cfg: CoreConfig) -> tuple[float, float]:
+    """side_rule.own_closing for the wheels' last command: their speed, as far as the core knows it."""
+    speeds = []
+    for p in motors[:2]:
+        f = p.en / 255.0 if p.in1 != p.in2 else 0.0
+        speeds.append((f if p.in1 > p.in2 else -f) * cfg.wheel_speed_mps)
+    return side_rule.own_closing(
+        speeds[0], speeds[1], cfg.wheel_base_m, cfg.body_radius_m, math.radians(cfg.side_bearing_deg)
+    )
+
+
+# The last (outputs, config, closing speeds) _side worked out: a held command is the same MotorOutputs object
+# step after step (_outputs), so the answer is looked up by identity. A cache only (no I/O, no clock).
+_own_last: tuple[Any, Any, tuple[float, float]] = (None, None, (0.0, 0.0))
 
 
 def _may_cross(passes: tuple[tuple[float, float], ...], now: float, cfg: CoreConfig) -> bool:
@@ -763,7 +780,9 @@ def _reason(
     power: PowerSource,
 ) -> str:
     s = rule.state
-    if s is State.ESTOP:
+    if s is State.CLEANING:  # the common case first: the chain below ends with it
+        text = "cleaning the route"
+    elif s is State.ESTOP:
         text = "emergency stop: press reset when it is safe"
     elif s is State.FAULT:
         text = f"fault: {fault_why}" if fault_why else "fault clearing: waiting for steady link and sensors"

@@ -387,6 +387,21 @@ def _speeds(left: float, right: float, scale: float, cfg: NavConfig) -> tuple[fl
     return k * (left + right) / 2.0, k * (right - left) / cfg.wheel_base_m
 
 
+# exp(-dt / tau) for the (step, wheel time constant) pairs seen: a fixed-rate loop asks the same two, twice a
+# step. A cache only, bounded; math.exp gives the same float for the same argument.
+_DECAYS: dict[tuple[float, float], float] = {}
+
+
+def _decay(dt: float, tau: float) -> float:
+    key = (dt, tau)
+    d = _DECAYS.get(key)
+    if d is None:
+        if len(_DECAYS) >= 1024:
+            _DECAYS.clear()
+        d = _DECAYS[key] = math.exp(-dt / tau)
+    return d
+
+
 def guide(
     state: NavState,
     fix: GpsFix | None,
@@ -530,7 +545,7 @@ class _Step:
                 out.append(target)
                 ends.append(target)
                 continue
-            decay = math.exp(-dt / tau)
+            decay = _decay(dt, tau)
             out.append(target + (w0 - target) * tau / dt * (1.0 - decay))
             ends.append(target + (w0 - target) * decay)
         self.wheels = (ends[0], ends[1])
