@@ -37,6 +37,12 @@ DRIVE_TAU_S = 0.30  # 10 kg on two 12 V gear motors: about a third of a second t
 BRAKE_TAU_S = 0.08  # both motor leads shorted: stops in a few centimetres
 COAST_TAU_S = 0.60
 STANDING_M_S = 0.01  # slower than this the robot stands: a contact then is something moving into it
+# A walker sees the robot in front of her: she takes no step that brings her body nearer than WALKER_GAP_M to
+# its body (she stops short of it, as people do of a cart); after WALKER_PATIENCE_S of waiting with it still in
+# her way she turns back (stepping round it is not modelled: her walk is to and fro across the lane anyway). She
+# does nothing about a robot coming at her: one that drives into her, standing or walking, is a collision.
+WALKER_GAP_M = 0.15
+WALKER_PATIENCE_S = 3.0
 SENSOR_AHEAD_M = 0.30  # the ultrasonic sensor sits on the front bumper
 SENSOR_RANGE_M = 4.0
 SENSOR_MIN_M = 0.02
@@ -277,6 +283,10 @@ class World:
         # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
         self._obstacles = self._build_obstacles()
         self._obs_pos: list[tuple[float, float, float]] = []
+        # Per obstacle: [walk clock offset (s), waiting since or None]. A walker's place on her to-and-fro walk
+        # is the triangle wave at t - offset; the offset grows while she stands for the robot.
+        self._walk: list[list[Any]] = [[0.0, None] for _ in self._obstacles]
+        self._obs_t = 0.0
         self._distance_memo: tuple[object, float, float, float, float | None] | None = None
         # Positions change only for walkers and for obstacles that come and go.
         self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
@@ -723,19 +733,51 @@ class World:
 
     def _update_obstacles(self) -> None:
         t = self.t
+        dt = t - self._obs_t
+        self._obs_t = t
         pos = []
-        for x0, y0, ux, uy, span, speed, r, active in self._obstacles:
+        rx, ry, rr = self.x, self.y, self.geometry.radius_m
+        for i, (x0, y0, ux, uy, span, speed, r, active) in enumerate(self._obstacles):
             if active is not None and not active.contains(t):
                 continue
             if speed > 0.0:
-                # Back and forth across the route: a triangle wave of amplitude span.
+                # Back and forth across the route: a triangle wave of amplitude span, on her own walk clock.
+                walk = self._walk[i]
                 period = 4.0 * span / speed
-                phase = (t % period) / period
-                k = 4.0 * phase - 1.0 if phase < 0.5 else 3.0 - 4.0 * phase
-                pos.append((x0 + ux * span * k, y0 + uy * span * k, r))
+                px, py = self._walker_at(x0, y0, ux, uy, span, period, t - walk[0])
+                near = rr + r + WALKER_GAP_M
+                d2 = (rx - px) ** 2 + (ry - py) ** 2
+                if d2 < near * near and dt > 0.0:
+                    # Within her stopping distance of the robot: she takes this step only if it leads away.
+                    qx, qy = self._walker_at(x0, y0, ux, uy, span, period, t - dt - walk[0])
+                    if d2 < (rx - qx) ** 2 + (ry - qy) ** 2:
+                        if walk[1] is None:
+                            walk[1] = t - dt
+                        if t - walk[1] < WALKER_PATIENCE_S:
+                            walk[0] += dt  # she stands where she was
+                            px, py = qx, qy
+                        else:
+                            # She turns back: the same place on the wave, walking the other way.
+                            tau = (t - dt - walk[0]) % period
+                            walk[0] = t - dt - (period - tau)
+                            walk[1] = None
+                            px, py = qx, qy
+                    else:
+                        walk[1] = None
+                else:
+                    walk[1] = None
+                pos.append((px, py, r))
             else:
                 pos.append((x0, y0, r))
         self._obs_pos = pos
+
+    @staticmethod
+    def _walker_at(
+        x0: float, y0: float, ux: float, uy: float, span: float, period: float, tau: float
+    ) -> tuple[float, float]:
+        phase = (tau % period) / period
+        k = 4.0 * phase - 1.0 if phase < 0.5 else 3.0 - 4.0 * phase
+        return x0 + ux * span * k, y0 + uy * span * k
 
     def _blocked(self, x: float, y: float) -> bool:
         for ox, oy, r in self._obs_pos:

@@ -20,6 +20,8 @@ from sim.world import (
     GPS_TTFF_S,
     MAX_WHEEL_SPEED,
     PI_W,
+    WALKER_GAP_M,
+    WALKER_PATIENCE_S,
     WHEEL_BASE_M,
     World,
     ocv,
@@ -297,6 +299,46 @@ def test_moving_obstacle_walks_across_the_route_and_back() -> None:
         xs.append(w._obs_pos[0][0])
     assert min(xs) == pytest.approx(-2.0, abs=0.3)
     assert max(xs) == pytest.approx(2.0, abs=0.3)
+
+
+WALKER = '[[obstacle]]\nkind = "moving"\nx = 0.0\ny = 0.0\nspan_m = 4.0\nspeed_m_s = 1.0\nradius_m = 0.3\n'
+
+
+def test_a_walker_stops_short_of_a_robot_in_her_way_then_turns_back() -> None:
+    """She walks from x = -4 towards x = +4; the robot stands at x = 3 on her line. She stops with WALKER_GAP_M
+    between the bodies, waits WALKER_PATIENCE_S for it, and goes back the way she came: never into it."""
+    w = make(WALKER)
+    place(w, 3.0, 0.0, math.pi / 2)  # side on to her: its flank, where none of its sensors looks
+    stop_x = 3.0 - w.geometry.radius_m - 0.3 - WALKER_GAP_M
+    xs = []
+    for _ in range(round(16.0 / DT)):
+        w.advance(DT, ALL_BRAKED)
+        xs.append(w._obs_pos[0][0])
+    assert max(xs) == pytest.approx(stop_x, abs=0.06)
+    waited = sum(DT for x in xs if x > stop_x - 0.06)
+    assert waited == pytest.approx(WALKER_PATIENCE_S, abs=0.2)
+    assert xs[-1] < stop_x - 4.0  # walking back towards -4
+    assert w.truth().collisions == 0
+
+
+def test_a_robot_driving_into_a_walker_who_stopped_for_it_is_a_collision() -> None:
+    """Her stopping changes nothing about what counts: the robot driving into her is a collision."""
+    w = make(WALKER)
+    place(w, 3.0, 0.0, math.pi)  # facing her
+    run(w, 7.0, ALL_BRAKED)  # she has stopped short of it (at about x = 2.2 from 6.2 s)
+    assert w._obs_pos[0][0] == pytest.approx(3.0 - w.geometry.radius_m - 0.3 - WALKER_GAP_M, abs=0.06)
+    run(w, 1.5, drive(150, 150))
+    assert w.truth().collisions == 1
+
+
+def test_a_walker_with_the_robot_behind_her_walks_on() -> None:
+    """She stops only for a robot her next step would bring her nearer to: one just behind her does not stop her."""
+    w = make(WALKER)
+    run(w, 1.0, ALL_BRAKED)  # she is at x = -3, walking towards +x
+    place(w, w._obs_pos[0][0] - 0.75, 0.0, 0.0)
+    x0 = w._obs_pos[0][0]
+    run(w, 1.0, ALL_BRAKED)
+    assert w._obs_pos[0][0] == pytest.approx(x0 + 1.0, abs=0.06)
 
 
 def test_obstacle_window_limits_when_it_is_there() -> None:
