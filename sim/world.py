@@ -37,6 +37,15 @@ DRIVE_TAU_S = 0.30  # 10 kg on two 12 V gear motors: about a third of a second t
 BRAKE_TAU_S = 0.08  # both motor leads shorted: stops in a few centimetres
 COAST_TAU_S = 0.60
 STANDING_M_S = 0.01  # slower than this the robot stands: a contact then is something moving into it
+# A walker sees a robot standing, turning on the spot or creeping (centre under WALKER_SLOW_M_S) in front of
+# her: she takes no step that brings her body nearer than WALKER_GAP_M to its body (she stops short of it, as
+# people do of a handcart), and after WALKER_PATIENCE_S, if it stands (under STANDING_M_S), she steps round it
+# to the side she is already on, keeping that gap from where it stood. A robot driving she does not allow for
+# (the robot must stop for her), but she never walks through its body. She never dodges a robot coming at her:
+# one that drives into her, standing, waiting or walking, is a collision.
+WALKER_GAP_M = 0.15
+WALKER_SLOW_M_S = 0.25
+WALKER_PATIENCE_S = 0.3
 SENSOR_AHEAD_M = 0.30  # the ultrasonic sensor sits on the front bumper
 SENSOR_RANGE_M = 4.0
 SENSOR_MIN_M = 0.02
@@ -277,6 +286,11 @@ class World:
         # Obstacles: (x0, y0, ux, uy, span, speed, r, active) with (ux, uy) the walking direction.
         self._obstacles = self._build_obstacles()
         self._obs_pos: list[tuple[float, float, float]] = []
+        # Per obstacle: [walk clock offset (s), waiting since or None, detour (robot x, y, side) or None, her
+        # last place or None]. A walker's place on her to-and-fro walk is the triangle wave at t - offset; the
+        # offset grows while she stands for the robot.
+        self._walk: list[list[Any]] = [[0.0, None, None, None] for _ in self._obstacles]
+        self._obs_t = 0.0
         self._distance_memo: tuple[object, float, float, float, float | None] | None = None
         # Positions change only for walkers and for obstacles that come and go.
         self._obs_dynamic = any(o.kind == "moving" or o.active is not None for o in scenario.obstacles)
@@ -742,19 +756,82 @@ class World:
 
     def _update_obstacles(self) -> None:
         t = self.t
+        dt = t - self._obs_t
+        self._obs_t = t
         pos = []
-        for x0, y0, ux, uy, span, speed, r, active in self._obstacles:
+        rx, ry, rr = self.x, self.y, self.geometry.radius_m
+        for i, (x0, y0, ux, uy, span, speed, r, active) in enumerate(self._obstacles):
+            walk = self._walk[i]
             if active is not None and not active.contains(t):
+                walk[3] = None
                 continue
-            if speed > 0.0:
-                # Back and forth across the route: a triangle wave of amplitude span.
-                period = 4.0 * span / speed
-                phase = (t % period) / period
-                k = 4.0 * phase - 1.0 if phase < 0.5 else 3.0 - 4.0 * phase
-                pos.append((x0 + ux * span * k, y0 + uy * span * k, r))
-            else:
+            if speed <= 0.0:
                 pos.append((x0, y0, r))
+                continue
+            # Back and forth across the route: a triangle wave of amplitude span, on her own walk clock, plus
+            # the detour she is taking round the robot, if any.
+            period = 4.0 * span / speed
+            near = rr + r + WALKER_GAP_M
+            px, py = self._walker_at(walk, x0, y0, ux, uy, span, period, t, near)
+            prev = walk[3]
+            if prev is not None and dt > 0.0:
+                d2 = (rx - px) ** 2 + (ry - py) ** 2
+                # A robot driving past she does not allow for (it must stop for her), but she cannot walk
+                # through its body. (A millimetre's tolerance: stepping round, she keeps exactly the gap.)
+                keep = (near if abs(self.vl + self.vr) * 0.5 <= WALKER_SLOW_M_S else rr + r) - 0.001
+                if d2 < keep * keep and d2 < (rx - prev[0]) ** 2 + (ry - prev[1]) ** 2:
+                    # This step would bring her too near the robot: she stands, and after a moment steps round
+                    # it, to the side she is already on.
+                    if walk[1] is None:
+                        walk[1] = t - dt
+                    if t - walk[1] < WALKER_PATIENCE_S or abs(self.vl + self.vr) * 0.5 > STANDING_M_S:
+                        # She waits; and she steps round only a robot that stands: one coming at her, she
+                        # does not dodge (it driving on into her is a collision).
+                        walk[0] += dt
+                        px, py = prev
+                    else:
+                        bx, by = self._walker_at(walk, x0, y0, ux, uy, span, period, t, near, False)
+                        e = (rx - bx) * -uy + (ry - by) * ux
+                        walk[2] = (rx, ry, -1.0 if e > 0.0 else 1.0)
+                        walk[1] = None
+                        px, py = self._walker_at(walk, x0, y0, ux, uy, span, period, t, near)
+                else:
+                    walk[1] = None
+            walk[3] = (px, py)
+            pos.append((px, py, r))
         self._obs_pos = pos
+
+    @staticmethod
+    def _walker_at(
+        walk: list[Any],
+        x0: float,
+        y0: float,
+        ux: float,
+        uy: float,
+        span: float,
+        period: float,
+        t: float,
+        near: float,
+        detour: bool = True,
+    ) -> tuple[float, float]:
+        """Where a walker is at t: on her line by her walk clock, stepped aside round the robot's body (from
+        where it stood when she began stepping round; it moving after that does not move her) while she
+        passes it. Leaving its reach along her line ends the detour."""
+        phase = ((t - walk[0]) % period) / period
+        k = 4.0 * phase - 1.0 if phase < 0.5 else 3.0 - 4.0 * phase
+        px, py = x0 + ux * span * k, y0 + uy * span * k
+        if not detour or walk[2] is None:
+            return px, py
+        cx, cy, side = walk[2]
+        a = (px - cx) * ux + (py - cy) * uy  # along her line, from the robot's centre
+        if a * a >= near * near:
+            walk[2] = None
+            return px, py
+        e = (cx - px) * -uy + (cy - py) * ux  # the robot's centre across her line (left of her line +)
+        q = e + side * math.sqrt(near * near - a * a)  # where across her line she clears it
+        if side * q <= 0.0:
+            return px, py  # far enough to that side already
+        return px - uy * q, py + ux * q
 
     def _blocked(self, x: float, y: float) -> bool:
         for ox, oy, r in self._obs_pos:

@@ -20,6 +20,8 @@ from sim.world import (
     GPS_TTFF_S,
     MAX_WHEEL_SPEED,
     PI_W,
+    WALKER_GAP_M,
+    WALKER_PATIENCE_S,
     WHEEL_BASE_M,
     World,
     ocv,
@@ -297,6 +299,49 @@ def test_moving_obstacle_walks_across_the_route_and_back() -> None:
         xs.append(w._obs_pos[0][0])
     assert min(xs) == pytest.approx(-2.0, abs=0.3)
     assert max(xs) == pytest.approx(2.0, abs=0.3)
+
+
+WALKER = '[[obstacle]]\nkind = "moving"\nx = 0.0\ny = 0.0\nspan_m = 4.0\nspeed_m_s = 1.0\nradius_m = 0.3\n'
+
+
+def test_a_walker_stops_short_of_a_robot_in_her_way_then_steps_round_it() -> None:
+    """She walks from x = -4 towards x = +4; the robot stands at x = 3, 0.2 m to the side of her line. She stops
+    with WALKER_GAP_M between the bodies, waits WALKER_PATIENCE_S, then steps round it on her side and walks on:
+    never nearer than that gap, and back on her line once past it."""
+    w = make(WALKER)
+    place(w, 3.0, 0.2, math.pi / 2)  # side on to her: its flank, where none of its sensors looks
+    near = w.geometry.radius_m + 0.3 + WALKER_GAP_M
+    track = []
+    for _ in range(round(8.2 / DT)):  # at 8.3 s she turns at x = 4, and meets it again coming back
+        w.advance(DT, ALL_BRAKED)
+        track.append(w._obs_pos[0][:2])
+    gaps = [math.hypot(x - 3.0, y - 0.2) for x, y in track]
+    assert min(gaps) > near - 0.01
+    stood = [k for k in range(1, len(track)) if track[k] == track[k - 1]]
+    assert len(stood) * DT == pytest.approx(WALKER_PATIENCE_S, abs=0.11)
+    assert min(y for _, y in track) < 0.2 - near + 0.01  # round it on her side (below the robot's centre)
+    assert track[-1][0] > 3.0 + near and track[-1][1] == pytest.approx(0.0, abs=1e-9)
+    assert w.truth().collisions == 0
+
+
+def test_a_robot_driving_into_a_walker_who_stopped_for_it_is_a_collision() -> None:
+    """Her stopping changes nothing about what counts: the robot driving into her is a collision."""
+    w = make(WALKER)
+    place(w, 3.0, 0.0, math.pi)  # facing her
+    run(w, 6.35, ALL_BRAKED)  # she has stopped short of it (at x = 2.2, from 6.2 s)
+    assert w._obs_pos[0][0] == pytest.approx(3.0 - w.geometry.radius_m - 0.3 - WALKER_GAP_M, abs=0.06)
+    run(w, 1.5, drive(150, 150))
+    assert w.truth().collisions == 1
+
+
+def test_a_walker_with_the_robot_behind_her_walks_on() -> None:
+    """She stops only for a robot her next step would bring her nearer to: one just behind her does not stop her."""
+    w = make(WALKER)
+    run(w, 1.0, ALL_BRAKED)  # she is at x = -3, walking towards +x
+    place(w, w._obs_pos[0][0] - 0.75, 0.0, 0.0)
+    x0 = w._obs_pos[0][0]
+    run(w, 1.0, ALL_BRAKED)
+    assert w._obs_pos[0][0] == pytest.approx(x0 + 1.0, abs=0.06)
 
 
 def test_obstacle_window_limits_when_it_is_there() -> None:
