@@ -39,6 +39,11 @@ class CommandQueue:
             self.on_put()
         return True
 
+    @property
+    def pending(self) -> bool:
+        """True when a command waits to be drained (the idle supervisor's wake check: no drain, no copy)."""
+        return not self._q.empty()
+
     def drain(self) -> tuple[Command, ...]:
         """Everything queued so far, oldest first."""
         if self._q.empty():  # most steps: no command, and no Empty exception raised and caught

@@ -62,6 +62,10 @@ class ControlSettings:
     start_mode: str = _f("auto", choices=("auto", "manual", "paused"))
     resume_after_restart: bool = _f(True)
     route_passes: int = _f(0, 0, 1000)
+    # Seconds between full steps while the robot stands braked with nothing to do (parked, sheltered, paused,
+    # e-stopped: docs/behaviour.md, "Idle stepping"); the ticks between keep the link's frames and wake on any
+    # event. 0 = a full step every tick.
+    idle_step_s: float = _f(1.0, 0.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -409,6 +413,12 @@ def _validate(data: dict[str, Any]) -> Settings:
 
 
 def _cross_check(s: Settings) -> None:
+    c = s.control
+    if 0.0 < c.idle_step_s < 1.0 / c.rate_hz:
+        raise ConfigError(
+            f"control.idle_step_s = {c.idle_step_s}: must be 0 (off) or at least one control period "
+            f"(1 / control.rate_hz = {1.0 / c.rate_hz:.3f} s); the default is 1.0"
+        )
     if s.obstacle.clear_distance_m <= s.obstacle.stop_distance_m:
         raise ConfigError(
             f"obstacle.clear_distance_m = {s.obstacle.clear_distance_m}: must be greater than "

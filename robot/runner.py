@@ -370,7 +370,7 @@ class Runner:
                 self.before_step(now)
             if self._inline:
                 self._read_inline(now, self._steps)
-            self.sup.step(now)
+            self.sup.tick(now)  # a full step, or an idle tick while the robot waits braked (same frames out)
             self._steps += 1
             if self.on_step is not None:
                 self.on_step(now)

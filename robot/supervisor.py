@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 PROGRESS_FILE = "route_progress.json"
 PERSIST_EVERY_S = 5.0
 SUN_EVERY_S = 10.0  # the sun moves 0.04 degree in 10 s
+# Idle stepping (docs/behaviour.md, "Idle stepping"): the states in which the robot stands braked waiting for
+# something slow. Braked by the table itself (its wheels "off")...
+IDLE_STATES = frozenset({State.ESTOP, State.PAUSED, State.CRITICAL_BATTERY, State.SHELTERED, State.TRAY_FULL})
+# ... or guided to the park, idle once navigation says it has arrived there.
+PARKED_STATES = frozenset({State.LOW_BATTERY, State.NIGHT, State.WAITING_FOR_SUN, State.ROUTE_DONE})
+TRAY_WAKE_KG = 0.1  # an idle robot steps at once when the tray's weight moves this much (litter in or out)
 POWER_DOWN_DETAIL = {
     "critical_battery": "planned power-down at critical battery",
     "night": "planned power-down for the night",
@@ -171,6 +177,13 @@ class Supervisor:
         self.power_down_plan: PowerDownPlan | None = None
         self._utc_anchor: tuple[datetime, float] | None = None  # a GPS time and the monotonic time it came
         self._sun: tuple[float, float | None] = (-math.inf, None)
+        # Idle stepping: 0 = off. While idle, the next full step is due at _idle_until (None: not idle), and
+        # _idle_seen is what the last full step saw of every event that wakes one at once (_woken).
+        self.idle_step_s = float(getattr(settings.control, "idle_step_s", 0.0))
+        self._idle_until: float | None = None
+        self._idle_seen: tuple[Any, ...] = ()
+        self._idle_decision: Decision | None = None
+        self.idle_ticks = 0
 
     # ---- readings -------------------------------------------------------------------------------------------
     def ingest(self, name: str, value: Any, now: float) -> None:
@@ -369,7 +382,130 @@ class Supervisor:
         self._publish(decision, now, fix, link_ok, bool(alerts))
         if now - self._persisted_at >= PERSIST_EVERY_S:
             self._persist_progress(now)
+        # A microsecond early: ticks at float times k * dt must find the next full step due on the tick it is.
+        idle = self._may_idle(decision, link_ok)
+        self._idle_until = now + self.idle_step_s - 1e-6 if idle else None
+        if self._idle_until is not None:
+            self._idle_seen = self._wake_key(now, link_ok)
+            # What the idle ticks return: this decision, its alerts already raised (once, by this step).
+            self._idle_decision = replace(decision, alerts=()) if decision.alerts else decision
         return decision
+
+    # ---- idle stepping ----------------------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        """True while the last full step left the robot idle: braked, waiting for something slow."""
+        return self._idle_until is not None
+
+    def tick(self, now: float) -> Decision:
+        """One control tick: a full step(), or, while idle, the last braked frame again and the telemetry.
+
+        Idle (docs/behaviour.md, "Idle stepping"): the last decision holds every motor actively braked in a
+        state that waits for something slow (IDLE_STATES, or PARKED_STATES once arrived), with no short timer
+        of the core running. A full step then comes every control.idle_step_s, and at once on any event that
+        may change the decision (_woken); a decision that is not idle steps every tick again from the next one.
+        """
+        until = self._idle_until
+        if until is None or now >= until or self._woken(now):
+            return self.step(now)
+        # Exactly what the last decision sent (ALL_BRAKED, _may_idle): the Arduino's watchdog and the link's
+        # dead-link check see a frame every tick, as before.
+        self.link.send(ALL_BRAKED)
+        self.idle_ticks += 1
+        decision = self._idle_decision
+        assert decision is not None  # idle only after a full step
+        # The newest readings reach the dashboard as often as before (telemetry_every_s).
+        rd = self.readings
+        fix = rd.gps.value if rd.gps.at is not None and now - rd.gps.at <= self.gps_stale_s else None
+        self._publish(decision, now, fix, self._idle_seen[0], False)
+        return decision
+
+    def _may_idle(self, d: Decision, link_ok: bool) -> bool:
+        """Whether this decision lets the ticks until the next full step be idle ones."""
+        if self.idle_step_s <= 0.0 or not link_ok or d.power_down or d.motors != ALL_BRAKED:
+            return False
+        state = d.state
+        if state not in IDLE_STATES:
+            if state not in PARKED_STATES:
+                return False
+            g = self.guidance
+            if g is None or self.nav.goal != d.goal.value:
+                return False
+            # At the goal and standing while navigation averages fixes before it says "arrived" (minutes at
+            # every parking) is idle too: every new fix steps at once (_woken), so navigation sees each one.
+            if not g.arrived and (not g.gps_ok or g.left != 0.0 or g.right != 0.0):
+                return False
+        core = self.core
+        # The core's short timers (rain confirmed after rain.confirm_s, the tray's filter.filter_s): their end
+        # moves the robot (to the shelter, back to the route), so they run at the control rate. Every other
+        # timer an idle state waits on is minutes long (rain.dry_s, power dwells, stuck retries are not idle).
+        if core.wet_since is not None and not core.rain:
+            return False
+        if core.tray_full:
+            return core.light_tray_since is None
+        return core.heavy_since is None
+
+    def _wake_key(self, now: float, link_ok: bool) -> tuple[Any, ...]:
+        rd = self.readings
+        return (
+            link_ok,
+            rd.rain.value,
+            rd.scale.value,
+            self._tray_class(rd.scale.value),
+            rd.gps.value,
+            tuple(getattr(rd, spec.name).errors for spec in POLLED),
+        )
+
+    def _tray_class(self, kg: Any) -> int:
+        """Which side of the core's tray thresholds a weight is on (-1 unknown, 0 empty, 1 between, 2 full)."""
+        if kg is None or kg != kg:
+            return -1
+        cfg = self.cfg
+        return 2 if kg >= cfg.tray_full_kg else 0 if kg < cfg.tray_empty_kg else 1
+
+    def _woken(self, now: float) -> bool:
+        """Whether something happened since the last full step that an idle robot must decide on at once."""
+        if self.commands.pending:  # e-stop, reset, a mode, tray emptied: from any path
+            return True
+        store = self.store
+        if store is not None and store.estop_generation != self._estop_seen:  # a latch its command missed
+            return True
+        link_ok, rain, kg, tray_class, fix, errors = self._idle_seen
+        if self.link.healthy != link_ok:
+            return True
+        rd = self.readings
+        if rd.rain.value != rain:
+            return True
+        scale = rd.scale.value
+        if scale is not kg and (
+            self._tray_class(scale) != tray_class
+            or scale is None
+            or kg is None
+            or abs(scale - kg) >= TRAY_WAKE_KG
+        ):
+            return True
+        # A part that failed, or went quiet towards the core's stale limit, is a fault to report at once.
+        stale = self.cfg.sensor_stale_s
+        for r in (rd.power, rd.scale, rd.rain):
+            if r.at is None or now - r.at > stale:
+                return True
+        if tuple(getattr(rd, spec.name).errors for spec in POLLED) != errors:
+            return True
+        if rd.gps.value is not fix:
+            # A new epoch (ingest keeps the old object until one comes): navigation folds each fix in on the
+            # tick it arrives, as it did before idle stepping, so its position estimate is the same. 1 Hz for
+            # the usual receiver, which the full step a second costs anyway.
+            return True
+        power: PowerReading | None = rd.power.value
+        if power is not None:
+            core, cfg = self.core, self.cfg
+            # The two power events that cannot wait for the next full step: the panel falling short of the load
+            # while the relay is on it (the Pi's supply sags), and the battery turning critical.
+            if core.power is PowerSource.PANEL and power.panel_w < core.load_w:
+                return True
+            if not core.critical and (power.soc <= cfg.critical_soc or power.battery_v <= cfg.critical_v):
+                return True
+        return False
 
     # ---- time and the sun, from GPS ---------------------------------------------------------------------------
     def utc_now(self, now: float) -> datetime | None:

@@ -505,7 +505,7 @@ def run_scenario(
                 rec.off_step(t, n * dt)
             else:
                 sup.poll_parts(t)
-                decision = sup.step(t)
+                decision = sup.tick(t)  # a full step, or an idle tick while the robot waits braked
                 rec.step(t, dt, decision, arduino.pins)
                 if trace is not None:
                     trace.decision(t, decision, sup)

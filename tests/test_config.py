@@ -39,6 +39,12 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             assert f"\n{f.name} = " in text, f"{section.name}.{f.name} is not documented in {EXAMPLE.name}"
 
 
+def test_idle_stepping_may_be_off_or_as_short_as_one_control_period() -> None:
+    assert from_dict({}).control.idle_step_s == 1.0
+    assert from_dict({"control": {"idle_step_s": 0}}).control.idle_step_s == 0.0
+    assert from_dict({"control": {"rate_hz": 10, "idle_step_s": 0.1}}).control.idle_step_s == 0.1
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -56,6 +62,13 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         ({"tray": {"capacity_kg": "2"}}, "tray.capacity_kg = '2': expected a number"),
         ({"tray": {"capacity_kg": 50}}, "tray.capacity_kg = 50.0: must be between 0.2 and 10.0"),
         ({"control": {"rate_hz": True}}, "control.rate_hz = True: expected a number"),
+        # Idle stepping: 0 (off) or from one control period up to 2 s.
+        ({"control": {"idle_step_s": 5.0}}, "control.idle_step_s = 5.0: must be between 0.0 and 2.0"),
+        ({"control": {"idle_step_s": -1}}, "control.idle_step_s = -1.0: must be between 0.0 and 2.0"),
+        (
+            {"control": {"idle_step_s": 0.02}},
+            "control.idle_step_s = 0.02: must be 0 (off) or at least one control period (1 / control.rate_hz = 0.050 s)",
+        ),
         ({"obstacle": {"max_tries": 2.5}}, "obstacle.max_tries = 2.5: expected a whole number"),
         # Below 0.3 s the distance driver's ping window would hold too few pings (one setting for both users).
         ({"obstacle": {"stale_s": 0.1}}, "obstacle.stale_s = 0.1: must be between 0.3 and 2.0"),
