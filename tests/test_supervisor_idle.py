@@ -4,6 +4,7 @@ braked frame every tick, and steps at once on any event. Virtual time only."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_a_paused_robot_steps_once_a_second_and_brakes_every_tick(make_rig: Call
     assert [m for _, m in frames] == [ALL_BRAKED] * 200
     # One frame every 50 ms, as before: the Arduino's 300 ms watchdog and the 250 ms dead-link limit never see
     # a gap.
-    gaps = [b - a for (a, _), (b, _) in zip([(t0, None), *frames], frames, strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise([(t0, None), *frames])]
     assert max(gaps) == pytest.approx(DT)
 
 
@@ -262,3 +263,40 @@ def test_a_scenario_that_waits_decides_as_with_idle_stepping_off() -> None:
     # Every fix reaches navigation on the tick it came and the wait ends on the person's command: the same run.
     for key in ("alerts", "time_in_state_s", "route_completion", "collisions", "brownout_s", "safety_events"):
         assert on[key] == ref[key], key
+
+
+# ---- the real-time runner, on a virtual clock -------------------------------------------------------------------
+
+
+def test_the_runner_ticks_at_the_control_rate_and_steps_when_due_or_woken(
+    make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ramudroid run`'s loop: a frame every 50 ms of its clock, a full step a second, and an operator's e-stop
+    stepped on the tick after it. The clock is virtual (each tick moves it 50 ms), so the loop never waits."""
+    import asyncio
+
+    from robot import runner as runner_mod
+    from robot.runner import Runner
+
+    # Every part read by the loop itself on the virtual clock (no poller thread on real time).
+    monkeypatch.setattr(runner_mod, "INLINE_PARTS", tuple(runner_mod.POLL_PERIOD_S))
+    clock = FakeClock()
+    rig = make_rig(clock=clock, start_mode="paused")
+    seen: list[tuple[float, int, State]] = []
+
+    def on_step(now: float) -> None:
+        assert rig.sup.last is not None
+        seen.append((now, rig.sup.steps, rig.sup.last.state))
+        if len(seen) == 300:
+            rig.commands.put(Command(CommandKind.ESTOP, at=now, source="web"))
+        clock.advance(DT)
+
+    r = Runner(rig.sup, rate_hz=20, clock=clock, on_step=on_step)
+    assert asyncio.run(asyncio.wait_for(r.run(install_signals=False, max_steps=400), 30.0)) == 0
+    frames = rig.link.sent[1:-1]  # between the boot's brake and the close's
+    assert len(frames) == 400 and {m for _, m in frames} == {ALL_BRAKED}
+    assert max(b[0] - a[0] for a, b in itertools.pairwise(frames)) == pytest.approx(DT)
+    steps = [s for _, s, _ in seen]
+    assert 15 <= steps[299] - steps[0] <= 20  # 15 s paused: a full step a second (the first ones before idle)
+    assert steps[300] == steps[299] + 1 and seen[300][2] is State.ESTOP  # woken: the next tick stepped
+    assert 4 <= steps[-1] - steps[300] <= 6 and rig.sup.idle  # e-stopped: idle again
