@@ -155,6 +155,7 @@ class Supervisor:
             self.core = self._boot(store)
         self.nav = self._load_progress()
         self.readings = Readings()
+        self._polled = tuple(getattr(self.readings, spec.name) for spec in POLLED)
         self.last: Decision | None = None
         self.guidance: Guidance | None = None
         self.steps = 0
@@ -414,7 +415,11 @@ class Supervisor:
         self.idle_ticks += 1
         decision = self._idle_decision
         assert decision is not None  # idle only after a full step
-        # The newest readings reach the dashboard as often as before (telemetry_every_s).
+        # The newest readings reach the dashboard as often as before (telemetry_every_s; _publish's own test of
+        # it first, without the snapshot's key: the decision and the link's health are the full step's).
+        every = self.telemetry_every_s
+        if every > 0.0 and now - self._published_at < every and self.outbox.count == self._recent_count:
+            return decision
         rd = self.readings
         fix = rd.gps.value if rd.gps.at is not None and now - rd.gps.at <= self.gps_stale_s else None
         self._publish(decision, now, fix, self._idle_seen[0], False)
@@ -453,8 +458,15 @@ class Supervisor:
             rd.scale.value,
             self._tray_class(rd.scale.value),
             rd.gps.value,
-            tuple(getattr(rd, spec.name).errors for spec in POLLED),
+            self._read_errors(),
         )
+
+    def _read_errors(self) -> int:
+        """Failed reads of every polled part so far (each count only grows: a new failure changes the sum)."""
+        total = 0
+        for r in self._polled:
+            total += r.errors
+        return total
 
     def _tray_class(self, kg: Any) -> int:
         """Which side of the core's tray thresholds a weight is on (-1 unknown, 0 empty, 1 between, 2 full)."""
@@ -471,10 +483,13 @@ class Supervisor:
         if store is not None and store.estop_generation != self._estop_seen:  # a latch its command missed
             return True
         link_ok, rain, kg, tray_class, fix, errors = self._idle_seen
-        if self.link.healthy != link_ok:
-            return True
         rd = self.readings
-        if rd.rain.value != rain:
+        if rd.gps.value is not fix:
+            # A new epoch (ingest keeps the old object until one comes): navigation folds each fix in on the
+            # tick it arrives, as it did before idle stepping, so its position estimate is the same. 1 Hz for
+            # the usual receiver, which the full step a second costs anyway.
+            return True
+        if rd.rain.value != rain or self._read_errors() != errors or self.link.healthy != link_ok:
             return True
         scale = rd.scale.value
         if scale is not kg and (
@@ -485,17 +500,12 @@ class Supervisor:
         ):
             return True
         # A part that failed, or went quiet towards the core's stale limit, is a fault to report at once.
+        # A part that went quiet up to the core's stale limit is a fault to report at once (a failing one is
+        # in the error count above).
         stale = self.cfg.sensor_stale_s
         for r in (rd.power, rd.scale, rd.rain):
-            if r.at is None or now - r.at > stale:
+            if r.at is None or now - r.at > stale:  # the core's own test of age (decide._age)
                 return True
-        if tuple(getattr(rd, spec.name).errors for spec in POLLED) != errors:
-            return True
-        if rd.gps.value is not fix:
-            # A new epoch (ingest keeps the old object until one comes): navigation folds each fix in on the
-            # tick it arrives, as it did before idle stepping, so its position estimate is the same. 1 Hz for
-            # the usual receiver, which the full step a second costs anyway.
-            return True
         power: PowerReading | None = rd.power.value
         if power is not None:
             core, cfg = self.core, self.cfg
