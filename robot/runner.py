@@ -3,8 +3,9 @@
 The parts whose reads block (HX711, I2C) are polled each in its own thread and their readings come back to the
 loop; the loop reads the others (distance, side, rain, GPS: their drivers gather in their own threads) itself.
 The supervisor steps at a fixed rate and at once on a safety-relevant change (obstacle inside the stop distance,
-rain starting, link health flipping, an operator command). Any unexpected exception brakes and exits non-zero;
-SIGTERM/SIGINT brake and exit cleanly.
+rain starting, link health flipping, an operator command); while the robot stands braked with nothing to do,
+most ticks are the supervisor's idle ticks (Supervisor.tick, docs/behaviour.md). Any unexpected exception brakes
+and exits non-zero; SIGTERM/SIGINT brake and exit cleanly.
 """
 
 from __future__ import annotations
