@@ -300,3 +300,22 @@ def test_the_runner_ticks_at_the_control_rate_and_steps_when_due_or_woken(
     assert 15 <= steps[299] - steps[0] <= 20  # 15 s paused: a full step a second (the first ones before idle)
     assert steps[300] == steps[299] + 1 and seen[300][2] is State.ESTOP  # woken: the next tick stepped
     assert 4 <= steps[-1] - steps[300] <= 6 and rig.sup.idle  # e-stopped: idle again
+
+
+def test_a_robot_parking_on_a_low_battery_idles_at_the_park_and_parks_as_before() -> None:
+    """Low battery at the start: the robot drives to the park, stands averaging fixes, arrives, charges. Standing
+    there is idle (navigation still folds in every fix on the tick it comes), and it parks where it did."""
+    from sim import scenario as scen
+    from sim.run import run_scenario
+
+    sc = scen.parse(HEAD.replace("battery_soc = 0.9", "battery_soc = 0.2"), "t.toml")
+    base = Settings()
+    off = dataclasses.replace(base, control=dataclasses.replace(base.control, idle_step_s=0.0))
+    on_run, off_run = run_scenario(sc, duration_s=1200.0), run_scenario(sc, settings=off, duration_s=1200.0)
+    sup = on_run.run.supervisor
+    assert sup.last.state is State.LOW_BATTERY and sup.guidance.arrived
+    assert sup.idle_ticks > 0.8 * 1200 / DT
+    on, ref = on_run.report, off_run.report
+    assert on["arrivals"]["park"] == ref["arrivals"]["park"] and on["arrivals"]["park"]["inside"] == 1
+    assert on["alerts"] == ref["alerts"]
+    assert on["time_in_state_s"] == ref["time_in_state_s"]
