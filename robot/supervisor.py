@@ -52,7 +52,7 @@ SUN_EVERY_S = 10.0  # the sun moves 0.04 degree in 10 s
 # Idle stepping (docs/behaviour.md, "Idle stepping"): the states in which the robot stands braked waiting for
 # something slow. Braked by the table itself (its wheels "off")...
 IDLE_STATES = frozenset({State.ESTOP, State.PAUSED, State.CRITICAL_BATTERY, State.SHELTERED, State.TRAY_FULL})
-# ... or guided to the park, idle once navigation says it has arrived there.
+# ... or guided to the park, idle once navigation says it has arrived there (or stands there averaging fixes).
 PARKED_STATES = frozenset({State.LOW_BATTERY, State.NIGHT, State.WAITING_FOR_SUN, State.ROUTE_DONE})
 TRAY_WAKE_KG = 0.1  # an idle robot steps at once when the tray's weight moves this much (litter in or out)
 POWER_DOWN_DETAIL = {
@@ -441,7 +441,7 @@ class Supervisor:
             if not g.arrived and (not g.gps_ok or g.left != 0.0 or g.right != 0.0):
                 return False
         core = self.core
-        # The core's short timers (rain confirmed after rain.confirm_s, the tray's filter.filter_s): their end
+        # The core's short timers (rain confirmed after rain.confirm_s, the tray's tray.filter_s): their end
         # moves the robot (to the shelter, back to the route), so they run at the control rate. Every other
         # timer an idle state waits on is minutes long (rain.dry_s, power dwells, stuck retries are not idle).
         if core.wet_since is not None and not core.rain:
@@ -499,7 +499,6 @@ class Supervisor:
             or abs(scale - kg) >= TRAY_WAKE_KG
         ):
             return True
-        # A part that failed, or went quiet towards the core's stale limit, is a fault to report at once.
         # A part that went quiet up to the core's stale limit is a fault to report at once (a failing one is
         # in the error count above).
         stale = self.cfg.sensor_stale_s
