@@ -212,6 +212,13 @@ def test_full_tray_stops_the_brushes_and_an_sms_reaches_the_modem(
     full = robot.wait_for(lambda s: s["state"] == "tray_full", 20)
     assert "tray full" in full["reason"]
     assert not any(p.brushing for _, p in robot.arduino.history), "brushes ran with a full tray"
+    # Waiting for a person, the robot idles (a full step a second, docs/behaviour.md): a braked frame still goes out
+    # every tick, so the Arduino's own watchdog never trips and the link never has to shake hands again.
+    later = robot.wait_for(lambda s: s["at"] >= full["at"] + 3.0, 10)
+    assert later["state"] == "tray_full" and later["link_ok"]
+    for count in ("handshakes", "resyncs"):
+        assert later["link_stats"][count] == full["link_stats"][count], count
+    assert not robot.arduino.sim.watchdog_tripped and robot.arduino.pins == ALL_BRAKED
     end = time.monotonic() + 20
     while time.monotonic() < end and not any("tray" in text.lower() for _, text in robot.modem.outbox):
         time.sleep(0.1)
