@@ -160,3 +160,74 @@ def test_bad_values_and_settings_are_rejected_at_once(tmp_path: Path) -> None:
         ArduinoLink(str(tmp_path / "x"), heartbeat_hz=5.0)
     with ArduinoLink(str(tmp_path / "x")) as lk, pytest.raises(ProtocolError):
         lk.send(MotorOutputs(PinState(2, 0, 0), *FWD[1:]))
+
+
+class VirtualPort:
+    """A serial port on a virtual clock with the SimArduino behind it: each read that finds nothing waits its
+    whole timeout in virtual time at once. Records every read's timeout and every time the timeout is set."""
+
+    def __init__(self, clock: list[float], *, wakeable: bool) -> None:
+        from arduino_bridge.sim_arduino import SimArduino
+
+        self._clock = clock
+        self._sim = SimArduino(build_id=0)
+        self._inbox = b""
+        self._timeout = 0.02
+        self.waits: list[float] = []
+        self.timeouts_set = 0
+        if wakeable:
+            self.cancel_read = lambda: None
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self.timeouts_set += 1
+        self._timeout = value
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._inbox)
+
+    def reset_input_buffer(self) -> None:
+        self._inbox = b""
+
+    def write(self, data: bytes) -> int:
+        self._inbox += self._sim.feed(data, self._clock[0])
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self._inbox:
+            self.waits.append(self._timeout)
+            self._clock[0] += self._timeout
+            self._sim.tick(self._clock[0])
+            return b""
+        out, self._inbox = self._inbox[:size], self._inbox[size:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("wakeable", [True, False])
+def test_the_io_thread_waits_for_the_sessions_deadlines_when_send_can_wake_it(wakeable: bool) -> None:
+    clock = [100.0]
+    port = VirtualPort(clock, wakeable=wakeable)
+    # Heartbeats at 16 Hz: 62.5 ms, exact in binary, so the virtual clock lands on each deadline exactly.
+    lk = ArduinoLink("virtual", heartbeat_hz=16.0, clock=lambda: clock[0], open_port=lambda *a, **k: port)
+    try:
+        wait_for(lambda: len(port.waits) >= 40)  # a few ms of real time: virtual waits cost none
+        healthy = lk.healthy
+    finally:
+        lk.close()
+    waits = port.waits[5:40]  # past the handshake
+    assert healthy  # heartbeats answered on time, the firmware's watchdog fed
+    if wakeable:
+        # Nothing to do until the next heartbeat: one wait of 62.5 ms (rounded up to 63), not four of 20 ms.
+        assert set(waits) == {0.063}
+        assert port.timeouts_set <= 3  # set once, not before every read (pyserial reconfigures the port)
+    else:
+        # A port send() cannot wake is looked at every 20 ms, so a new command waits at most that long.
+        assert max(waits) == pytest.approx(0.02)
