@@ -34,6 +34,19 @@ MIN_WAIT_S = 0.001
 Opener = Callable[..., Any]
 
 
+def read_waiting(port: Any) -> bytes:
+    """What the port has for us: its first byte waited for up to the port's timeout (nothing when it runs out
+    or cancel_read wakes it), and then the rest of what came with that byte. A reply wakes a one-byte read
+    on its first byte; without the second read the thread went round its loop once more for the other nine
+    or ten of an acknowledgement."""
+    data = port.read(max(1, port.in_waiting))
+    if len(data) == 1:
+        rest = port.in_waiting
+        if rest:
+            data += port.read(rest)
+    return data
+
+
 class ArduinoLink:
     """The motor Arduino on a serial port: `send()` queues, the I/O thread runs the LinkSession over the port.
 
@@ -241,7 +254,7 @@ class ArduinoLink:
             )
             if port.timeout != wait:
                 port.timeout = wait
-            session.receive(port.read(max(1, port.in_waiting)), self._clock())
+            session.receive(read_waiting(port), self._clock())
             if session.refused:
                 raise LinkError(session.last_error or "version mismatch")
             if not session.open:  # NOT_READY: the firmware's link watchdog tripped; HELLO again, same port

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arduino_bridge.fake_device import FakeArduino
-from arduino_bridge.link import ArduinoLink
+from arduino_bridge.link import ArduinoLink, read_waiting
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ConfigError, ProtocolError
 from robot.hardware.interfaces import MotorLink
@@ -231,3 +231,41 @@ def test_the_io_thread_waits_for_the_sessions_deadlines_when_send_can_wake_it(wa
     else:
         # A port send() cannot wake is looked at every 20 ms, so a new command waits at most that long.
         assert max(waits) == pytest.approx(0.02)
+
+
+class ArrivingPort:
+    """pyserial's read() on a port where `arriving` comes in while a read waits: a read of n returns as soon as n
+    bytes are there, the first read that finds nothing waits for the next arrival (or its timeout)."""
+
+    def __init__(self, *arrivals: bytes) -> None:
+        self._arrivals = list(arrivals)
+        self._buffer = b""
+        self.reads: list[int] = []
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._buffer)
+
+    def read(self, size: int = 1) -> bytes:
+        self.reads.append(size)
+        if not self._buffer and self._arrivals:
+            self._buffer = self._arrivals.pop(0)  # came in during the wait
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def test_a_reply_that_wakes_a_one_byte_read_is_read_whole_in_the_same_round() -> None:
+    ack = bytes(range(1, 12))  # 11 bytes, as an acknowledgement frame
+    port = ArrivingPort(ack, b"\x00")
+    assert read_waiting(port) == ack
+    assert port.reads == [1, 10]  # woken by its first byte, then the ten that came with it
+    assert read_waiting(port) == b"\x00"  # one byte alone: nothing more to read
+    assert port.reads[2:] == [1]
+    assert read_waiting(port) == b""  # the timeout (or cancel_read) with nothing there
+    assert port.reads[3:] == [1]
+
+
+def test_bytes_already_waiting_are_read_in_one_read() -> None:
+    port = ArrivingPort()
+    port._buffer = b"\x01\x02\x03"
+    assert read_waiting(port) == b"\x01\x02\x03" and port.reads == [3]
