@@ -181,9 +181,8 @@ class LinkSession:
         if self._unacked is not None and self._unacked[2] + RESEND_S < at:
             at = self._unacked[2] + RESEND_S
         last = self.last_ack
-        if (
-            self.open and last is not None and now <= last + self.dead_after_s < at
-        ):  # once: it turns False then
+        # Only while still healthy: once it has turned False there is nothing more to wait for.
+        if self.open and last is not None and now <= last + self.dead_after_s < at:
             at = last + self.dead_after_s
         return at - now
 

@@ -156,9 +156,8 @@ class Runner:
         self._next_tick = 0.0
         self._pollers: list[Poller] = []
         self._power_poller: Poller | None = None
-        self._power_resting = (
-            False  # the power poller's last wait was the resting one (written by its thread)
-        )
+        # The power poller's last wait was the resting one (written by its thread, read after each step).
+        self._power_resting = False
         self._inbox: collections.deque[tuple[str, Any, BaseException | None, float]] = collections.deque()
         self._delivered: dict[str, Any] = {}  # each part's last value, written only by its own poller thread
         # The parts the loop reads itself (INLINE_PARTS): name, read, the driver's age of its value, the
