@@ -174,6 +174,18 @@ class LinkSession:
         """Seconds until the next heartbeat is due (negative: overdue)."""
         return self.last_tx + self.heartbeat_s - now
 
+    def until_next(self, now: float) -> float:
+        """Seconds until the session has something to do by itself (negative: overdue): the next heartbeat, the
+        unacknowledged command's resend (due()), or its health running out (healthy() turning False)."""
+        at = self.last_tx + self.heartbeat_s
+        if self._unacked is not None and self._unacked[2] + RESEND_S < at:
+            at = self._unacked[2] + RESEND_S
+        last = self.last_ack
+        # Only while still healthy: once it has turned False there is nothing more to wait for.
+        if self.open and last is not None and now <= last + self.dead_after_s < at:
+            at = last + self.dead_after_s
+        return at - now
+
     def _frame(self, msg: Message, now: float) -> bytes:
         self._next_seq(now)
         return encode_message(msg, self._seq)

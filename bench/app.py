@@ -260,6 +260,17 @@ def run_cpu() -> dict[str, Any]:
     return {"default": _run_cpu(), "camera_none": _run_cpu(NO_CAMERA)}
 
 
+def run_cpu_link() -> dict[str, Any]:
+    """run_cpu's camera_none with the real ArduinoLink on a pty instead of the in-process twin link: its I/O thread
+    (thread_cpu_s["arduino-link"]) is the robot's and the twin hides it. The simulated board behind the pty
+    (FakeArduino) runs in this process, so its CPU is not counted; ticks are the frames the link sent, a few
+    heartbeats among them."""
+    from arduino_bridge.fake_device import FakeArduino
+
+    with FakeArduino() as board:
+        return _run_cpu(f'{NO_CAMERA}arduino = "serial"\narduino_port = "{board.path}"\n')
+
+
 UART_BAUD = 115200
 UART_BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 INTRUDER_M = 0.3  # a leg stepping in front of the robot, inside the 0.5 m stop distance

@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
 # The measurements behind tick_cpu_ms and obstacle_to_brake_ms (each measured once per bench/run), and the
 # narrow figures these two used to be, under names that say what they cover.
 BENCHMARKS["run_cpu"] = _lazy("bench.app", "run_cpu")
+BENCHMARKS["run_cpu_link"] = _lazy("bench.app", "run_cpu_link")
 BENCHMARKS["obstacle_detail"] = _lazy("bench.app", "obstacle_detail")
 BENCHMARKS["core_obstacle_to_frame_ms"] = _lazy("bench.app", "core_obstacle_to_frame_ms")
 BENCHMARKS["core_tick_cpu_ms"] = _lazy("bench.core", "core_tick_cpu_ms")

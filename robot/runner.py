@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 # turns unsafe or rain starts, and the runner then reads them at once (the step it wakes reads them).
 # Power at the control rate: a shadow must move the loads to the battery within the Pi supply's hold-up time.
 POLL_PERIOD_S: dict[str, float] = {p.name: p.poll_s for p in POLLED if p.poll_s is not None}
+# Seconds between the power monitor's reads while the loads run on the battery and the battery is well above
+# critical. Then no reading calls for a fast reaction: the relay moves back to the panel only after
+# power.switch_dwell_s (60 s) of a panel that carries the load, night and the reserve take minutes of dwell, and
+# a reading goes stale only after control.sensor_stale_s (2 s). Near critical (below POWER_FAST_ABOVE_CRITICAL_V
+# above power.critical_v, or at power.low_soc) and whenever the loads are on the panel, it is read at the
+# control rate as before; the step that moves the relay to the panel reads it at once (docs/performance.md,
+# "The Pi tick, fourth round").
+POWER_RESTING_POLL_S = 0.2
+POWER_FAST_ABOVE_CRITICAL_V = 1.0
 # Parts whose drivers signal a safety-relevant change (obstacle inside the stop distance, rain starting).
 SAFETY_PARTS = frozenset({"distance", "rain"})
 # Parts whose reads never block: each returns what its driver's own thread or edge callbacks gathered, under a
@@ -57,11 +66,15 @@ class Poller:
         parts: list[PolledRead],
         deliver: Callable[[str, Any, BaseException | None, float], None],
         clock: Callable[[], float] = time.monotonic,
+        pace: Callable[[], float] | None = None,
     ) -> None:
         self.names = frozenset(name for name, _, _, _ in parts)
         self._parts = parts
         self._deliver = deliver
         self._clock = clock
+        # Seconds to the next read, asked after each round of reads (its readings delivered); None: the shortest
+        # period of the parts.
+        self._pace = pace
         self._stop = threading.Event()
         self._kick = threading.Event()
         label = "+".join(name for name, _, _, _ in parts)
@@ -92,7 +105,8 @@ class Poller:
                     else:
                         self._deliver(name, value, None, value_age)
             wakes += 1
-            kicked = self._kick.wait(max(0.0, period - (self._clock() - started)))
+            wait_s = period if self._pace is None else self._pace()
+            kicked = self._kick.wait(max(0.0, wait_s - (self._clock() - started)))
             self._kick.clear()
 
     def kick(self) -> None:
@@ -142,6 +156,9 @@ class Runner:
         self._steps = 0
         self._next_tick = 0.0
         self._pollers: list[Poller] = []
+        self._power_poller: Poller | None = None
+        # The power poller's last wait was the resting one (written by its thread, read after each step).
+        self._power_resting = False
         self._inbox: collections.deque[tuple[str, Any, BaseException | None, float]] = collections.deque()
         self._delivered: dict[str, Any] = {}  # each part's last value, written only by its own poller thread
         # The parts the loop reads itself (INLINE_PARTS): name, read, the driver's age of its value, the
@@ -235,7 +252,11 @@ class Runner:
             if part is not None and spec.read is not None:
                 period = POLL_PERIOD_S[spec.name]
                 polled = (spec.name, getattr(part, spec.read), period, reading_age(part))
-                if spec.name not in INLINE_PARTS:
+                if spec.name == "power":
+                    self._power_poller = Poller([polled], self._deliver, self.clock, pace=self._power_pace)
+                    self._pollers.append(self._power_poller)
+                    self._follow_relay_after_each_step()
+                elif spec.name not in INLINE_PARTS:
                     self._pollers.append(Poller([polled], self._deliver, self.clock))
                 elif spec.name in SAFETY_PARTS and period < self.period - 1e-9:
                     # Polled faster than the loop ticks (a control rate below the default): a thread of its own
@@ -252,6 +273,42 @@ class Runner:
             self._pollers.append(Poller(shared, self._deliver, self.clock))
         for p in self._pollers:
             p.start()
+
+    def _power_pace(self) -> float:
+        """Seconds to the power monitor's next read (in its poller's thread, after each read): the control rate,
+        or POWER_RESTING_POLL_S while the loads are on the battery and its last reading is well above critical."""
+        fast = POLL_PERIOD_S["power"]
+        # Flagged before the core's state is looked at: a step that puts the loads on the panel meanwhile then
+        # sees the flag and kicks this poller, rather than leaving it asleep for the resting period.
+        self._power_resting = True
+        core, cfg = self.sup.core, self.sup.cfg
+        last = self._delivered.get("power")
+        resting = (
+            core.power is PowerSource.BATTERY
+            and not core.critical
+            and last is not None
+            and last.soc > cfg.low_soc
+            and last.battery_v > cfg.critical_v + POWER_FAST_ABOVE_CRITICAL_V
+        )  # a NaN reading fails these comparisons: read at the control rate
+        if not resting:
+            self._power_resting = False
+            return fast
+        return max(fast, POWER_RESTING_POLL_S)
+
+    def _follow_relay_after_each_step(self) -> None:
+        """After each step: once the core has put the loads on the panel, the resting power poller reads at once
+        (and then at the control rate), so a shadow right after the switch is seen as fast as any other."""
+        outer = self.on_step
+
+        def on_step(now: float) -> None:
+            poller = self._power_poller
+            if self._power_resting and poller is not None and self.sup.core.power is not PowerSource.BATTERY:
+                self._power_resting = False
+                poller.kick()
+            if outer is not None:
+                outer(now)
+
+        self.on_step = on_step
 
     def _read_inline(self, now: float, steps: int) -> None:
         """Read the non-blocking parts due at this step (all of them after a wake-up), as a poller would."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arduino_bridge.fake_device import FakeArduino
-from arduino_bridge.link import ArduinoLink
+from arduino_bridge.link import ArduinoLink, read_waiting
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ConfigError, ProtocolError
 from robot.hardware.interfaces import MotorLink
@@ -160,3 +160,112 @@ def test_bad_values_and_settings_are_rejected_at_once(tmp_path: Path) -> None:
         ArduinoLink(str(tmp_path / "x"), heartbeat_hz=5.0)
     with ArduinoLink(str(tmp_path / "x")) as lk, pytest.raises(ProtocolError):
         lk.send(MotorOutputs(PinState(2, 0, 0), *FWD[1:]))
+
+
+class VirtualPort:
+    """A serial port on a virtual clock with the SimArduino behind it: each read that finds nothing waits its
+    whole timeout in virtual time at once. Records every read's timeout and every time the timeout is set."""
+
+    def __init__(self, clock: list[float], *, wakeable: bool) -> None:
+        from arduino_bridge.sim_arduino import SimArduino
+
+        self._clock = clock
+        self._sim = SimArduino(build_id=0)
+        self._inbox = b""
+        self._timeout = 0.02
+        self.waits: list[float] = []
+        self.timeouts_set = 0
+        if wakeable:
+            self.cancel_read = lambda: None
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self.timeouts_set += 1
+        self._timeout = value
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._inbox)
+
+    def reset_input_buffer(self) -> None:
+        self._inbox = b""
+
+    def write(self, data: bytes) -> int:
+        self._inbox += self._sim.feed(data, self._clock[0])
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self._inbox:
+            self.waits.append(self._timeout)
+            self._clock[0] += self._timeout
+            self._sim.tick(self._clock[0])
+            return b""
+        out, self._inbox = self._inbox[:size], self._inbox[size:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("wakeable", [True, False])
+def test_the_io_thread_waits_for_the_sessions_deadlines_when_send_can_wake_it(wakeable: bool) -> None:
+    clock = [100.0]
+    port = VirtualPort(clock, wakeable=wakeable)
+    # Heartbeats at 16 Hz: 62.5 ms, exact in binary, so the virtual clock lands on each deadline exactly.
+    lk = ArduinoLink("virtual", heartbeat_hz=16.0, clock=lambda: clock[0], open_port=lambda *a, **k: port)
+    try:
+        wait_for(lambda: len(port.waits) >= 40)  # a few ms of real time: virtual waits cost none
+        healthy = lk.healthy
+    finally:
+        lk.close()
+    waits = port.waits[5:40]  # past the handshake
+    assert healthy  # heartbeats answered on time, the firmware's watchdog fed
+    if wakeable:
+        # Nothing to do until the next heartbeat: one wait of 62.5 ms (rounded up to 63), not four of 20 ms.
+        assert set(waits) == {0.063}
+        assert port.timeouts_set <= 3  # set once, not before every read (pyserial reconfigures the port)
+    else:
+        # A port send() cannot wake is looked at every 20 ms, so a new command waits at most that long.
+        assert max(waits) == pytest.approx(0.02)
+
+
+class ArrivingPort:
+    """pyserial's read() on a port where `arriving` comes in while a read waits: a read of n returns as soon as n
+    bytes are there, the first read that finds nothing waits for the next arrival (or its timeout)."""
+
+    def __init__(self, *arrivals: bytes) -> None:
+        self._arrivals = list(arrivals)
+        self._buffer = b""
+        self.reads: list[int] = []
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._buffer)
+
+    def read(self, size: int = 1) -> bytes:
+        self.reads.append(size)
+        if not self._buffer and self._arrivals:
+            self._buffer = self._arrivals.pop(0)  # came in during the wait
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def test_a_reply_that_wakes_a_one_byte_read_is_read_whole_in_the_same_round() -> None:
+    ack = bytes(range(1, 12))  # 11 bytes, as an acknowledgement frame
+    port = ArrivingPort(ack, b"\x00")
+    assert read_waiting(port) == ack
+    assert port.reads == [1, 10]  # woken by its first byte, then the ten that came with it
+    assert read_waiting(port) == b"\x00"  # one byte alone: nothing more to read
+    assert port.reads[2:] == [1]
+    assert read_waiting(port) == b""  # the timeout (or cancel_read) with nothing there
+    assert port.reads[3:] == [1]
+
+
+def test_bytes_already_waiting_are_read_in_one_read() -> None:
+    port = ArrivingPort()
+    port._buffer = b"\x01\x02\x03"
+    assert read_waiting(port) == b"\x01\x02\x03" and port.reads == [3]

@@ -3,6 +3,8 @@ explicit time: handshake, acknowledgements, the dead-link limit, resends, heartb
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from arduino_bridge.codec import ErrorCode, ErrorReport, FrameReader, encode_message
@@ -114,3 +116,35 @@ def test_get_info_reads_the_build_id_of_the_firmware() -> None:
     session.receive(dev.feed(session.get_info(0.01), 0.01), 0.01)
     assert session.last_info is not None and session.last_info.build_id == 0x1234ABCD
     assert session.last_info.ref_seq == session.seq
+
+
+def test_until_next_is_the_sessions_next_own_deadline_heartbeat_resend_or_health() -> None:
+    session, dev = opened()  # HELLO sent and answered at 0.0
+    beat = session.heartbeat_s
+    assert session.until_next(0.0) == pytest.approx(beat)
+    session.receive(dev.feed(session.command(FWD, 0.01), 0.01), 0.01)  # acknowledged at once
+    assert session.until_next(0.02) == pytest.approx(0.01 + beat - 0.02)
+    # Acknowledgements stop: heartbeats and resends go unanswered, and the deadline becomes the health's end.
+    t = 0.01
+    session.command(FWD, t)  # lost on the wire
+    deadlines: list[float] = []
+    while session.healthy(t) and len(deadlines) < 50:
+        t = round(t + max(0.001, session.until_next(t)), 9)  # what the I/O thread waits (at least 1 ms)
+        deadlines.append(t)
+        session.due(t)  # the heartbeat or the resend it woke for (never answered)
+    # Every deadline met, none late: the link is seen unhealthy 1 ms past its limit, not a 20 ms poll after it.
+    assert not session.healthy(t) and len(deadlines) <= 8
+    assert t == pytest.approx(0.01 + DEAD_AFTER_S + 0.001)
+    # Unhealthy: its own heartbeats and resends are all it waits for (no spinning on a health already gone).
+    session.due(t)
+    assert 0.0 < session.until_next(t) <= beat
+    assert all(b > a for a, b in itertools.pairwise(deadlines))
+    assert session.stats()["resent"] >= 1 and session.stats()["heartbeats"] >= 1
+
+
+def test_until_next_puts_an_unacknowledged_commands_resend_before_a_slower_heartbeat() -> None:
+    session, dev = LinkSession(heartbeat_hz=10.0), SimArduino(build_id=0)
+    session.receive(dev.feed(session.hello(0.0), 0.0), 0.0)
+    session.command(FWD, 0.05)  # unanswered
+    assert session.until_next(0.05) == pytest.approx(min(RESEND_S, 0.1))
+    assert session.due(0.05 + RESEND_S) is not None and session.stats()["resent"] == 1

@@ -10,14 +10,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import FakeClock, Rig
+from conftest import SUNNY, FakeClock, Rig
 
 from robot import runner as runner_mod
-from robot.core.types import ALL_BRAKED, State
+from robot.core.types import ALL_BRAKED, PowerSource, State
 from robot.errors import ScaleError
+from robot.hardware.interfaces import PowerReading
 from robot.runner import Runner
 from robot.telemetry import Telemetry, TelemetryBus
 
@@ -54,6 +56,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every part every 5 ms, so warming up (three GPS fixes) takes milliseconds, not a second."""
     for name in runner_mod.POLL_PERIOD_S:
         monkeypatch.setitem(runner_mod.POLL_PERIOD_S, name, 0.005)
+    monkeypatch.setattr(runner_mod, "POWER_RESTING_POLL_S", 0.005)
 
 
 @aio
@@ -278,3 +281,108 @@ async def test_a_drivers_wake_makes_the_next_step_read_its_part_and_brake(
     assert after[0][1] == 0.2 and after[0][2] is True  # the first step after the wake read both parts
     braked = rig.link.brakes_after(t0)[0]
     assert braked - t0 < 0.04, f"brake {1000 * (braked - t0):.0f} ms after the wake (tick 50 ms)"
+
+
+def test_the_power_monitor_rests_only_on_the_battery_well_above_critical(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    r = Runner(rig.sup, rate_hz=20)
+    cfg = rig.sup.cfg
+    fast, rest = runner_mod.POLL_PERIOD_S["power"], runner_mod.POWER_RESTING_POLL_S
+    assert (fast, rest) == (0.05, 0.2)
+    healthy = replace(SUNNY, battery_v=cfg.critical_v + 1.5, soc=0.8)
+
+    def pace(reading: PowerReading | None, **core: Any) -> float:
+        rig.sup.core = rig.sup.core._replace(**{"power": PowerSource.BATTERY, **core})
+        r._delivered.pop("power", None)
+        if reading is not None:
+            r._delivered["power"] = reading
+        return r._power_pace()
+
+    assert pace(healthy) == rest
+    assert r._power_resting
+    assert pace(healthy, power=PowerSource.PANEL) == fast  # a shadow must move the relay within the hold-up
+    assert not r._power_resting
+    assert pace(None) == fast  # nothing read yet
+    assert pace(healthy, critical=True) == fast
+    assert pace(replace(healthy, soc=cfg.low_soc)) == fast
+    assert pace(replace(healthy, battery_v=cfg.critical_v + runner_mod.POWER_FAST_ABOVE_CRITICAL_V)) == fast
+    assert pace(replace(healthy, battery_v=float("nan"))) == fast
+    assert pace(replace(healthy, soc=float("nan"))) == fast
+    # Never slower than the control rate asks, whatever the resting period.
+    r_slow = Runner(rig.sup, rate_hz=20)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(runner_mod.POLL_PERIOD_S, "power", 0.5)
+        r_slow._delivered["power"] = healthy
+        rig.sup.core = rig.sup.core._replace(power=PowerSource.BATTERY)
+        assert r_slow._power_pace() == 0.5
+
+
+def test_a_step_that_puts_the_loads_on_the_panel_wakes_the_resting_power_poller(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    outer: list[float] = []
+    r = Runner(rig.sup, rate_hz=20, on_step=outer.append)
+    r._loop = None  # no loop: the poller's readings are dropped; this test only watches its wake-ups
+    poller = runner_mod.Poller([("power", rig.parts.power.read, 0.05, None)], r._deliver, pace=r._power_pace)
+    r._power_poller = poller
+    r._follow_relay_after_each_step()
+    assert r.on_step is not None
+    r._delivered["power"] = SUNNY
+    rig.sup.core = rig.sup.core._replace(power=PowerSource.BATTERY)
+    assert r._power_pace() == runner_mod.POWER_RESTING_POLL_S
+    r.on_step(1.0)  # still on the battery: the poller rests
+    assert not poller._kick.is_set()
+    rig.sup.core = rig.sup.core._replace(power=PowerSource.PANEL)
+    r.on_step(1.05)  # the step moved the relay to the panel: read now
+    assert poller._kick.is_set()
+    assert not r._power_resting
+    poller._kick.clear()
+    r.on_step(1.1)  # kicked once, not at every step
+    assert not poller._kick.is_set()
+    assert outer == [1.0, 1.05, 1.1]  # the runner's own on_step still runs after each step
+
+
+class CountedWaits:
+    """Stands in for a Poller's kick event: records each wait's timeout, returns at once, stops after `n`."""
+
+    def __init__(self, poller: runner_mod.Poller, n: int, clock: FakeClock) -> None:
+        self.poller, self.n, self.clock = poller, n, clock
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(round(timeout, 9))
+        self.clock.advance(timeout)
+        if len(self.waits) >= self.n:
+            self.poller._stop.set()
+        return False
+
+    def clear(self) -> None:
+        pass
+
+    def set(self) -> None:
+        pass
+
+
+def test_a_paced_poller_waits_what_its_pace_says_less_the_reads_time() -> None:
+    clock = FakeClock()
+    got: list[tuple[str, Any, float]] = []
+    paces = iter([0.2, 0.05, 0.2])
+
+    def read() -> float:
+        clock.advance(0.01)  # an I2C read that takes 10 ms
+        return 1.0
+
+    poller = runner_mod.Poller(
+        [("power", read, 0.05, None)],
+        lambda name, value, err, age: got.append((name, value, clock.t)),
+        clock,
+        pace=lambda: next(paces),
+    )
+    waits = CountedWaits(poller, 3, clock)
+    poller._kick = waits  # type: ignore[assignment]
+    poller._run()  # in this thread, on the virtual clock
+    assert waits.waits == [0.19, 0.04, 0.19]
+    assert [round(t - 1000.0, 9) for _, _, t in got] == [0.01, 0.21, 0.26]
