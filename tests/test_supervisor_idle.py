@@ -278,13 +278,16 @@ def test_the_runner_ticks_at_the_control_rate_and_steps_when_due_or_woken(
     from robot import runner as runner_mod
     from robot.runner import Runner
 
-    # Every part read by the loop itself on the virtual clock (no poller thread on real time).
+    # Every part read by the loop itself on the virtual clock, no poller thread on real time: the power monitor,
+    # which always has a thread of its own, is handed over at each tick as its poller would deliver it.
     monkeypatch.setattr(runner_mod, "INLINE_PARTS", tuple(runner_mod.POLL_PERIOD_S))
+    monkeypatch.setattr(runner_mod.Poller, "start", lambda _self: None)
     clock = FakeClock()
     rig = make_rig(clock=clock, start_mode="paused")
     seen: list[tuple[float, int, State]] = []
 
     def on_step(now: float) -> None:
+        rig.sup.ingest("power", rig.parts.power.read(), now)
         assert rig.sup.last is not None
         seen.append((now, rig.sup.steps, rig.sup.last.state))
         if len(seen) == 300:
