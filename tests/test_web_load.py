@@ -221,7 +221,7 @@ def _post_estop(port: int) -> tuple[float, int]:
 
 
 class LoopRecorder:
-    """The real runner on its own thread at 20 Hz; every step's wall time, duration and state."""
+    """The real runner on its own thread at 20 Hz; every tick's wall time, duration and state."""
 
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
@@ -229,7 +229,10 @@ class LoopRecorder:
         self.queued: dict[float, float] = {}  # step started -> this process's run-queue seconds after it
         self.runner = Runner(rig.sup, rate_hz=20.0, on_step=self._on_step)
         self._lock = threading.Lock()
-        inner = rig.sup.step
+        # The tick, not the step: an e-stopped robot idles (docs/behaviour.md, "Idle stepping"), and its ticks,
+        # each a braked frame to the Arduino, are what must keep coming every 50 ms; its full steps come once a
+        # second or on an event.
+        inner = rig.sup.tick
 
         def timed(now: float) -> Any:
             started = time.monotonic()
@@ -237,7 +240,7 @@ class LoopRecorder:
             self._last = (started, time.monotonic() - started)
             return decision
 
-        rig.sup.step = timed  # type: ignore[method-assign]
+        rig.sup.tick = timed  # type: ignore[method-assign]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
