@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import math
+import os
+import select
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,8 +33,58 @@ VERSION_RETRY_S = 2.0  # after a version mismatch, try again this rarely (the fi
 POLL_WAIT_S = 0.02
 MAX_WAIT_S = 0.1
 MIN_WAIT_S = 0.001
+# What one os.read() of the port's descriptor asks for: more than a control tick can bring at 115200 baud (576
+# bytes in 50 ms); what is left is read in the next round, at once.
+READ_CHUNK = 4096
+# Linux: the I/O thread waits on the port's descriptor itself (poll), woken by send() through a pipe of its
+# own. Not macOS, whose poll() does not work on character devices such as ttys; there every port takes
+# pyserial's read path.
+FD_WAIT = sys.platform.startswith("linux")
 
 Opener = Callable[..., Any]
+
+
+def port_fd(port: Any) -> int | None:
+    """The port's file descriptor when the I/O thread may read and write it itself: a POSIX port that pyserial
+    opened non-blocking (the real serial ports, and ptys). None for any other port (loop://, socket://, a test
+    double), which keeps pyserial's read, write and cancel_read."""
+    fileno = getattr(port, "fileno", None)
+    if not FD_WAIT or not callable(fileno):
+        return None
+    try:
+        fd = fileno()
+        if not isinstance(fd, int) or fd < 0 or os.get_blocking(fd):
+            return None  # a blocking descriptor: a read or write of ours could block the thread
+    except (OSError, ValueError, serial.SerialException):  # io.UnsupportedOperation is both
+        return None
+    return fd
+
+
+def read_fd(fd: int) -> bytes:
+    """What a non-blocking port that poll() found ready has for us, in one read. Nothing there (a spurious
+    wake-up) reads as b""; ready with no data is a gone device, as pyserial's read() says."""
+    try:
+        data = os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return b""
+    if not data:
+        raise serial.SerialException(
+            "device reports readiness to read but returned no data "
+            "(device disconnected or multiple access on port?)"
+        )
+    return data
+
+
+def write_fd(port: Any, fd: int, wire: bytes) -> None:
+    """Write a frame with one os.write() on the port's non-blocking descriptor. What the driver's buffer has
+    no room for goes through pyserial's write(), which waits for room up to the port's write_timeout and raises
+    SerialTimeoutException after it."""
+    try:
+        n = os.write(fd, wire)
+    except BlockingIOError:
+        n = 0
+    if n < len(wire):
+        port.write(wire[n:])
 
 
 def read_waiting(port: Any) -> bytes:
@@ -83,6 +136,15 @@ class ArduinoLink:
         self._connected_once = False
         self._reconnects = 0
         self._closed = False
+        # The I/O thread's wake-up while it waits on the port's descriptor (port_fd): send() writes one byte
+        # when none is waiting (_woken), and the thread reads it when it takes the command, under the lock.
+        # _piped: the thread waits on the descriptor and this pipe (else send() wakes it with pyserial's
+        # cancel_read).
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._woken = False
+        self._piped = False
         self._thread = threading.Thread(target=self._run, name="arduino-link", daemon=True)
         self._thread.start()
 
@@ -95,6 +157,9 @@ class ArduinoLink:
             if self._closed:
                 return
             self._pending = (outputs, self._clock())
+            if self._piped:
+                self._wake_locked()
+                return
             port = self._port
         cancel = getattr(port, "cancel_read", None)
         if cancel is not None:
@@ -130,12 +195,16 @@ class ArduinoLink:
                 return
             self._closed = True
             port = self._port
-        self._stop.set()
+            self._stop.set()
+            self._wake_locked()
         cancel = getattr(port, "cancel_read", None)
         if cancel is not None:
             with contextlib.suppress(OSError, serial.SerialException):
                 cancel()
         self._thread.join(timeout=2.0)
+        if not self._thread.is_alive():  # a thread still running might yet poll the pipe: leave it open then
+            os.close(self._wake_r)
+            os.close(self._wake_w)
         self._notify()
 
     def __enter__(self) -> ArduinoLink:
@@ -145,6 +214,23 @@ class ArduinoLink:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _wake_locked(self) -> None:
+        """Wake the I/O thread out of its poll() (the lock held): one byte in the pipe, if none is there."""
+        if not self._woken:
+            self._woken = True
+            with contextlib.suppress(OSError):  # the pipe holds one byte at most: never full
+                os.write(self._wake_w, b"\x01")
+
+    def _take_pending(self) -> tuple[MotorOutputs, float] | None:
+        """The newest command not yet written, if any; empties the wake-up pipe."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            if self._woken:
+                self._woken = False
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 64)
+        return pending
 
     # --- the I/O thread
 
@@ -234,10 +320,54 @@ class ArduinoLink:
         return False
 
     def _serve(self, port: Any) -> None:
+        # Woken by send() for every command, the thread needs no other wake-up than the session's own deadlines:
+        # about 2 a control tick (the command, its acknowledgement) instead of 4-5 with a 20 ms poll, and the
+        # link's health is looked at when it runs out rather than up to 20 ms after.
+        fd = port_fd(port)
+        if fd is not None:
+            # The port's descriptor and the wake-up pipe in one poll(), one os.read() for what came, one
+            # os.write() for a frame: pyserial's read() costs a select() per call and in_waiting an ioctl, 3-4
+            # of each a tick.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(self._wake_r, select.POLLIN)
+            with self._lock:
+                self._piped = True
+                if self._pending is not None:  # sent while the thread still waited in pyserial's read
+                    self._wake_locked()
+            try:
+                self._exchange_fd(port, fd, poller)
+            finally:
+                with self._lock:
+                    self._piped = False
+        else:
+            self._exchange_pyserial(port)
+        self._brake_on_close(port)
+
+    def _exchange_fd(self, port: Any, fd: int, poller: select.poll) -> None:
+        """_serve's loop on the port's descriptor: write what is due, poll() until the session's next
+        deadline, a byte from the device or a wake-up from send(), then read what came in one read."""
         session = self._session
-        # Woken by send() (cancel_read) for every command, the thread needs no other wake-up than the session's
-        # own deadlines: about 2 a control tick (the command, its acknowledgement) instead of 4-5 with a 20 ms
-        # poll, and the link's health is looked at when it runs out rather than up to 20 ms after.
+        while not self._stop.is_set():
+            pending = self._take_pending()
+            now = self._clock()
+            wire = session.command(pending[0], now) if pending is not None else session.due(now)
+            if wire is not None:
+                write_fd(port, fd, wire)
+            # Whole milliseconds, rounded up: a deadline met up to 1 ms late, never early.
+            wait_ms = max(
+                1, min(int(MAX_WAIT_S * 1000), math.ceil(session.until_next(self._clock()) * 1000.0))
+            )
+            data = b""
+            for ready, _ in poller.poll(wait_ms):
+                if ready == fd:
+                    data = read_fd(fd)
+            self._after_read(port, data)
+
+    def _exchange_pyserial(self, port: Any) -> None:
+        """_serve's loop through pyserial's read() with a timeout (a port without a usable descriptor): the
+        same, woken by cancel_read() where the port has it, else reading every POLL_WAIT_S."""
+        session = self._session
         wakeable = callable(getattr(port, "cancel_read", None))
         longest = MAX_WAIT_S if wakeable else POLL_WAIT_S
         while not self._stop.is_set():
@@ -254,17 +384,22 @@ class ArduinoLink:
             )
             if port.timeout != wait:
                 port.timeout = wait
-            session.receive(read_waiting(port), self._clock())
-            if session.refused:
-                raise LinkError(session.last_error or "version mismatch")
-            if not session.open:  # NOT_READY: the firmware's link watchdog tripped; HELLO again, same port
-                self._notify()
-                if not self._handshake(port):
-                    raise LinkError("the device dropped its session and did not answer HELLO")
-                continue
-            session.expire(self._clock())
+            self._after_read(port, read_waiting(port))
+
+    def _after_read(self, port: Any, data: bytes) -> None:
+        """The session takes what was read: a refusal ends the session, a NOT_READY (the firmware's link
+        watchdog tripped) is a HELLO again on the same port."""
+        session = self._session
+        session.receive(data, self._clock())
+        if session.refused:
+            raise LinkError(session.last_error or "version mismatch")
+        if not session.open:  # NOT_READY: the firmware's link watchdog tripped; HELLO again, same port
             self._notify()
-        self._brake_on_close(port)
+            if not self._handshake(port):
+                raise LinkError("the device dropped its session and did not answer HELLO")
+            return
+        session.expire(self._clock())
+        self._notify()
 
     def _brake_on_close(self, port: Any) -> None:
         session = self._session

@@ -4,14 +4,20 @@ heartbeats, dead-link detection, re-plug under a new device name, version refusa
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import serial
 
+from arduino_bridge import link as link_module
+from arduino_bridge import session as session_module
 from arduino_bridge.fake_device import FakeArduino
-from arduino_bridge.link import ArduinoLink, read_waiting
+from arduino_bridge.link import ArduinoLink, port_fd, read_fd, read_waiting, write_fd
 from robot.core.types import ALL_BRAKED, MotorOutputs, PinState
 from robot.errors import ConfigError, ProtocolError
 from robot.hardware.interfaces import MotorLink
@@ -166,7 +172,7 @@ class VirtualPort:
     """A serial port on a virtual clock with the SimArduino behind it: each read that finds nothing waits its
     whole timeout in virtual time at once. Records every read's timeout and every time the timeout is set."""
 
-    def __init__(self, clock: list[float], *, wakeable: bool) -> None:
+    def __init__(self, clock: list[float], *, wakeable: bool, fileno: bool = False) -> None:
         from arduino_bridge.sim_arduino import SimArduino
 
         self._clock = clock
@@ -177,6 +183,8 @@ class VirtualPort:
         self.timeouts_set = 0
         if wakeable:
             self.cancel_read = lambda: None
+        if fileno:  # as pyserial's loop:// and socket:// ports: io.RawIOBase's fileno(), which raises
+            self.fileno = io.RawIOBase().fileno
 
     @property
     def timeout(self) -> float:
@@ -211,10 +219,13 @@ class VirtualPort:
         pass
 
 
-@pytest.mark.parametrize("wakeable", [True, False])
-def test_the_io_thread_waits_for_the_sessions_deadlines_when_send_can_wake_it(wakeable: bool) -> None:
+@pytest.mark.parametrize(("wakeable", "fileno"), [(True, False), (False, False), (True, True)])
+def test_the_io_thread_waits_for_the_sessions_deadlines_when_send_can_wake_it(
+    wakeable: bool, fileno: bool
+) -> None:
     clock = [100.0]
-    port = VirtualPort(clock, wakeable=wakeable)
+    # A port without a descriptor (fileno() raises, as loop:// does) keeps pyserial's reads and cancel_read.
+    port = VirtualPort(clock, wakeable=wakeable, fileno=fileno)
     # Heartbeats at 16 Hz: 62.5 ms, exact in binary, so the virtual clock lands on each deadline exactly.
     lk = ArduinoLink("virtual", heartbeat_hz=16.0, clock=lambda: clock[0], open_port=lambda *a, **k: port)
     try:
@@ -269,3 +280,133 @@ def test_bytes_already_waiting_are_read_in_one_read() -> None:
     port = ArrivingPort()
     port._buffer = b"\x01\x02\x03"
     assert read_waiting(port) == b"\x01\x02\x03" and port.reads == [3]
+
+
+# --- the I/O thread on the port's own descriptor (Linux): poll() on it and a wake-up pipe, os.read, os.write
+
+
+def test_a_pty_port_is_served_on_its_descriptor_not_through_pyserials_reads(tmp_path: Path) -> None:
+    ports: list[Any] = []
+    reads: list[int] = []
+
+    def open_port(*args: Any, **kwargs: Any) -> Any:
+        port = serial.serial_for_url(*args, **kwargs)
+        ports.append(port)
+        return port
+
+    with (
+        FakeArduino(link_dir=tmp_path) as dev,
+        ArduinoLink(str(tmp_path / "ttyACM0"), open_port=open_port) as lk,
+    ):
+        wait_for(lambda: lk.healthy)
+        port = ports[-1]
+        assert port_fd(port) == port.fileno()
+        port.read = lambda size=1: (
+            reads.append(size) or b""
+        )  # the handshake's reads are done: none may follow
+        for outputs in (FWD, BACK, FWD, ALL_BRAKED):
+            lk.send(outputs)
+            wait_for(lambda o=outputs: dev.pins == o, 1.0)  # type: ignore[misc]
+        acked = lk.stats()["acked"]
+        wait_for(lambda: lk.stats()["acked"] > acked, 1.0)  # acknowledgements still read, now by os.read
+        assert reads == [] and lk.healthy and lk.stats()["lost"] == 0
+
+
+def test_send_wakes_the_thread_waiting_on_the_descriptor_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Heartbeats every 50 s, the dead-link limit 1000 s and the longest wait 60 s: the thread, with no
+    # deadline for the next 50 s, writes a command at once only if send() wakes it. The board runs on a clock
+    # 1000 times slower than real time, so that its 300 ms watchdog does not trip meanwhile. Margin: 5 s of
+    # real time for a wake-up that takes well under a millisecond, against the 50 s an unwoken thread would
+    # sleep.
+    monkeypatch.setattr(link_module, "MAX_WAIT_S", 60.0)
+    monkeypatch.setattr(session_module, "MIN_HEARTBEAT_HZ", 0.01)
+    start = time.monotonic()
+
+    def slow() -> float:
+        return 1000.0 + (time.monotonic() - start) / 1000.0
+
+    with (
+        FakeArduino(link_dir=tmp_path, clock=slow) as dev,
+        ArduinoLink(str(tmp_path / "ttyACM0"), heartbeat_hz=0.02, dead_after_s=1000.0) as lk,
+    ):
+        wait_for(lambda: lk.healthy)
+        for outputs in (FWD, BACK):
+            lk.send(outputs)
+            wait_for(lambda o=outputs: dev.pins == o, 5.0)  # type: ignore[misc]
+        assert lk.stats()["heartbeats"] == 0  # the commands went out on send()'s wake-up, not a deadline
+    assert dev.pins == ALL_BRAKED  # close() wakes the thread too, and it brakes on its way out
+
+
+def test_port_fd_takes_only_a_non_blocking_descriptor() -> None:
+    class NoFileno:
+        pass
+
+    class Fd:
+        def __init__(self, fd: int) -> None:
+            self.fileno = lambda: fd
+
+    r, w = os.pipe()
+    try:
+        assert port_fd(NoFileno()) is None
+        assert port_fd(serial.serial_for_url("loop://")) is None  # fileno() raises io.UnsupportedOperation
+        assert port_fd(Fd(r)) is None  # blocking: an os.read of ours could hang the thread
+        os.set_blocking(r, False)
+        assert port_fd(Fd(r)) == r
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_read_fd_reads_what_is_there_and_a_ready_port_without_data_is_a_gone_device() -> None:
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        assert read_fd(r) == b""  # a spurious wake-up: nothing there, no error
+        os.write(w, b"\x01\x02\x03")
+        assert read_fd(r) == b"\x01\x02\x03"  # everything waiting, in one read
+        os.close(w)
+        w = -1
+        with pytest.raises(serial.SerialException, match="disconnected"):
+            read_fd(r)  # end of file: what an unplugged device looks like
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_write_fd_hands_what_the_port_has_no_room_for_to_pyserials_write() -> None:
+    class Port:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.written.append(data)
+            return len(data)
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        port = Port()
+        write_fd(port, w, b"frame")
+        assert os.read(r, 64) == b"frame" and port.written == []  # one os.write, pyserial not involved
+        with pytest.raises(BlockingIOError):
+            while True:  # fill the pipe: the next write finds no room
+                os.write(w, b"\x00" * 4096)
+        write_fd(port, w, b"frame")
+        assert port.written == [b"frame"]  # pyserial waits for room (its write_timeout), or raises
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_close_closes_the_wake_up_pipe_once(tmp_path: Path) -> None:
+    lk = ArduinoLink(str(tmp_path / "ttyACM9"))
+    fds = (lk._wake_r, lk._wake_w)
+    lk.close()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    lk.close()  # idempotent: nothing closed twice
+    lk.send(FWD)  # after close: ignored, no write to a closed pipe
