@@ -1,6 +1,7 @@
 """ArduinoLink: the MotorLink over a serial port (pyserial): the LinkSession (handshake, acknowledgements,
 heartbeats, dead-link detection) plus finding, opening and re-opening the port, run by its own I/O thread so
-send() never blocks the supervisor.
+send() never blocks the supervisor. On Linux, while the session is open, send() writes a command itself with
+one non-blocking write, and the I/O thread wakes only for the replies and the session's own deadlines.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ MIN_WAIT_S = 0.001
 # What one os.read() of the port's descriptor asks for: more than a control tick can bring at 115200 baud (576
 # bytes in 50 ms); what is left is read in the next round, at once.
 READ_CHUNK = 4096
-# Linux: the I/O thread waits on the port's descriptor itself (poll), woken by send() through a pipe of its
-# own. Not macOS, whose poll() does not work on character devices such as ttys; there every port takes
-# pyserial's read path.
+# Linux: the I/O thread waits on the port's descriptor itself (poll), woken through a pipe of its own, and
+# send() writes commands on it (ArduinoLink._direct). Not macOS, whose poll() does not work on character
+# devices such as ttys; there every port takes pyserial's read path.
 FD_WAIT = sys.platform.startswith("linux")
 
 Opener = Callable[..., Any]
@@ -77,8 +78,8 @@ def read_fd(fd: int) -> bytes:
 
 def write_fd(port: Any, fd: int, wire: bytes) -> None:
     """Write a frame with one os.write() on the port's non-blocking descriptor. What the driver's buffer has
-    no room for goes through pyserial's write(), which waits for room up to the port's write_timeout and raises
-    SerialTimeoutException after it."""
+    no room for goes through pyserial's write(), which waits for room up to the port's write_timeout and
+    raises SerialTimeoutException after it."""
     try:
         n = os.write(fd, wire)
     except BlockingIOError:
@@ -101,7 +102,8 @@ def read_waiting(port: Any) -> bytes:
 
 
 class ArduinoLink:
-    """The motor Arduino on a serial port: `send()` queues, the I/O thread runs the LinkSession over the port.
+    """The motor Arduino on a serial port: `send()` writes or queues, the I/O thread runs the LinkSession over
+    the port.
 
     `url` is a pyserial URL or device path, a glob such as "/dev/ttyACM*" (a re-plugged board may come back
     under a new name), or a list of candidates tried in order. `on_change(healthy)` is called from the I/O
@@ -136,27 +138,39 @@ class ArduinoLink:
         self._connected_once = False
         self._reconnects = 0
         self._closed = False
-        # The I/O thread's wake-up while it waits on the port's descriptor (port_fd): send() writes one byte
-        # when none is waiting (_woken), and the thread reads it when it takes the command, under the lock.
-        # _piped: the thread waits on the descriptor and this pipe (else send() wakes it with pyserial's
-        # cancel_read).
+        # The I/O thread's wake-up while it waits on the port's descriptor (port_fd): a command for it to
+        # write, or close(), writes one byte when none is waiting (_woken); the thread reads it when it takes
+        # the command, under the lock. _piped: the thread waits on the descriptor and this pipe (else send()
+        # wakes it with pyserial's cancel_read).
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._woken = False
         self._piped = False
+        # send() writes a command itself (one non-blocking os.write on _fd, the session under the lock) while
+        # _direct: the thread serves the port on its descriptor, the session is open and nothing of an earlier
+        # frame waits to be written (_tx_rest, what such a write had no room for: the thread writes it first).
+        # The thread, woken only by the acknowledgement, then wakes once a tick instead of twice.
+        self._direct = False
+        self._fd = -1
+        self._tx_rest = b""
         self._thread = threading.Thread(target=self._run, name="arduino-link", daemon=True)
         self._thread.start()
 
     # --- MotorLink
 
     def send(self, outputs: MotorOutputs) -> None:
-        """Queue these pin states; the newest replaces one not yet written. Never blocks on I/O."""
+        """Send these pin states: written at once (one non-blocking write, _direct) or queued for the I/O
+        thread, where the newest replaces one not yet written. Never blocks on I/O."""
         check_outputs(outputs)
         with self._lock:
             if self._closed:
                 return
-            self._pending = (outputs, self._clock())
+            now = self._clock()
+            if self._direct and self._session.open:
+                self._write_locked(self._session.command(outputs, now))
+                return
+            self._pending = (outputs, now)
             if self._piped:
                 self._wake_locked()
                 return
@@ -223,14 +237,26 @@ class ArduinoLink:
                 os.write(self._wake_w, b"\x01")
 
     def _take_pending(self) -> tuple[MotorOutputs, float] | None:
-        """The newest command not yet written, if any; empties the wake-up pipe."""
-        with self._lock:
-            pending, self._pending = self._pending, None
-            if self._woken:
-                self._woken = False
-                with contextlib.suppress(OSError):
-                    os.read(self._wake_r, 64)
+        """The newest command not yet written, if any; empties the wake-up pipe. With the lock held."""
+        pending, self._pending = self._pending, None
+        if self._woken:
+            self._woken = False
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 64)
         return pending
+
+    def _write_locked(self, wire: bytes) -> None:
+        """One non-blocking os.write of a frame (the lock held, while _direct). What did not go out (no room
+        in the driver's buffer, or an error) is left to the thread, woken for it: it writes that through
+        pyserial (its write_timeout), which raises on a gone device, before anything else goes out."""
+        try:
+            n = os.write(self._fd, wire)
+        except OSError:  # BlockingIOError: no room; any other: the thread's write raises it again
+            n = 0
+        if n < len(wire):
+            self._tx_rest = wire[n:]
+            self._direct = False
+            self._wake_locked()
 
     # --- the I/O thread
 
@@ -320,14 +346,14 @@ class ArduinoLink:
         return False
 
     def _serve(self, port: Any) -> None:
-        # Woken by send() for every command, the thread needs no other wake-up than the session's own deadlines:
-        # about 2 a control tick (the command, its acknowledgement) instead of 4-5 with a 20 ms poll, and the
-        # link's health is looked at when it runs out rather than up to 20 ms after.
+        # Woken by send() for every command it writes (or, on a descriptor, by the replies to commands send()
+        # wrote), the thread needs no other wake-up than the session's own deadlines, and the link's health is
+        # looked at when it runs out rather than up to 20 ms after.
         fd = port_fd(port)
         if fd is not None:
             # The port's descriptor and the wake-up pipe in one poll(), one os.read() for what came, one
             # os.write() for a frame: pyserial's read() costs a select() per call and in_waiting an ioctl, 3-4
-            # of each a tick.
+            # of each a tick (docs/performance.md, "The Pi tick, fifth round").
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             poller.register(self._wake_r, select.POLLIN)
@@ -346,23 +372,55 @@ class ArduinoLink:
 
     def _exchange_fd(self, port: Any, fd: int, poller: select.poll) -> None:
         """_serve's loop on the port's descriptor: write what is due, poll() until the session's next
-        deadline, a byte from the device or a wake-up from send(), then read what came in one read."""
+        deadline, a byte from the device or a wake-up, then read what came in one read. Meanwhile send()
+        writes commands itself (_direct), so every use of the session here holds the lock."""
         session = self._session
-        while not self._stop.is_set():
-            pending = self._take_pending()
-            now = self._clock()
-            wire = session.command(pending[0], now) if pending is not None else session.due(now)
-            if wire is not None:
-                write_fd(port, fd, wire)
-            # Whole milliseconds, rounded up: a deadline met up to 1 ms late, never early.
-            wait_ms = max(
-                1, min(int(MAX_WAIT_S * 1000), math.ceil(session.until_next(self._clock()) * 1000.0))
-            )
-            data = b""
-            for ready, _ in poller.poll(wait_ms):
-                if ready == fd:
-                    data = read_fd(fd)
-            self._after_read(port, data)
+        lock = self._lock
+        with lock:
+            self._fd = fd
+        try:
+            while not self._stop.is_set():
+                with lock:
+                    rest, self._tx_rest = self._tx_rest, b""
+                if rest:  # what a write had no room for: out first, the lock not held (pyserial may wait)
+                    port.write(rest)
+                with lock:
+                    pending = self._take_pending()
+                    now = self._clock()
+                    wire = session.command(pending[0], now) if pending is not None else session.due(now)
+                    self._direct = True
+                    if wire is not None:
+                        self._write_locked(wire)
+                    if not self._direct:
+                        continue  # the rest of that frame first
+                    # Whole milliseconds, rounded up: a deadline met up to 1 ms late, never early. A command
+                    # that send() writes meanwhile only moves the deadlines later: the thread may wake early,
+                    # not late.
+                    wait_ms = max(
+                        1, min(int(MAX_WAIT_S * 1000), math.ceil(session.until_next(self._clock()) * 1000.0))
+                    )
+                data = b""
+                for ready, _ in poller.poll(wait_ms):
+                    if ready == fd:
+                        data = read_fd(fd)
+                with lock:
+                    session.receive(data, self._clock())
+                    usable = session.open and not session.refused
+                    if usable:
+                        session.expire(self._clock())
+                    else:
+                        self._direct = False  # the session is this thread's alone until it is open again
+                if usable:
+                    self._notify()
+                else:
+                    self._resync(port)
+        finally:
+            with lock:
+                self._direct = False
+                self._fd = -1
+                rest, self._tx_rest = self._tx_rest, b""
+            if rest:
+                port.write(rest)  # finish the frame begun (raises on a gone device: the port is dropped)
 
     def _exchange_pyserial(self, port: Any) -> None:
         """_serve's loop through pyserial's read() with a timeout (a port without a usable descriptor): the
@@ -384,22 +442,22 @@ class ArduinoLink:
             )
             if port.timeout != wait:
                 port.timeout = wait
-            self._after_read(port, read_waiting(port))
+            session.receive(read_waiting(port), self._clock())
+            if session.refused or not session.open:
+                self._resync(port)
+                continue
+            session.expire(self._clock())
+            self._notify()
 
-    def _after_read(self, port: Any, data: bytes) -> None:
-        """The session takes what was read: a refusal ends the session, a NOT_READY (the firmware's link
-        watchdog tripped) is a HELLO again on the same port."""
+    def _resync(self, port: Any) -> None:
+        """The session closed while serving: refused (a version mismatch) ends it; a NOT_READY (the firmware's
+        link watchdog tripped) is a HELLO again on the same port."""
         session = self._session
-        session.receive(data, self._clock())
         if session.refused:
             raise LinkError(session.last_error or "version mismatch")
-        if not session.open:  # NOT_READY: the firmware's link watchdog tripped; HELLO again, same port
-            self._notify()
-            if not self._handshake(port):
-                raise LinkError("the device dropped its session and did not answer HELLO")
-            return
-        session.expire(self._clock())
         self._notify()
+        if not self._handshake(port):
+            raise LinkError("the device dropped its session and did not answer HELLO")
 
     def _brake_on_close(self, port: Any) -> None:
         session = self._session

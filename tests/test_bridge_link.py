@@ -410,3 +410,104 @@ def test_close_closes_the_wake_up_pipe_once(tmp_path: Path) -> None:
             os.fstat(fd)
     lk.close()  # idempotent: nothing closed twice
     lk.send(FWD)  # after close: ignored, no write to a closed pipe
+
+
+class PtyBoard:
+    """A SimArduino answering on a pty from a thread of its own until stop(); then the test reads the wire."""
+
+    def __init__(self) -> None:
+        import threading
+        import tty
+
+        from arduino_bridge.sim_arduino import SimArduino
+
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self._sim = SimArduino(boot_at=time.monotonic(), build_id=None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import select
+
+        while not self._stop.is_set():
+            if select.select([self.master], [], [], 0.005)[0]:
+                reply = self._sim.feed(os.read(self.master, 4096), time.monotonic())
+                if reply:
+                    os.write(self.master, reply)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def frames(self, until: Callable[[list[Any]], bool], timeout: float = 3.0) -> list[Any]:
+        """Decode what the host wrote (read from the pty) until `until(messages)` holds."""
+        import select
+
+        from arduino_bridge.codec import FrameReader, decode_message
+
+        reader, messages = FrameReader(), []
+        start = time.monotonic()
+        while not until(messages):
+            assert time.monotonic() - start < timeout, f"not seen within {timeout} s: {messages}"
+            if select.select([self.master], [], [], 0.01)[0]:
+                for item in reader.feed(os.read(self.master, 65536)):
+                    if not isinstance(item, Exception):
+                        messages.append(decode_message(item))
+        return messages
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_send_writes_the_command_to_the_port_itself_before_it_returns() -> None:
+    from arduino_bridge.codec import SetMotors
+
+    board = PtyBoard()
+    try:
+        with ArduinoLink(board.path) as lk:
+            wait_for(lambda: lk.healthy)
+            board.stop()  # the board stops reading: what is on the wire stays there for the test
+            lk.send(FWD)
+            # Already in the pty when send() returned: one os.write on the caller's thread, the I/O thread not
+            # woken for it (it wakes for the acknowledgement). Heartbeats may come first; the read waits for
+            # nothing.
+            got = board.frames(lambda ms: any(isinstance(m, SetMotors) for m in ms), timeout=0.0 + 3.0)
+            assert [m.outputs for m in got if isinstance(m, SetMotors)] == [FWD]
+            assert not lk._woken  # nothing in the wake-up pipe: the thread was not woken for the command
+    finally:
+        board.close()
+
+
+def test_a_frame_the_port_has_no_room_for_is_finished_by_the_thread_before_anything_else() -> None:
+    from arduino_bridge.codec import Heartbeat, SetMotors
+
+    board = PtyBoard()
+    try:
+        with ArduinoLink(board.path) as lk:
+            wait_for(lambda: lk.healthy)
+            board.stop()
+            # Fill the pty towards the board (nobody reads it now) until a write finds no room.
+            filler = os.open(board.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            try:
+                with pytest.raises(BlockingIOError):
+                    while True:
+                        os.write(filler, b"\x00" * 256)  # empty frames: skipped by the board's reader
+            finally:
+                os.close(filler)
+            lk.send(FWD)  # no room: send() hands the frame to the thread, never waits itself
+            lk.send(BACK)  # queued behind it: the wire is the thread's until that frame is out
+            # Drain the pty at once: the thread's pyserial write waits for room up to its write_timeout (0.2
+            # s), which this loop's first read makes within milliseconds. Margin: 0.2 s for a read started at
+            # once.
+            got = board.frames(lambda ms: sum(isinstance(m, SetMotors) for m in ms) >= 2, timeout=3.0)
+            motors = [m.outputs for m in got if isinstance(m, SetMotors)]
+            assert motors == [FWD, BACK]  # whole frames, in order: FWD (finished by the thread), then BACK
+            assert all(isinstance(m, SetMotors | Heartbeat) for m in got)
+            assert lk.stats()["reconnects"] == 0
+    finally:
+        board.close()
