@@ -271,6 +271,84 @@ def run_cpu_link() -> dict[str, Any]:
         return _run_cpu(f'{NO_CAMERA}arduino = "serial"\narduino_port = "{board.path}"\n')
 
 
+def link_thread_cpu(seconds: float = 10.0) -> dict[str, Any]:
+    """The ArduinoLink alone on a pty, a command every 50 ms as the runner sends them: its I/O thread's CPU
+    (/proc/self/task/TID/schedstat, ns) and wake-ups (voluntary context switches) per command, and send()'s own
+    CPU on the sending thread (thread_time). The simulated board (FakeArduino) runs in this process, the link in
+    a fresh interpreter of its own, so neither's Python slows the other."""
+    import json
+
+    from arduino_bridge.fake_device import FakeArduino
+
+    child = f"from bench.app import _link_thread_child; _link_thread_child({{path!r}}, {seconds!r})"
+    with FakeArduino() as board:
+        done = subprocess.run(
+            [sys.executable, "-c", child.format(path=board.path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=seconds + 60,
+        )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the link run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    out: dict[str, Any] = json.loads(lines[-1])
+    return out
+
+
+def _link_thread_child(path: str, seconds: float) -> None:
+    """In its own interpreter: an ArduinoLink on `path`, a command every 50 ms for `seconds`; one JSON line."""
+    import json
+
+    from arduino_bridge.link import ArduinoLink
+    from robot.core.types import ALL_BRAKED
+
+    def task_stat(tid: int) -> tuple[int, int]:
+        task = Path(f"/proc/self/task/{tid}")
+        ns = int((task / "schedstat").read_text().split()[0])
+        status = (task / "status").read_text().splitlines()
+        woken = next(int(line.split()[1]) for line in status if line.startswith("voluntary_ctxt_switches"))
+        return ns, woken
+
+    with ArduinoLink(path) as link:
+        start = time.monotonic()
+        while not link.healthy and time.monotonic() - start < 5.0:
+            time.sleep(0.01)
+        if not link.healthy:
+            raise RuntimeError(f"no link: {link.last_error}")
+        time.sleep(1.0)
+        tid = link._thread.native_id
+        assert tid is not None
+        (ns0, woken0), stats0 = task_stat(tid), link.stats()
+        commands = int(seconds * 20)
+        send_ns = 0
+        due = time.monotonic()
+        for _ in range(commands):
+            t = time.thread_time_ns()
+            link.send(ALL_BRAKED)
+            send_ns += time.thread_time_ns() - t
+            due += 0.05
+            time.sleep(max(0.0, due - time.monotonic()))
+        (ns1, woken1), stats1 = task_stat(tid), link.stats()
+        healthy = link.healthy
+    print(
+        json.dumps(
+            {
+                "commands": commands,
+                "link_thread_ms_per_command": round((ns1 - ns0) / commands / 1e6, 4),
+                "link_thread_wakeups_per_command": round((woken1 - woken0) / commands, 2),
+                "send_ms": round(send_ns / commands / 1e6, 4),
+                "heartbeats": stats1["heartbeats"] - stats0["heartbeats"],
+                "resent": stats1["resent"] - stats0["resent"],
+                "lost": stats1["lost"] - stats0["lost"],
+                "rtt_avg_ms": round(stats1["rtt_avg_ms"], 3),
+                "healthy": healthy,
+            }
+        ),
+        flush=True,
+    )
+
+
 UART_BAUD = 115200
 UART_BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 INTRUDER_M = 0.3  # a leg stepping in front of the robot, inside the 0.5 m stop distance
