@@ -37,6 +37,11 @@ MIN_WAIT_S = 0.001
 # What one os.read() of the port's descriptor asks for: more than a control tick can bring at 115200 baud (576
 # bytes in 50 ms); what is left is read in the next round, at once.
 READ_CHUNK = 4096
+# send() writes a command itself only when the link has written nothing for this long: about a SET_MOTORS
+# frame's time on the wire at 115200 baud (29 bytes, 10 bits each), so send() never writes faster than the
+# wire carries frames. Commands closer together (a burst) go to the I/O thread, which writes the newest of
+# those waiting at its next round, as it always did.
+DIRECT_MIN_GAP_S = 0.0025
 # Linux: the I/O thread waits on the port's descriptor itself (poll), woken through a pipe of its own, and
 # send() writes commands on it (ArduinoLink._direct). Not macOS, whose poll() does not work on character
 # devices such as ttys; there every port takes pyserial's read path.
@@ -160,15 +165,17 @@ class ArduinoLink:
     # --- MotorLink
 
     def send(self, outputs: MotorOutputs) -> None:
-        """Send these pin states: written at once (one non-blocking write, _direct) or queued for the I/O
-        thread, where the newest replaces one not yet written. Never blocks on I/O."""
+        """Send these pin states: written at once (one non-blocking write, _direct; the link idle for
+        DIRECT_MIN_GAP_S) or queued for the I/O thread, where the newest replaces one not yet written. Never
+        blocks on I/O."""
         check_outputs(outputs)
         with self._lock:
             if self._closed:
                 return
             now = self._clock()
-            if self._direct and self._session.open:
-                self._write_locked(self._session.command(outputs, now))
+            session = self._session
+            if self._direct and session.open and now - session.last_tx >= DIRECT_MIN_GAP_S:
+                self._write_locked(session.command(outputs, now))
                 return
             self._pending = (outputs, now)
             if self._piped:

@@ -464,9 +464,12 @@ class PtyBoard:
         os.close(self.slave)
 
 
-def test_send_writes_the_command_to_the_port_itself_before_it_returns() -> None:
+def test_send_writes_the_command_to_the_port_itself_before_it_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from arduino_bridge.codec import SetMotors
 
+    monkeypatch.setattr(link_module, "DIRECT_MIN_GAP_S", 0.0)  # a heartbeat just before must not matter here
     board = PtyBoard()
     try:
         with ArduinoLink(board.path) as lk:
@@ -483,9 +486,14 @@ def test_send_writes_the_command_to_the_port_itself_before_it_returns() -> None:
         board.close()
 
 
-def test_a_frame_the_port_has_no_room_for_is_finished_by_the_thread_before_anything_else() -> None:
+def test_a_frame_the_port_has_no_room_for_is_finished_by_the_thread_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from arduino_bridge.codec import Heartbeat, SetMotors
 
+    monkeypatch.setattr(
+        link_module, "DIRECT_MIN_GAP_S", 0.0
+    )  # send() writes FWD itself, whatever came before
     board = PtyBoard()
     try:
         with ArduinoLink(board.path) as lk:
@@ -511,3 +519,37 @@ def test_a_frame_the_port_has_no_room_for_is_finished_by_the_thread_before_anyth
             assert lk.stats()["reconnects"] == 0
     finally:
         board.close()
+
+
+def test_a_command_right_after_another_frame_goes_to_the_thread_and_a_later_one_is_written_by_send(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    # The clock stands still: for send() every command comes 0 s after the link's last frame, closer than
+    # DIRECT_MIN_GAP_S, so none is written by the sending thread; the I/O thread writes them (the newest wins).
+    frozen = [1000.0]
+    writers: list[str] = []
+    with (
+        FakeArduino(link_dir=tmp_path) as dev,
+        ArduinoLink(str(tmp_path / "ttyACM0"), clock=lambda: frozen[0]) as lk,
+    ):
+        wait_for(lambda: lk.healthy)
+        real_write = lk._write_locked
+
+        def write_locked(wire: bytes) -> None:
+            writers.append(threading.current_thread().name)
+            real_write(wire)
+
+        lk._write_locked = write_locked  # type: ignore[method-assign]
+        for outputs in (FWD, BACK, FWD):
+            lk.send(outputs)
+        wait_for(lambda: dev.pins == FWD, 1.0)
+        assert writers and set(writers) == {"arduino-link"}  # a burst: coalesced by the thread, as always
+        writers.clear()
+        frozen[0] += 1.0 / 64  # 15.6 ms later (exact in binary): the link has been idle long enough
+        lk.send(BACK)
+        assert writers[:1] == [
+            threading.current_thread().name
+        ]  # written by send() itself, before it returned
+        wait_for(lambda: dev.pins == BACK, 1.0)
