@@ -272,12 +272,12 @@ def active_finder() -> CompiledFinder | None:
     return next((f for f in sys.meta_path if isinstance(f, CompiledFinder)), None)
 
 
-def activate(*, quiet: bool = False) -> bool:
+def activate(*, quiet: bool = False, root: Path | None = None) -> bool:
     """Install the finder when a fresh build exists (True); otherwise leave the pure modules and, if a build was
     made but is stale, or cannot be used now, say so in one line on stderr. Call before importing the project."""
     if active_finder() is not None:
         return True
-    st = status()
+    st = status(root)
     if st.state == "stale":
         if not quiet:
             print(
