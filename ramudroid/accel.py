@@ -9,23 +9,20 @@ console script installs before any robot or simulator module is imported. RAMUDR
 RAMUDROID_ACCEL_DIR names the cache (default $XDG_CACHE_HOME/ramudroid/accel). Decisions are the same either way
 (docs/performance.md); the compiled modules need no runtime library beyond Python's.
 
-This module imports only the standard library: it runs before the rest of the project is imported.
+This module imports only the standard library: it runs before the rest of the project is imported, at every start
+of `ramudroid`, so what only a build needs is imported there.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
 import os
-import shutil
-import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +101,8 @@ def _module_file(root: Path, name: str) -> Path | None:
 
 def _imports(path: Path, name: str) -> set[str]:
     """The project modules a file imports anywhere (also under TYPE_CHECKING or inside functions)."""
+    import ast
+
     tree = ast.parse(path.read_bytes(), str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -337,6 +336,8 @@ def mypy_version() -> str:
 
 def check_toolchain() -> None:
     """A C compiler and Python's headers, or an error naming the Debian packages."""
+    import shutil
+
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None and shutil.which("cc") is None:
         raise AccelError(f"no C compiler ({cc}): install gcc (Debian / Raspberry Pi OS: apt install gcc)")
@@ -358,6 +359,10 @@ class BuildResult:
 
 def build(*, force: bool = False, log: Path | None = None) -> BuildResult:
     """Compile ACCEL_MODULES from a copy of their sources into cache_root()/<key>; reuse it when present."""
+    import shutil
+    import subprocess
+    import tempfile
+
     mypy = mypy_version()
     check_toolchain()
     src = source_root()
@@ -438,6 +443,8 @@ def build(*, force: bool = False, log: Path | None = None) -> BuildResult:
 
 def _prune(cache: Path, keep: Path) -> None:
     """Remove the other builds for this Python: they are stale once this one exists."""
+    import shutil
+
     for build_dir, manifest in _manifests(cache):
         if build_dir != keep and manifest.get("python") == python_tag():
             shutil.rmtree(build_dir, ignore_errors=True)
