@@ -24,7 +24,7 @@ import os
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -357,7 +357,9 @@ class BuildResult:
     seconds: float
 
 
-def build(*, force: bool = False, log: Path | None = None) -> BuildResult:
+def build(
+    *, force: bool = False, log: Path | None = None, announce: Callable[[str], None] | None = None
+) -> BuildResult:
     """Compile ACCEL_MODULES from a copy of their sources into cache_root()/<key>; reuse it when present."""
     import shutil
     import subprocess
@@ -373,6 +375,8 @@ def build(*, force: bool = False, log: Path | None = None) -> BuildResult:
     final = cache / key
     if (final / MANIFEST).is_file() and not force:
         return BuildResult(final, True, 0.0)
+    if announce is not None:
+        announce(f"compiling {len(ACCEL_MODULES)} modules with mypyc into {final} (a minute or two)")
     cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache))

@@ -66,11 +66,8 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
 def _cmd_accel_build(args: argparse.Namespace) -> int:
     from ramudroid import accel
 
-    print(
-        f"compiling {len(accel.ACCEL_MODULES)} modules with mypyc into {accel.cache_root()} (a minute or two)"
-    )
     try:
-        result = accel.build(force=args.force)
+        result = accel.build(force=args.force, announce=lambda line: print(line, flush=True))
     except accel.AccelError as err:
         raise RamudroidError(f"accel build: {err}") from err
     if result.reused:
