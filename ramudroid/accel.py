@@ -295,7 +295,19 @@ def activate(*, quiet: bool = False, root: Path | None = None) -> bool:
                 file=sys.stderr,
             )
         return False
-    sys.meta_path.insert(0, CompiledFinder(st.build_dir, files))
+    finder = CompiledFinder(st.build_dir, files)
+    sys.meta_path.insert(0, finder)
+    try:  # mypyc's shared library: loading it runs none of the modules; a broken build fails here, not later
+        importlib.import_module(f"{GROUP}__mypyc")
+    except ImportError as err:
+        sys.meta_path.remove(finder)
+        sys.modules.pop(f"{GROUP}__mypyc", None)
+        if not quiet:
+            print(
+                f"ramudroid: compiled modules cannot be loaded ({err}): run `{BUILD_COMMAND} --force`",
+                file=sys.stderr,
+            )
+        return False
     return True
 
 

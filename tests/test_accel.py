@@ -154,6 +154,16 @@ def test_ramudroid_accel_0_never_loads_a_build(cache: Path, monkeypatch: pytest.
     assert done.stdout.startswith("compiled modules: off (RAMUDROID_ACCEL=0")
 
 
+def test_a_build_that_cannot_be_loaded_is_left_alone_in_one_line(cache: Path) -> None:
+    fake_build(cache, ROOT)  # fresh by its hashes, but its shared library is an empty file
+    done = ramudroid("sim", "list", env=env_with(RAMUDROID_ACCEL_DIR=str(cache)))
+    assert done.returncode == 0, done.stderr
+    assert "sunny_day" in done.stdout
+    [line] = done.stderr.splitlines()
+    assert line.startswith("ramudroid: compiled modules cannot be loaded (")
+    assert line.endswith("): run `ramudroid accel build --force`")
+
+
 def test_the_finder_is_not_installed_once_a_compiled_module_was_imported_pure(cache: Path) -> None:
     fake_build(cache, ROOT)
     assert "robot.core.types" in sys.modules  # this process imported the pure modules (conftest)
