@@ -276,7 +276,16 @@ def activate(*, quiet: bool = False, root: Path | None = None) -> bool:
     made but is stale, or cannot be used now, say so in one line on stderr. Call before importing the project."""
     if active_finder() is not None:
         return True
-    st = status(root)
+    try:
+        st = status(root)
+    except OSError as err:  # e.g. RAMUDROID_ACCEL_DIR names no usable path: the robot must still start
+        if not quiet:
+            print(
+                f"ramudroid: compiled modules not used: their cache cannot be read ({err}): "
+                "check RAMUDROID_ACCEL_DIR",
+                file=sys.stderr,
+            )
+        return False
     if st.state == "stale":
         if not quiet:
             print(

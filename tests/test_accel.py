@@ -164,6 +164,16 @@ def test_a_build_that_cannot_be_loaded_is_left_alone_in_one_line(cache: Path) ->
     assert line.endswith("): run `ramudroid accel build --force`")
 
 
+def test_a_cache_path_that_cannot_be_read_is_left_alone_in_one_line(tmp_path: Path) -> None:
+    unusable = tmp_path / ("a" * 300)  # one name longer than the file system allows: ENAMETOOLONG
+    done = ramudroid("sim", "list", env=env_with(RAMUDROID_ACCEL_DIR=str(unusable)))
+    assert done.returncode == 0, done.stderr
+    assert "sunny_day" in done.stdout
+    [line] = done.stderr.splitlines()
+    assert line.startswith("ramudroid: compiled modules not used: their cache cannot be read (")
+    assert line.endswith("): check RAMUDROID_ACCEL_DIR")
+
+
 def test_the_finder_is_not_installed_once_a_compiled_module_was_imported_pure(cache: Path) -> None:
     fake_build(cache, ROOT)
     assert "robot.core.types" in sys.modules  # this process imported the pure modules (conftest)
