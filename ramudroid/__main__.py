@@ -2,6 +2,6 @@
 
 import sys
 
-from ramudroid.cli import main
+from ramudroid.accel import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -63,6 +63,28 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accel_build(args: argparse.Namespace) -> int:
+    from ramudroid import accel
+
+    try:
+        result = accel.build(force=args.force, announce=lambda line: print(line, flush=True))
+    except accel.AccelError as err:
+        raise RamudroidError(f"accel build: {err}") from err
+    if result.reused:
+        print(f"up to date: {result.build_dir}")
+    else:
+        print(f"built in {result.seconds:.0f} s: {result.build_dir}")
+    return 0
+
+
+def _cmd_accel_status(args: argparse.Namespace) -> int:
+    from ramudroid import accel
+
+    st = accel.status()
+    print(accel.status_text(st))
+    return 0 if st.state == "fresh" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole CLI, for main() and for the tests."""
     parser = argparse.ArgumentParser(
@@ -92,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the effective configuration (secrets hidden)")
     show.add_argument("--json", action="store_true", help="as JSON instead of TOML")
     show.set_defaults(func=_cmd_config_show)
+
+    accel = sub.add_parser(
+        "accel", help="compiled step modules (mypyc), optional: the same decisions, a faster simulator"
+    )
+    accel_sub = accel.add_subparsers(dest="accel_command", metavar="ACTION", required=True)
+    accel_build = accel_sub.add_parser(
+        "build", help="compile the step's pure modules into the cache (needs mypy, gcc, python3-dev)"
+    )
+    accel_build.add_argument("--force", action="store_true", help="build again even when up to date")
+    accel_build.set_defaults(func=_cmd_accel_build)
+    accel_status = accel_sub.add_parser(
+        "status", help="whether a build exists, is fresh (used) or stale, and what it holds"
+    )
+    accel_status.set_defaults(func=_cmd_accel_status)
 
     for name in SUBCOMMAND_MODULES:
         try:

@@ -200,14 +200,18 @@ class HardwareSettings:
     lcd_addr: int = _f(0x27, 0x03, 0x77)
 
 
+_GEOMETRY = Geometry()  # the core's default body
+
+
 @dataclass(frozen=True)
 class GeometrySettings:
     """The robot's body and drive wheels, for navigation and the simulator (defaults: robot.core.types.Geometry)."""
 
-    wheel_base_m: float = _f(Geometry.wheel_base_m, 0.1, 2.0)
-    wheel_diameter_m: float = _f(Geometry.wheel_diameter_m, 0.02, 1.0)
-    wheel_rpm: float = _f(Geometry.wheel_rpm, 10.0, 3000.0)
-    radius_m: float = _f(Geometry.radius_m, 0.1, 3.0)
+    # From an instance, not the class: compiled (`ramudroid accel`), a field on the class is a slot descriptor.
+    wheel_base_m: float = _f(_GEOMETRY.wheel_base_m, 0.1, 2.0)
+    wheel_diameter_m: float = _f(_GEOMETRY.wheel_diameter_m, 0.02, 1.0)
+    wheel_rpm: float = _f(_GEOMETRY.wheel_rpm, 10.0, 3000.0)
+    radius_m: float = _f(_GEOMETRY.radius_m, 0.1, 3.0)
 
     def body(self) -> Geometry:
         """As the core's Geometry."""

@@ -54,8 +54,9 @@ class SimClock:
 class FaultyArduino(SimArduino):
     """The simulated Arduino with a noisy USB cable: flips one bit in each of the next N bytes it receives."""
 
-    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, seed: int = 0, boot_at: float = 0.0) -> None:
+        # Named, not **kwargs: compiled (`ramudroid accel`), an empty **kwargs reached SimArduino as a float.
+        super().__init__(boot_at=boot_at)
         self.pending_corruptions = 0
         self.corrupted = 0
         self._k = seed * 2654435761 % 2**32 or 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,10 @@ from robot.core.types import (
     State,
 )
 from robot.hardware.interfaces import GpsFix, PowerReading
+
+# The `ramudroid` commands the tests start run the pure modules, whatever the user's cache holds (a compiled
+# build, fresh or stale: ramudroid.accel); tests/test_accel.py sets its own. RAMUDROID_ACCEL=1 runs them compiled.
+os.environ.setdefault("RAMUDROID_ACCEL", "0")
 
 # ---- the decision core ------------------------------------------------------------------------------------
 
