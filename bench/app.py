@@ -23,6 +23,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A measured child interpreter starts as the `ramudroid` command does: with the compiled step modules when
+# `ramudroid accel build` made them and they are fresh (RAMUDROID_ACCEL=0: the pure ones), so that the figure is
+# the command's. Its JSON says which ("compiled").
+_AS_RAMUDROID = "from ramudroid import accel; accel.activate(quiet=True); "
+
+
+def _compiled() -> bool:
+    """Whether this process runs the compiled step modules (robot.supervisor stands for all of them)."""
+    import robot.supervisor
+    from ramudroid import accel
+
+    return accel.is_compiled(robot.supervisor)
+
+
 def _start_run(tmp: str, extra_toml: str = "") -> tuple[subprocess.Popen[str], float, float]:
     """Start `ramudroid run` (simulator + dashboard); returns the process, its start time and seconds to ready."""
     port = _free_port()
@@ -31,7 +45,7 @@ def _start_run(tmp: str, extra_toml: str = "") -> tuple[subprocess.Popen[str], f
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ramudroid.cli", "-c", str(cfg), "run"],
+        [sys.executable, "-m", "ramudroid", "-c", str(cfg), "run"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -122,7 +136,8 @@ def _run_cpu(extra_toml: str = "", window_s: float = 30.0, settle_s: float = 5.0
         cfg = Path(tmp) / "bench.toml"
         cfg.write_text(f'[robot]\nstate_dir = "{tmp}/state"\n[web]\nport = {_free_port()}\n{extra_toml}')
         code = (
-            f"from bench.app import _run_cpu_child; _run_cpu_child({str(cfg)!r}, {window_s!r}, {settle_s!r})"
+            f"{_AS_RAMUDROID}from bench.app import _run_cpu_child; "
+            f"_run_cpu_child({str(cfg)!r}, {window_s!r}, {settle_s!r})"
         )
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=window_s + 120
@@ -176,7 +191,13 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
     def attach(robot: Any, runner: Any) -> None:
         held.update(robot=robot, runner=runner, loop=asyncio.get_running_loop())
         if robot.sim_arduino is not None:  # the link calls the simulated Arduino's feed for every frame
-            robot.sim_arduino.feed = timed("sim_arduino", robot.sim_arduino.feed)
+            try:
+                robot.sim_arduino.feed = timed("sim_arduino", robot.sim_arduino.feed)
+            except (
+                AttributeError
+            ):  # compiled (a native class): its CPU stays in robot_tick_cpu_ms, which says so
+                del sim_s["sim_arduino"]
+                result["sim_arduino_in_robot"] = True
         for spec in PARTS:
             part: Any = getattr(robot.parts, spec.name, None)
             source = getattr(part, "_source", None)
@@ -211,6 +232,7 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
             sim = {"world_task": world1 - world0, **{k: sim1[k] - sim0.get(k, 0.0) for k in sim1}}
             robot_cpu = cpu - sum(sim.values())
             result.update(
+                compiled=_compiled(),
                 cpu_s=round(cpu, 2),
                 wall_s=round(t1 - t0, 2),
                 ticks=int(ticks),
@@ -280,7 +302,7 @@ def link_thread_cpu(seconds: float = 10.0) -> dict[str, Any]:
 
     from arduino_bridge.fake_device import FakeArduino
 
-    child = f"from bench.app import _link_thread_child; _link_thread_child({{path!r}}, {seconds!r})"
+    child = f"{_AS_RAMUDROID}from bench.app import _link_thread_child; _link_thread_child({{path!r}}, {seconds!r})"
     with FakeArduino() as board:
         done = subprocess.run(
             [sys.executable, "-c", child.format(path=board.path)],
@@ -334,6 +356,7 @@ def _link_thread_child(path: str, seconds: float) -> None:
     print(
         json.dumps(
             {
+                "compiled": _compiled(),
                 "commands": commands,
                 "link_thread_ms_per_command": round((ns1 - ns0) / commands / 1e6, 4),
                 "link_thread_wakeups_per_command": round((woken1 - woken0) / commands, 2),
