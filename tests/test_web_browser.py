@@ -3,7 +3,6 @@ login, and one driver at a time."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -19,6 +18,7 @@ from robot.core.types import ALL_BRAKED, Alert, Command, CommandKind, Severity
 from robot.hardware.interfaces import GpsFix
 from robot.passwords import hash_password
 from robot.telemetry import Telemetry, TelemetryBus, part_list
+from tests.ports import free_ports
 from web.app import create_app
 from web.server import Dashboard
 
@@ -118,12 +118,6 @@ def telemetry(at: float, **overrides: Any) -> Telemetry:
     return replace(base, **overrides)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Live:
     """The app on a real server in its own thread (as `ramudroid run` starts it, e-stop listener included)."""
 
@@ -131,7 +125,7 @@ class Live:
         self.clock = FakeClock()
         self.bus = TelemetryBus()
         self.queue = CommandQueue()
-        self.port, self.estop_port = _free_port(), _free_port()
+        self.port, self.estop_port = free_ports(2)
         stop = EmergencyStop(self.queue, None, self.clock)
         self.app = create_app(
             self.bus,
