@@ -218,6 +218,7 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 robot.supervisor.core.state,
                 time.monotonic(),
             )
+            power0 = robot.supervisor.core.power
             time.sleep(window_s)
             sent1, cpu1, threads1 = robot.link.stats()["sent"], _process_cpu_s(pid), _thread_cpu_s(pid)
             world1, sim1, state1, t1 = (
@@ -226,6 +227,7 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 robot.supervisor.core.state,
                 time.monotonic(),
             )
+            power1 = robot.supervisor.core.power
             names = {t.native_id: t.name for t in threading.enumerate()}
             ticks = sent1 - sent0
             cpu = cpu1 - cpu0
@@ -239,6 +241,9 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 tick_cpu_ms=round(cpu / ticks * 1000, 3),
                 cpu_pct_of_core=round(cpu / (t1 - t0) * 100, 1),
                 states=sorted({state0.value, state1.value}),
+                # The loads' source at both ends: on the panel the power monitor is read at the control rate, on
+                # the battery mostly 5 times a second (robot/runner.py, POWER_RESTING_POLL_S).
+                power=sorted({power0.value, power1.value}),
                 sim_cpu_s={k: round(v, 3) for k, v in sim.items()},
                 robot_tick_cpu_ms=round(robot_cpu / ticks * 1000, 3),
                 robot_cpu_pct_of_core=round(robot_cpu / (t1 - t0) * 100, 1),

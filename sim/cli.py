@@ -124,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     r = result.report
     speed = r["simulated_s"] / r["wall_s"] if r["wall_s"] > 0 else float("inf")
     print(summary(sc.name, r, speed))
+    print(modules_line())
     for f in files:
         print(f)
     return verdict(sc, r, cut_short=duration is not None and duration < sc.duration_s)
@@ -144,6 +145,17 @@ def verdict(sc: Any, report: dict[str, Any], *, cut_short: bool = False) -> int:
         print(f"unmet: {line}")
     print(f"expectations: {len(sc.expect) - len(failed)} of {len(sc.expect)} met")
     return 1 if failed else 0
+
+
+def modules_line() -> str:
+    """Which step modules ran the simulation: compiled (`ramudroid accel build`, fresh) or pure Python."""
+    import importlib.machinery
+
+    import sim.run
+
+    if isinstance(getattr(sim.run.__spec__, "loader", None), importlib.machinery.ExtensionFileLoader):
+        return "step modules: compiled (ramudroid accel)"
+    return "step modules: pure Python (`ramudroid accel build` compiles them: about twice the speed)"
 
 
 def summary(name: str, r: dict[str, Any], speed: float) -> str:
@@ -256,6 +268,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(batch_table(rows))
     sim_h = sum(r.simulated_h for r in rows)
     print(f"{len(rows)} scenarios, {sim_h:.1f} h simulated in {wall:.1f} s wall on {jobs} processes")
+    print(modules_line())
     for r in rows:
         for line in r.unmet:
             print(f"unmet: {line}")

@@ -250,6 +250,7 @@ def test_compiled_and_pure_make_the_same_report_and_trace(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "stale" not in done.stderr
+        assert ("step modules: compiled" in done.stdout) == (variant == "compiled"), done.stdout
         report = json.loads((d / "report.json").read_text(encoding="utf-8"))
         report.pop("wall_s")
         out[variant] = (report, (d / "trace").read_bytes())
