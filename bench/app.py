@@ -298,6 +298,21 @@ def run_cpu_link() -> dict[str, Any]:
         return _run_cpu(f'{NO_CAMERA}arduino = "serial"\narduino_port = "{board.path}"\n')
 
 
+# The loads on the panel, as through most of a clear working day: the power monitor is then read at the control
+# rate (robot/runner.py), where on the battery it rests at 5 reads a second. midday_cloud starts at 11:00 in full
+# sun (its clouds come at 11:10); with no dwell the relay moves to the panel at the first step that sees it carry
+# the load, not after power.panel_return_s (30 min) on the battery from boot.
+ON_PANEL = '[sim]\nscenario = "midday_cloud"\n[power]\nswitch_dwell_s = 0\npanel_return_s = 0\n'
+
+
+def run_cpu_link_panel() -> dict[str, Any]:
+    """run_cpu_link with the loads on the panel (ON_PANEL); its `power` says where they were at both ends."""
+    from arduino_bridge.fake_device import FakeArduino
+
+    with FakeArduino() as board:
+        return _run_cpu(f'{NO_CAMERA}arduino = "serial"\narduino_port = "{board.path}"\n{ON_PANEL}')
+
+
 def link_thread_cpu(seconds: float = 10.0) -> dict[str, Any]:
     """The ArduinoLink alone on a pty, a command every 50 ms as the runner sends them: its I/O thread's CPU
     (/proc/self/task/TID/schedstat, ns) and wake-ups (voluntary context switches) per command, and send()'s own

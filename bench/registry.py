@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[], Any]] = {
 # narrow figures these two used to be, under names that say what they cover.
 BENCHMARKS["run_cpu"] = _lazy("bench.app", "run_cpu")
 BENCHMARKS["run_cpu_link"] = _lazy("bench.app", "run_cpu_link")
+BENCHMARKS["run_cpu_link_panel"] = _lazy("bench.app", "run_cpu_link_panel")
 BENCHMARKS["link_thread_cpu"] = _lazy("bench.app", "link_thread_cpu")
 BENCHMARKS["obstacle_detail"] = _lazy("bench.app", "obstacle_detail")
 BENCHMARKS["core_obstacle_to_frame_ms"] = _lazy("bench.app", "core_obstacle_to_frame_ms")
