@@ -110,14 +110,14 @@ def _process_cpu_s(pid: int) -> float:
 
 
 def _thread_cpu_s(pid: int) -> dict[int, float]:
-    """User + system CPU seconds of each thread of a process so far (/proc/PID/task/*/stat)."""
+    """CPU seconds of each thread of a process so far, to the nanosecond (/proc/PID/task/*/schedstat: a thread
+    of the robot spends a few ms a second, which stat's 10 ms clock ticks would round away)."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the thread ended meanwhile
+            out[int(task.name)] = int((task / "schedstat").read_text().split()[0]) / 1e9
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile
             continue
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return out
 
 
@@ -248,7 +248,7 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 robot_tick_cpu_ms=round(robot_cpu / ticks * 1000, 3),
                 robot_cpu_pct_of_core=round(robot_cpu / (t1 - t0) * 100, 1),
                 thread_cpu_s={
-                    names.get(tid, str(tid)): round(v - threads0.get(tid, 0.0), 2)
+                    names.get(tid, str(tid)): round(v - threads0.get(tid, 0.0), 4)
                     for tid, v in sorted(threads1.items(), key=lambda kv: kv[1] - threads0.get(kv[0], 0.0))[
                         ::-1
                     ]
