@@ -76,7 +76,11 @@ class Poller:
         # period of the parts.
         self._pace = pace
         self._stop = threading.Event()
-        self._kick = threading.Event()
+        # Held while no kick is pending; kick() releases it and the thread's timed acquire() both waits and takes
+        # the kick. A plain lock's timed acquire is one C call: an Event's wait() and clear() cost 20-30 us more
+        # CPU a wake-up on the measuring machine (docs/performance.md, "The Pi tick, sixth round").
+        self._kick = threading.Lock()
+        self._kick.acquire()
         label = "+".join(name for name, _, _, _ in parts)
         self._thread = threading.Thread(target=self._run, name=f"poll-{label}", daemon=True)
 
@@ -106,16 +110,20 @@ class Poller:
                         self._deliver(name, value, None, value_age)
             wakes += 1
             wait_s = period if self._pace is None else self._pace()
-            kicked = self._kick.wait(max(0.0, wait_s - (self._clock() - started)))
-            self._kick.clear()
+            kicked = self._kick.acquire(timeout=max(0.0, wait_s - (self._clock() - started)))
 
     def kick(self) -> None:
         """Read again now rather than at the next period (a driver saw something safety-relevant)."""
-        self._kick.set()
+        with contextlib.suppress(RuntimeError):  # a kick already pending: one read serves both
+            self._kick.release()
+
+    def kick_pending(self) -> bool:
+        """Whether a kick waits for the thread (it reads at once when it next waits)."""
+        return not self._kick.locked()
 
     def close(self) -> None:
         self._stop.set()
-        self._kick.set()
+        self.kick()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=1.0)
 

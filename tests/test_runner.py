@@ -334,36 +334,37 @@ def test_a_step_that_puts_the_loads_on_the_panel_wakes_the_resting_power_poller(
     rig.sup.core = rig.sup.core._replace(power=PowerSource.BATTERY)
     assert r._power_pace() == runner_mod.POWER_RESTING_POLL_S
     r.on_step(1.0)  # still on the battery: the poller rests
-    assert not poller._kick.is_set()
+    assert not poller.kick_pending()
     rig.sup.core = rig.sup.core._replace(power=PowerSource.PANEL)
     r.on_step(1.05)  # the step moved the relay to the panel: read now
-    assert poller._kick.is_set()
+    assert poller.kick_pending()
     assert not r._power_resting
-    poller._kick.clear()
+    assert poller._kick.acquire(blocking=False)  # the thread takes the kick
     r.on_step(1.1)  # kicked once, not at every step
-    assert not poller._kick.is_set()
+    assert not poller.kick_pending()
     assert outer == [1.0, 1.05, 1.1]  # the runner's own on_step still runs after each step
 
 
 class CountedWaits:
-    """Stands in for a Poller's kick event: records each wait's timeout, returns at once, stops after `n`."""
+    """Stands in for a Poller's kick lock: records each wait's timeout, returns at once (no kick), stops after
+    `n`."""
 
     def __init__(self, poller: runner_mod.Poller, n: int, clock: FakeClock) -> None:
         self.poller, self.n, self.clock = poller, n, clock
         self.waits: list[float] = []
 
-    def wait(self, timeout: float) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         self.waits.append(round(timeout, 9))
         self.clock.advance(timeout)
         if len(self.waits) >= self.n:
             self.poller._stop.set()
         return False
 
-    def clear(self) -> None:
+    def release(self) -> None:
         pass
 
-    def set(self) -> None:
-        pass
+    def locked(self) -> bool:
+        return True
 
 
 def test_a_paced_poller_waits_what_its_pace_says_less_the_reads_time() -> None:
