@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -175,6 +176,8 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
     sim_s: dict[str, float] = {}  # each timed piece of the simulator, written by the one thread that runs it
     held: dict[str, Any] = {}
     result: dict[str, Any] = {}
+    step_s = [0.0]  # CPU in Runner._step_once, written by the loop's thread
+    send_s = [0.0]  # CPU in the link's send(), inside the step
 
     def timed(name: str, fn: Any) -> Any:
         sim_s[name] = 0.0
@@ -195,9 +198,30 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 robot.sim_arduino.feed = timed("sim_arduino", robot.sim_arduino.feed)
             except (
                 AttributeError
-            ):  # compiled (a native class): its CPU stays in robot_tick_cpu_ms, which says so
+            ):  # compiled (a native class): its CPU stays in robot_tick_cpu_ms, as it says
                 del sim_s["sim_arduino"]
                 result["sim_arduino_in_robot"] = True
+        step_once = runner._step_once
+
+        def timed_step() -> Any:  # the whole step in the loop's thread; the rest of that thread is the loop's
+            t = time.thread_time()
+            try:
+                return step_once()
+            finally:
+                step_s[0] += time.thread_time() - t
+
+        runner._step_once = timed_step
+        send = robot.link.send
+
+        def timed_send(outputs: Any) -> Any:  # the frame made and written, inside the step
+            t = time.thread_time()
+            try:
+                return send(outputs)
+            finally:
+                send_s[0] += time.thread_time() - t
+
+        with contextlib.suppress(AttributeError):  # a compiled DirectLink (the twin link): not split out
+            robot.link.send = timed_send
         for spec in PARTS:
             part: Any = getattr(robot.parts, spec.name, None)
             source = getattr(part, "_source", None)
@@ -219,6 +243,7 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 time.monotonic(),
             )
             power0 = robot.supervisor.core.power
+            step0, send0 = step_s[0], send_s[0]
             time.sleep(window_s)
             sent1, cpu1, threads1 = robot.link.stats()["sent"], _process_cpu_s(pid), _thread_cpu_s(pid)
             world1, sim1, state1, t1 = (
@@ -228,11 +253,15 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 time.monotonic(),
             )
             power1 = robot.supervisor.core.power
+            step1, send1 = step_s[0], send_s[0]
             names = {t.native_id: t.name for t in threading.enumerate()}
             ticks = sent1 - sent0
             cpu = cpu1 - cpu0
             sim = {"world_task": world1 - world0, **{k: sim1[k] - sim0.get(k, 0.0) for k in sim1}}
             robot_cpu = cpu - sum(sim.values())
+            main_thread = threads1.get(threading.main_thread().native_id or 0, 0.0) - threads0.get(
+                threading.main_thread().native_id or 0, 0.0
+            )
             result.update(
                 compiled=_compiled(),
                 cpu_s=round(cpu, 2),
@@ -247,6 +276,12 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
                 sim_cpu_s={k: round(v, 3) for k, v in sim.items()},
                 robot_tick_cpu_ms=round(robot_cpu / ticks * 1000, 3),
                 robot_cpu_pct_of_core=round(robot_cpu / (t1 - t0) * 100, 1),
+                # The loop's thread in two: the runner's steps (Runner._step_once: the world's catch-up, the inline
+                # reads, the supervisor's step, the frame sent), and the rest (the event loop, its wake-ups, the
+                # other callbacks and tasks).
+                step_cpu_ms=round((step1 - step0) / ticks * 1000, 3),
+                send_cpu_ms=round((send1 - send0) / ticks * 1000, 3),  # of step_cpu_ms: the link's send()
+                loop_rest_cpu_ms=round((main_thread - (step1 - step0)) / ticks * 1000, 3),
                 thread_cpu_s={
                     names.get(tid, str(tid)): round(v - threads0.get(tid, 0.0), 4)
                     for tid, v in sorted(threads1.items(), key=lambda kv: kv[1] - threads0.get(kv[0], 0.0))[
