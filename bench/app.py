@@ -196,9 +196,8 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
         if robot.sim_arduino is not None:  # the link calls the simulated Arduino's feed for every frame
             try:
                 robot.sim_arduino.feed = timed("sim_arduino", robot.sim_arduino.feed)
-            except (
-                AttributeError
-            ):  # compiled (a native class): its CPU stays in robot_tick_cpu_ms, as it says
+            except AttributeError:
+                # Compiled, a native class: its CPU stays in robot_tick_cpu_ms, and the JSON says so.
                 del sim_s["sim_arduino"]
                 result["sim_arduino_in_robot"] = True
         step_once = runner._step_once
@@ -259,9 +258,8 @@ def _run_cpu_child(config: str, window_s: float, settle_s: float) -> None:
             cpu = cpu1 - cpu0
             sim = {"world_task": world1 - world0, **{k: sim1[k] - sim0.get(k, 0.0) for k in sim1}}
             robot_cpu = cpu - sum(sim.values())
-            main_thread = threads1.get(threading.main_thread().native_id or 0, 0.0) - threads0.get(
-                threading.main_thread().native_id or 0, 0.0
-            )
+            loop_tid = threading.main_thread().native_id or 0
+            main_thread = threads1.get(loop_tid, 0.0) - threads0.get(loop_tid, 0.0)
             result.update(
                 compiled=_compiled(),
                 cpu_s=round(cpu, 2),
